@@ -1,0 +1,144 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ConfigurationError } from './errors.js';
+import { NAME_PATTERN } from './registry/layout.js';
+
+/**
+ * The manifest of models: one file (`models/manifest.json`) read by the CDK app, the local stack,
+ * the retraining function and the CLI, so a model is declared once.
+ */
+
+const name = z.string().regex(NAME_PATTERN, 'must be 1-63 characters of a-z, 0-9, "-" or "_", starting with a letter or digit');
+
+const layerSchema = z.strictObject({
+  type: z.literal('dense'),
+  units: z.number().int().positive(),
+  activation: z.enum(['relu', 'sigmoid', 'softmax', 'tanh', 'linear', 'elu', 'selu']).default('linear'),
+});
+
+const definitionSchema = z.strictObject({
+  /** Column names of the CSV features, in model input order. */
+  features: z.array(z.string().min(1)).min(1),
+  /** Column name of the label. */
+  label: z.string().min(1),
+  /** Bake per-feature standardization (training-set mean and std) into the model as a frozen first layer. */
+  standardize: z.boolean().default(true),
+  layers: z.array(layerSchema).min(1),
+  compile: z.strictObject({
+    optimizer: z.enum(['adam', 'sgd', 'rmsprop']).default('adam'),
+    learningRate: z.number().positive().default(0.001),
+    loss: z.enum(['binaryCrossentropy', 'meanSquaredError', 'categoricalCrossentropy']).default('binaryCrossentropy'),
+    metrics: z.array(z.string()).default(['accuracy']),
+  }),
+  fit: z.strictObject({
+    epochs: z.number().int().positive().max(10_000),
+    batchSize: z.number().int().positive().default(32),
+    validationSplit: z.number().gt(0).lt(1).default(0.2),
+    seed: z.number().int().default(42),
+  }),
+  gate: z
+    .strictObject({
+      metric: z.string().default('val_accuracy'),
+      /** The candidate must beat the live version by at least this much. */
+      minImprovement: z.number().default(0),
+      /** ...or, when negative differences are tolerated, lose by at most this much. */
+      maxRegression: z.number().min(0).default(0),
+    })
+    .default({ metric: 'val_accuracy', minImprovement: 0, maxRegression: 0 }),
+});
+
+const modelSchema = z
+  .strictObject({
+    name,
+    description: z.string().optional(),
+    alias: name.default('live'),
+    runtime: z.enum(['wasm', 'native']).default('wasm'),
+    memoryMiB: z.number().int().min(128).max(10_240).default(1024),
+    timeoutSeconds: z.number().int().min(1).max(900).default(30),
+    reservedConcurrency: z.number().int().min(1).optional(),
+    provisionedConcurrency: z.number().int().min(0).default(0),
+    auth: z.enum(['AWS_IAM', 'NONE']).default('AWS_IAM'),
+    cors: z
+      .strictObject({
+        allowOrigins: z.array(z.string()).min(1),
+        allowHeaders: z.array(z.string()).optional(),
+        maxAgeSeconds: z.number().int().min(0).optional(),
+      })
+      .optional(),
+    aliasCheckSeconds: z.number().int().min(1).max(3600).default(60),
+    retrain: z
+      .strictObject({
+        schedule: z.string().regex(/^(rate|cron)\(.+\)$/, 'must be an EventBridge rate(...) or cron(...) expression'),
+        datasetPrefix: z.string().optional(),
+        timeoutSeconds: z.number().int().min(60).max(900).default(900),
+        memoryMiB: z.number().int().min(128).max(10_240).default(2048),
+      })
+      .optional(),
+    definition: definitionSchema.optional(),
+  })
+  .superRefine((m, ctx) => {
+    if (m.cors && m.auth !== 'NONE') {
+      ctx.addIssue({ code: 'custom', path: ['cors'], message: 'CORS is only for auth "NONE" (IAM-signed calls come from servers)' });
+    }
+    if (m.retrain && !m.definition) {
+      ctx.addIssue({ code: 'custom', path: ['retrain'], message: 'retraining needs a "definition" to train' });
+    }
+    if (m.reservedConcurrency !== undefined && m.provisionedConcurrency > m.reservedConcurrency) {
+      ctx.addIssue({ code: 'custom', path: ['provisionedConcurrency'], message: 'cannot exceed reservedConcurrency' });
+    }
+  });
+
+const manifestSchema = z.strictObject({
+  app: name.default('aiaas'),
+  models: z.array(modelSchema).min(1),
+});
+
+export type Manifest = z.output<typeof manifestSchema>;
+export type ModelSpec = z.output<typeof modelSchema>;
+export type ModelDefinition = z.output<typeof definitionSchema>;
+
+/** Validates a parsed manifest; the error names the model and the field at fault. */
+export function parseManifest(input: unknown, source = 'manifest'): Manifest {
+  const result = manifestSchema.safeParse(input);
+  if (!result.success) {
+    const raw = input as { models?: Array<{ name?: unknown }> } | undefined;
+    const lines = result.error.issues.map((issue) => {
+      const [first, index, ...rest] = issue.path;
+      if (first === 'models' && typeof index === 'number') {
+        const modelName = raw?.models?.[index]?.name;
+        const who = typeof modelName === 'string' ? `model "${modelName}"` : `models[${index}]`;
+        return `${who}: ${rest.length ? `field "${rest.join('.')}"` : 'entry'}: ${issue.message}`;
+      }
+      return `field "${issue.path.join('.') || '(root)'}": ${issue.message}`;
+    });
+    throw new ConfigurationError(`Invalid ${source}: ${lines.join('; ')}`);
+  }
+  const seen = new Set<string>();
+  for (const model of result.data.models) {
+    if (seen.has(model.name)) throw new ConfigurationError(`Invalid ${source}: model "${model.name}" is declared twice`);
+    seen.add(model.name);
+  }
+  return result.data;
+}
+
+/** Reads and validates a manifest file. */
+export function loadManifest(path: string): Manifest {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new ConfigurationError(`Cannot read manifest ${path}`, { cause });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigurationError(`Manifest ${path} is not valid JSON: ${(cause as Error).message}`, { cause });
+  }
+  return parseManifest(json, `manifest ${path}`);
+}
+
+/** The dataset prefix of a model in the registry bucket. */
+export function datasetPrefix(model: ModelSpec): string {
+  return model.retrain?.datasetPrefix ?? `datasets/${model.name}/`;
+}

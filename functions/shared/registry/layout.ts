@@ -1,0 +1,75 @@
+import { InvalidNameError } from '../errors.js';
+
+/**
+ * Key layout of the registry bucket, in the spirit of TensorFlow Serving's base path:
+ *
+ *   models/<model>/versions/<n>/model.json, weight shards, metadata.json (written last: the commit)
+ *   models/<model>/claims/<n>/<id>                  version-number claims (see claim.ts)
+ *   models/<model>/aliases/<alias>.json             the alias pointer (cheap conditional GET)
+ *   models/<model>/aliases/<alias>/history/<seq>/<id>.json   append-only alias history
+ *   models/<model>/reports/<n>/...                  training reports
+ *   datasets/<model>/...                            training data (CSV)
+ *
+ * Every name that reaches a key passes through these checks, so no request or CLI argument can
+ * reach another model's keys or leave the layout.
+ */
+
+/** Model and alias names: lowercase, digits, '-' and '_', starting with a letter or digit, ≤ 63. */
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export const DEFAULT_ALIAS = 'live';
+export const MAX_VERSION = 2 ** 31 - 1;
+
+export function assertModelName(name: unknown): string {
+  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
+    throw new InvalidNameError(
+      `Invalid model name ${JSON.stringify(name)}: use 1-63 characters of a-z, 0-9, '-' or '_', starting with a letter or digit`,
+    );
+  }
+  return name;
+}
+
+export function assertAliasName(name: unknown): string {
+  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
+    throw new InvalidNameError(
+      `Invalid alias ${JSON.stringify(name)}: use 1-63 characters of a-z, 0-9, '-' or '_', starting with a letter or digit`,
+    );
+  }
+  return name;
+}
+
+/** Versions are positive integers written in decimal without leading zeros. */
+export function parseVersion(value: unknown): number {
+  const text = typeof value === 'number' ? String(value) : value;
+  if (typeof text !== 'string' || !/^[1-9][0-9]{0,9}$/.test(text) || Number(text) > MAX_VERSION) {
+    throw new InvalidNameError(`Invalid version ${JSON.stringify(value)}: versions are positive integers`);
+  }
+  return Number(text);
+}
+
+/** Artifact file names inside a version folder: a plain file name, no separators. */
+export function assertFileName(name: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/.test(name) || name.includes('..')) {
+    throw new InvalidNameError(`Invalid artifact file name ${JSON.stringify(name)}`);
+  }
+  return name;
+}
+
+export const keys = {
+  modelsRoot: 'models/',
+  model: (model: string) => `models/${assertModelName(model)}/`,
+  versions: (model: string) => `models/${assertModelName(model)}/versions/`,
+  version: (model: string, version: number) => `models/${assertModelName(model)}/versions/${parseVersion(version)}/`,
+  file: (model: string, version: number, file: string) =>
+    `models/${assertModelName(model)}/versions/${parseVersion(version)}/${assertFileName(file)}`,
+  metadata: (model: string, version: number) => `models/${assertModelName(model)}/versions/${parseVersion(version)}/metadata.json`,
+  claims: (model: string, version: number) => `models/${assertModelName(model)}/claims/${parseVersion(version)}/`,
+  claimsRoot: (model: string) => `models/${assertModelName(model)}/claims/`,
+  alias: (model: string, alias: string) => `models/${assertModelName(model)}/aliases/${assertAliasName(alias)}.json`,
+  aliasesRoot: (model: string) => `models/${assertModelName(model)}/aliases/`,
+  history: (model: string, alias: string) => `models/${assertModelName(model)}/aliases/${assertAliasName(alias)}/history/`,
+  historySlot: (model: string, alias: string, seq: number) =>
+    `models/${assertModelName(model)}/aliases/${assertAliasName(alias)}/history/${String(seq).padStart(10, '0')}/`,
+  reports: (model: string, version: number) => `models/${assertModelName(model)}/reports/${parseVersion(version)}/`,
+  dataset: (model: string) => `datasets/${assertModelName(model)}/`,
+};

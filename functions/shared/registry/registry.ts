@@ -1,0 +1,400 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { ConflictError, IntegrityError, NotFoundError } from '../errors.js';
+import { claimSlot, type RetryOptions, withClaimRetries } from './claim.js';
+import { assertAliasName, assertFileName, assertModelName, DEFAULT_ALIAS, keys, parseVersion } from './layout.js';
+import type { ObjectStore, StoredObject } from './store.js';
+import type { AliasEvent, AliasPointer, ArtifactFile, FileDigest, VersionMetadata } from './types.js';
+
+export function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+const JSON_TYPE = 'application/json';
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function parseJson<T>(object: StoredObject, what: string): T {
+  try {
+    return JSON.parse(decoder.decode(object.body)) as T;
+  } catch (cause) {
+    throw new IntegrityError(`${what} is not valid JSON`, { cause });
+  }
+}
+
+/** What a publisher states about a new version; the registry adds model, version, files and time. */
+export type PublishInput = Omit<VersionMetadata, 'schema' | 'model' | 'version' | 'createdAt' | 'files' | 'createdBy'> & {
+  readonly createdBy?: string;
+};
+
+export interface MoveAliasOptions {
+  readonly who?: string;
+  readonly why?: string;
+  readonly kind?: AliasEvent['kind'];
+  /** Compare-and-swap: fail with ConflictError unless the alias still points here (null: unset). */
+  readonly expectedVersion?: number | null;
+  readonly details?: Record<string, unknown>;
+}
+
+/** A version's verified files, ready for an IOHandler. */
+export interface VersionFiles {
+  readonly metadata: VersionMetadata;
+  readonly files: ReadonlyMap<string, Uint8Array>;
+}
+
+export interface RegistryOptions {
+  /** Who acts, recorded in metadata and alias history. @default $AIAAS_ACTOR, $USER, or 'aiaas' */
+  readonly actor?: string;
+  readonly retry?: RetryOptions;
+}
+
+/**
+ * The model registry: immutable numbered versions, aliases with an append-only history, over any
+ * ObjectStore. Version numbers and alias moves are decided by slot claims (claim.ts), so two
+ * publishers or promoters racing never overwrite each other, whether or not the server enforces
+ * conditional writes.
+ */
+export class ModelRegistry {
+  readonly actor: string;
+
+  constructor(
+    readonly store: ObjectStore,
+    private readonly options: RegistryOptions = {},
+  ) {
+    this.actor = options.actor ?? process.env.AIAAS_ACTOR ?? process.env.USER ?? 'aiaas';
+  }
+
+  /** Models that have at least one object in the registry. */
+  async listModels(): Promise<string[]> {
+    const prefixes = await this.store.listPrefixes(keys.modelsRoot);
+    return prefixes.map((p) => p.slice(keys.modelsRoot.length, -1)).sort();
+  }
+
+  /** Committed versions (those whose metadata.json exists), ascending. */
+  async listVersions(model: string): Promise<number[]> {
+    const objects = await this.store.list(keys.versions(model));
+    const versions = new Set<number>();
+    const root = keys.versions(model);
+    for (const { key } of objects) {
+      const match = /^(\d+)\/metadata\.json$/.exec(key.slice(root.length));
+      if (match?.[1]) versions.add(Number(match[1]));
+    }
+    return [...versions].sort((a, b) => a - b);
+  }
+
+  async getMetadata(model: string, version: number): Promise<VersionMetadata> {
+    const object = await this.store.get(keys.metadata(model, version));
+    if (!object) throw new NotFoundError(`Model "${model}" has no version ${version}`);
+    const metadata = parseJson<VersionMetadata>(object, `metadata.json of ${model} v${version}`);
+    if (metadata?.schema !== 1 || metadata.model !== model || metadata.version !== version || !metadata.files) {
+      throw new IntegrityError(`metadata.json of ${model} v${version} does not describe that version`);
+    }
+    return metadata;
+  }
+
+  /**
+   * Reads every file of a version and checks each against the sha256 in its metadata, fetching
+   * them in parallel. Throws IntegrityError on any mismatch, so corrupt weights never load.
+   */
+  async readVersion(model: string, version: number): Promise<VersionFiles> {
+    const metadata = await this.getMetadata(model, version);
+    const entries = Object.entries(metadata.files);
+    const files = await Promise.all(
+      entries.map(async ([name, digest]) => {
+        const object = await this.store.get(keys.file(model, version, name));
+        if (!object) throw new IntegrityError(`${model} v${version}: file ${name} is missing`);
+        verify(model, version, name, object.body, digest);
+        return [name, object.body] as const;
+      }),
+    );
+    return { metadata, files: new Map(files) };
+  }
+
+  /** Reads one file of a version, verified. */
+  async readFile(model: string, version: number, name: string): Promise<Uint8Array> {
+    const metadata = await this.getMetadata(model, version);
+    const digest = metadata.files[assertFileName(name)];
+    if (!digest) throw new NotFoundError(`${model} v${version} has no file ${name}`);
+    const object = await this.store.get(keys.file(model, version, name));
+    if (!object) throw new IntegrityError(`${model} v${version}: file ${name} is missing`);
+    verify(model, version, name, object.body, digest);
+    return object.body;
+  }
+
+  /**
+   * Publishes a new immutable version: claims the next number, uploads the files, then writes
+   * metadata.json last. A publisher killed half way leaves no visible version.
+   */
+  async publish(model: string, files: readonly ArtifactFile[], input: PublishInput): Promise<VersionMetadata> {
+    assertModelName(model);
+    const digests: Record<string, FileDigest> = {};
+    for (const file of files) {
+      assertFileName(file.name);
+      if (file.name === 'metadata.json') throw new IntegrityError('An artifact may not be named metadata.json');
+      digests[file.name] = { sha256: sha256(file.bytes), size: file.bytes.byteLength };
+    }
+    if (!files.some((f) => f.name === 'model.json')) throw new IntegrityError('A version needs a model.json');
+
+    const claimId = randomUUID();
+    const version = await withClaimRetries(
+      `allocating a version of ${model}`,
+      async () => {
+        const next = (await this.highestNumber(model)) + 1;
+        const claim = await claimSlot(
+          this.store,
+          keys.claims(model, next),
+          JSON.stringify({ by: this.actor, at: new Date().toISOString() }),
+          claimId,
+        );
+        return claim.won ? next : undefined;
+      },
+      this.options.retry,
+    );
+
+    await Promise.all(
+      files.map((file) =>
+        this.store.put(keys.file(model, version, file.name), file.bytes, {
+          contentType: file.contentType ?? (file.name.endsWith('.json') ? JSON_TYPE : 'application/octet-stream'),
+          ifNoneMatch: '*',
+        }),
+      ),
+    );
+    const metadata: VersionMetadata = {
+      schema: 1,
+      model,
+      version,
+      createdAt: new Date().toISOString(),
+      createdBy: input.createdBy ?? this.actor,
+      format: input.format,
+      files: digests,
+      signature: input.signature,
+      metrics: input.metrics,
+      source: input.source,
+      parent: input.parent,
+      ...(input.training ? { training: input.training } : {}),
+      ...(input.report ? { report: input.report } : {}),
+    };
+    await this.store.put(keys.metadata(model, version), JSON.stringify(metadata, null, 2), {
+      contentType: JSON_TYPE,
+      ifNoneMatch: '*',
+    });
+    return metadata;
+  }
+
+  /** Highest version number committed or claimed, 0 when none. */
+  private async highestNumber(model: string): Promise<number> {
+    const [versions, claims] = await Promise.all([
+      this.store.listPrefixes(keys.versions(model)),
+      this.store.listPrefixes(keys.claimsRoot(model)),
+    ]);
+    let highest = 0;
+    for (const prefix of [...versions, ...claims]) {
+      const n = Number(/\/(\d+)\/$/.exec(prefix)?.[1] ?? 0);
+      if (n > highest) highest = n;
+    }
+    return highest;
+  }
+
+  /** Writes an extra object under the model's report folder (training curves and the like). */
+  async putReport(model: string, version: number, name: string, body: Uint8Array | string, contentType: string) {
+    const key = `${keys.reports(model, version)}${assertFileName(name)}`;
+    await this.store.put(key, body, { contentType });
+    return key;
+  }
+
+  /** The alias pointer, or undefined when the alias was never set. */
+  async getAlias(model: string, alias: string = DEFAULT_ALIAS): Promise<(AliasPointer & { etag: string }) | undefined> {
+    const object = await this.store.get(keys.alias(model, alias));
+    if (!object) return undefined;
+    return { ...this.parsePointer(object, model, alias), etag: object.etag };
+  }
+
+  /** Conditional read of the alias pointer: 'unchanged' costs one 304. */
+  async getAliasIfChanged(
+    model: string,
+    alias: string,
+    etag: string,
+  ): Promise<(AliasPointer & { etag: string }) | 'unchanged' | undefined> {
+    const object = await this.store.getIfChanged(keys.alias(model, alias), etag);
+    if (object === undefined || object === 'unchanged') return object;
+    return { ...this.parsePointer(object, model, alias), etag: object.etag };
+  }
+
+  private parsePointer(object: StoredObject, model: string, alias: string): AliasPointer {
+    const pointer = parseJson<AliasPointer>(object, `alias ${model}@${alias}`);
+    if (!Number.isInteger(pointer?.version) || pointer.version < 1) {
+      throw new IntegrityError(`alias ${model}@${alias} does not name a version`);
+    }
+    return pointer;
+  }
+
+  /** Aliases of a model and the versions they point to. */
+  async listAliases(model: string): Promise<Record<string, number>> {
+    const objects = await this.store.list(keys.aliasesRoot(model));
+    const root = keys.aliasesRoot(model);
+    const out: Record<string, number> = {};
+    await Promise.all(
+      objects
+        .map((o) => /^([^/]+)\.json$/.exec(o.key.slice(root.length))?.[1])
+        .filter((name): name is string => !!name)
+        .map(async (alias) => {
+          const pointer = await this.getAlias(model, alias);
+          if (pointer) out[alias] = pointer.version;
+        }),
+    );
+    return out;
+  }
+
+  /**
+   * The alias history, oldest first. Each event occupies one sequence slot; a slot briefly holding
+   * two entries (a race being decided) is resolved by the pointer or left out until decided.
+   */
+  async history(model: string, alias: string = DEFAULT_ALIAS): Promise<AliasEvent[]> {
+    const root = keys.history(model, alias);
+    const [objects, pointer] = await Promise.all([this.store.list(root), this.getAlias(model, alias)]);
+    const slots = new Map<number, string[]>();
+    for (const { key } of objects) {
+      const seq = Number(key.slice(root.length).split('/')[0]);
+      if (!Number.isInteger(seq)) continue;
+      slots.set(seq, [...(slots.get(seq) ?? []), key]);
+    }
+    const chosen: string[] = [];
+    for (const [seq, entries] of [...slots].sort((a, b) => a[0] - b[0])) {
+      if (entries.length === 1) chosen.push(entries[0]!);
+      else if (pointer?.seq === seq) {
+        const match = entries.find((k) => k.endsWith(`/${pointer.eventId}.json`));
+        if (match) chosen.push(match);
+      }
+    }
+    const events = await Promise.all(
+      chosen.map(async (key) => {
+        const object = await this.store.get(key);
+        return object ? parseJson<AliasEvent>(object, `history entry ${key}`) : undefined;
+      }),
+    );
+    return events.filter((e): e is AliasEvent => !!e);
+  }
+
+  /**
+   * Moves an alias to a version, recording the move in the history first (the history is the
+   * truth; the pointer is what functions poll). Concurrent moves are serialized: each lands in its
+   * own history slot, none is lost.
+   */
+  async setAlias(model: string, alias: string, version: number, options: MoveAliasOptions = {}): Promise<AliasEvent> {
+    assertModelName(model);
+    assertAliasName(alias);
+    parseVersion(version);
+    await this.getMetadata(model, version); // the target must be a committed version
+    const id = randomUUID();
+    const event = await withClaimRetries(
+      `moving ${model}@${alias}`,
+      async () => {
+        const { seq, current } = await this.latestEvent(model, alias);
+        const from = current?.to ?? null;
+        if (options.expectedVersion !== undefined && options.expectedVersion !== from) {
+          throw new ConflictError(
+            `${model}@${alias} points to ${from ?? 'nothing'}, not ${options.expectedVersion}: it was moved meanwhile`,
+          );
+        }
+        const candidate: AliasEvent = {
+          id,
+          seq: seq + 1,
+          model,
+          alias,
+          kind: options.kind ?? 'promote',
+          from,
+          to: version,
+          at: new Date().toISOString(),
+          who: options.who ?? this.actor,
+          why: options.why ?? '',
+          ...(options.details ? { details: options.details } : {}),
+        };
+        const claim = await claimSlot(this.store, keys.historySlot(model, alias, seq + 1), JSON.stringify(candidate), id);
+        return claim.won ? candidate : undefined;
+      },
+      this.options.retry,
+    );
+    await this.writePointer(event);
+    return event;
+  }
+
+  /** Writes the pointer unless a later event already did (moves may finish out of order). */
+  private async writePointer(event: AliasEvent): Promise<void> {
+    const pointer: AliasPointer = {
+      model: event.model,
+      alias: event.alias,
+      version: event.to,
+      seq: event.seq,
+      eventId: event.id,
+      updatedAt: event.at,
+    };
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const current = await this.getAlias(event.model, event.alias);
+      if (current && current.seq >= event.seq) return;
+      try {
+        await this.store.put(keys.alias(event.model, event.alias), JSON.stringify(pointer), {
+          contentType: JSON_TYPE,
+          ...(current ? { ifMatch: current.etag } : { ifNoneMatch: '*' }),
+        });
+        return;
+      } catch (error) {
+        if (!(error instanceof ConflictError)) throw error;
+      }
+    }
+  }
+
+  private async latestEvent(model: string, alias: string): Promise<{ seq: number; current?: AliasEvent }> {
+    const slots = await this.store.listPrefixes(keys.history(model, alias));
+    const seqs = slots.map((p) => Number(/\/(\d+)\/$/.exec(p)?.[1] ?? 0)).sort((a, b) => b - a);
+    const top = seqs[0] ?? 0;
+    if (top === 0) return { seq: 0 };
+    // The newest decided slot holds the current state.
+    for (const seq of seqs) {
+      const entries = await this.store.list(keys.historySlot(model, alias, seq));
+      if (entries.length === 1) {
+        const object = await this.store.get(entries[0]!.key);
+        if (object) return { seq: top, current: parseJson<AliasEvent>(object, 'alias history entry') };
+      }
+    }
+    return { seq: top };
+  }
+
+  /**
+   * Moves the alias back to the version it served before its current one (undo; repeated
+   * rollbacks walk further back).
+   */
+  async rollback(model: string, alias: string = DEFAULT_ALIAS, options: Omit<MoveAliasOptions, 'kind'> = {}) {
+    const events = await this.history(model, alias);
+    const stack: number[] = [];
+    for (const e of events) {
+      if (e.kind === 'rollback') stack.pop();
+      else stack.push(e.to);
+    }
+    const current = stack[stack.length - 1];
+    const previous = stack[stack.length - 2];
+    if (current === undefined || previous === undefined) {
+      throw new ConflictError(`${model}@${alias} has no earlier version to roll back to`);
+    }
+    return this.setAlias(model, alias, previous, {
+      ...options,
+      kind: 'rollback',
+      expectedVersion: options.expectedVersion ?? current,
+    });
+  }
+
+  /** Writes bytes under the model's dataset prefix. */
+  async putDataset(model: string, name: string, body: Uint8Array, contentType = 'text/csv') {
+    const key = `${keys.dataset(model)}${assertFileName(name)}`;
+    await this.store.put(key, body, { contentType });
+    return key;
+  }
+}
+
+function verify(model: string, version: number, name: string, bytes: Uint8Array, digest: FileDigest) {
+  if (bytes.byteLength !== digest.size || sha256(bytes) !== digest.sha256) {
+    throw new IntegrityError(
+      `${model} v${version}: ${name} does not match its sha256 (${bytes.byteLength} bytes, expected ${digest.size})`,
+    );
+  }
+}
+
+export { encoder as utf8 };

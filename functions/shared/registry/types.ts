@@ -1,0 +1,76 @@
+/** One tensor of a model's signature. `shape` includes the batch dimension; null means any size. */
+export interface TensorSpec {
+  readonly name: string;
+  readonly dtype: 'float32' | 'int32' | 'bool' | 'string' | 'complex64';
+  readonly shape: readonly (number | null)[];
+}
+
+export interface Signature {
+  readonly inputs: readonly TensorSpec[];
+  readonly outputs: readonly TensorSpec[];
+}
+
+export interface FileDigest {
+  readonly sha256: string;
+  readonly size: number;
+}
+
+/** How a version was made. */
+export interface VersionSource {
+  readonly kind: 'publish' | 'retrain' | 'keras-h5' | 'keras-v3' | 'local-stack';
+  readonly [detail: string]: unknown;
+}
+
+/** `models/<model>/versions/<n>/metadata.json`: written last, so its presence commits the version. */
+export interface VersionMetadata {
+  readonly schema: 1;
+  readonly model: string;
+  readonly version: number;
+  readonly createdAt: string;
+  readonly createdBy: string;
+  readonly format: 'layers-model' | 'graph-model';
+  /** sha256 and size of every artifact file of the version, metadata.json excepted. */
+  readonly files: Readonly<Record<string, FileDigest>>;
+  readonly signature: Signature;
+  /** Keras-style metric names: loss, accuracy, val_loss, val_accuracy, ... */
+  readonly metrics: Readonly<Record<string, number>>;
+  readonly source: VersionSource;
+  readonly parent: number | null;
+  /** Training settings and data fingerprint, for versions made by retraining. */
+  readonly training?: Readonly<Record<string, unknown>>;
+  /** Keys of the training report files (e.g. the loss-curve SVG), relative to the bucket. */
+  readonly report?: Readonly<Record<string, string>>;
+}
+
+/** `models/<model>/aliases/<alias>.json`: the pointer inference functions poll. */
+export interface AliasPointer {
+  readonly model: string;
+  readonly alias: string;
+  readonly version: number;
+  /** Sequence number of the history event that set it. */
+  readonly seq: number;
+  readonly eventId: string;
+  readonly updatedAt: string;
+}
+
+/** One entry of an alias's append-only history. */
+export interface AliasEvent {
+  readonly id: string;
+  readonly seq: number;
+  readonly model: string;
+  readonly alias: string;
+  readonly kind: 'promote' | 'rollback' | 'retrain';
+  readonly from: number | null;
+  readonly to: number;
+  readonly at: string;
+  readonly who: string;
+  readonly why: string;
+  /** Numbers behind the decision (gate metrics, thresholds), when there are any. */
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
+export interface ArtifactFile {
+  readonly name: string;
+  readonly bytes: Uint8Array;
+  readonly contentType?: string;
+}

@@ -1,0 +1,77 @@
+/**
+ * The tfjs runtime module. Built by esbuild into the Lambda layer (`/opt/aiaas-runtime/runtime.mjs`,
+ * with the backend's .wasm files beside it) so that every model's function shares one copy, and
+ * imported directly by the CLI and tests.
+ *
+ * Packages are imported one by one (core, layers, converter, backends), never the umbrella
+ * `@tensorflow/tfjs`, which would also pull the WebGL backend and its start-up cost.
+ */
+import * as tfconv from '@tensorflow/tfjs-converter';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import '@tensorflow/tfjs-backend-cpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { RuntimeKind, RuntimePreference, TfRuntime } from '../../functions/shared/runtime/types.js';
+
+const WASM_FILE = 'tfjs-backend-wasm-simd.wasm';
+
+/** Where the .wasm binaries are: beside this module once bundled, in node_modules when run from source. */
+function defaultWasmDir(): string | undefined {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const dir of [here, join(here, '../../node_modules/@tensorflow/tfjs-backend-wasm/dist')]) {
+    if (existsSync(join(dir, WASM_FILE))) return dir;
+  }
+  return undefined;
+}
+
+let pending: Promise<TfRuntime> | undefined;
+
+/**
+ * Initializes tfjs once per process with the preferred backend, falling back (and saying why) when
+ * it is not available: native → wasm → cpu.
+ */
+export function createRuntime(preference: RuntimePreference = 'auto', wasmDir?: string): Promise<TfRuntime> {
+  pending ??= init(preference, wasmDir);
+  return pending;
+}
+
+async function init(preference: RuntimePreference, wasmDir: string | undefined): Promise<TfRuntime> {
+  const notes: string[] = [];
+  if (preference === 'native' || preference === 'auto') {
+    const native = await tryNative(notes);
+    if (native) return native;
+  }
+  tf.env().set('PROD', true);
+  const order: RuntimeKind[] = preference === 'cpu' ? ['cpu'] : ['wasm', 'cpu'];
+  for (const kind of order) {
+    try {
+      if (kind === 'wasm') {
+        const dir = wasmDir ?? process.env.AIAAS_WASM_DIR ?? defaultWasmDir();
+        if (!dir) throw new Error(`${WASM_FILE} not found`);
+        setWasmPaths(dir.endsWith('/') ? dir : `${dir}/`);
+      }
+      if (!(await tf.setBackend(kind))) throw new Error(`backend ${kind} did not initialize`);
+      await tf.ready();
+      return { kind, tf, layers: tfl, loadGraphModel: tfconv.loadGraphModel, notes };
+    } catch (error) {
+      notes.push(`${kind} backend unavailable: ${(error as Error).message}`);
+    }
+  }
+  throw new Error(`No tfjs backend could start: ${notes.join('; ')}`);
+}
+
+/** @tensorflow/tfjs-node is optional: present in the native container image, absent elsewhere. */
+async function tryNative(notes: string[]): Promise<TfRuntime | undefined> {
+  const specifier = '@tensorflow/tfjs-node';
+  try {
+    const tfn = (await import(/* @vite-ignore */ specifier)) as typeof tf & typeof tfl & typeof tfconv;
+    await tfn.ready();
+    return { kind: 'native', tf: tfn, layers: tfn, loadGraphModel: tfn.loadGraphModel, notes };
+  } catch (error) {
+    notes.push(`native runtime unavailable (${specifier}: ${(error as Error).message.split('\n')[0]})`);
+    return undefined;
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * esbuild bundles of what we deploy. `npm run build`, the local stack, the tests and the CDK app
+ * all use these functions, so what is tested is what would be deployed.
+ */
+import { build, type BuildOptions } from 'esbuild';
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const DIST = join(ROOT, 'dist');
+
+/** The .wasm binaries the runtime needs in Node (no threads there, so no threaded build). */
+export const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm'] as const;
+
+/** Folder name of the runtime inside the layer: the layer mounts at /opt, so /opt/aiaas-runtime. */
+export const RUNTIME_DIR_NAME = 'aiaas-runtime';
+
+// ESM bundles that still meet CommonJS dependencies (the AWS SDK, tfjs) need require().
+const requireShim =
+  "import { createRequire as __aiaasCreateRequire } from 'node:module'; const require = __aiaasCreateRequire(import.meta.url);";
+
+export const common: BuildOptions = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  minify: true,
+  sourcemap: 'linked',
+  legalComments: 'none',
+  logLevel: 'warning',
+  banner: { js: requireShim },
+  // Optional at run time: present only in the native container image.
+  external: ['@tensorflow/tfjs-node'],
+};
+
+/** The tfjs runtime module and its .wasm files: the content of the Lambda layer (under /opt). */
+export async function buildRuntimeLayer(outDir = join(DIST, 'layers/tfjs-runtime')): Promise<string> {
+  const dir = join(outDir, RUNTIME_DIR_NAME);
+  rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  await build({
+    ...common,
+    entryPoints: [join(ROOT, 'layers/tfjs-runtime/runtime.ts')],
+    outfile: join(dir, 'runtime.mjs'),
+  });
+  for (const file of WASM_FILES) {
+    copyFileSync(join(ROOT, 'node_modules/@tensorflow/tfjs-backend-wasm/dist', file), join(dir, file));
+  }
+  return outDir;
+}
+
+/** One function's handler bundle (`index.mjs`); the runtime is not in it, it comes from the layer. */
+export async function buildFunction(name: 'inference' | 'retrain', outDir = join(DIST, 'functions', name)) {
+  rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(outDir, { recursive: true });
+  await build({
+    ...common,
+    entryPoints: [join(ROOT, 'functions', name, 'handler.ts')],
+    outfile: join(outDir, 'index.mjs'),
+  });
+  return outDir;
+}
+
+/** The CLI, one file; h5wasm stays external (it ships its own wasm, loaded from node_modules). */
+export async function buildCli(outFile = join(DIST, 'cli/aiaas.mjs')) {
+  await build({
+    ...common,
+    minify: false,
+    entryPoints: [join(ROOT, 'scripts/cli/main.ts')],
+    outfile: outFile,
+    external: [...(common.external ?? []), 'h5wasm', 'h5wasm/*'],
+  });
+  return outFile;
+}
