@@ -9,7 +9,7 @@
 import * as tfconv from '@tensorflow/tfjs-converter';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import '@tensorflow/tfjs-backend-cpu';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -26,6 +26,10 @@ function defaultWasmDir(): string | undefined {
   }
   return undefined;
 }
+
+// The cpu backend registers itself when its module runs; naming an export keeps bundlers from
+// dropping that module as side-effect free.
+void MathBackendCPU;
 
 let pending: Promise<TfRuntime> | undefined;
 

@@ -16,9 +16,16 @@ export const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.was
 /** Folder name of the runtime inside the layer: the layer mounts at /opt, so /opt/aiaas-runtime. */
 export const RUNTIME_DIR_NAME = 'aiaas-runtime';
 
-// ESM bundles that still meet CommonJS dependencies (the AWS SDK, tfjs) need require().
-const requireShim =
-  "import { createRequire as __aiaasCreateRequire } from 'node:module'; const require = __aiaasCreateRequire(import.meta.url);";
+// ESM bundles that still meet CommonJS code (the AWS SDK, tfjs's emscripten glue) need require()
+// and __dirname.
+const requireShim = [
+  "import { createRequire as __aiaasCreateRequire } from 'node:module';",
+  "import { dirname as __aiaasDirname } from 'node:path';",
+  "import { fileURLToPath as __aiaasFileURLToPath } from 'node:url';",
+  'const require = __aiaasCreateRequire(import.meta.url);',
+  'const __filename = __aiaasFileURLToPath(import.meta.url);',
+  'const __dirname = __aiaasDirname(__filename);',
+].join(' ');
 
 export const common: BuildOptions = {
   bundle: true,

@@ -1,0 +1,451 @@
+/**
+ * The TensorFlow Serving REST API, as pure functions: routing, request validation against the
+ * model's signature, and response shaping. Nothing here touches tfjs or AWS, so every client
+ * mistake is caught (and named) before a tensor exists.
+ */
+import { MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ValidationError } from '../shared/errors.js';
+import { NAME_PATTERN } from '../shared/registry/layout.js';
+import type { Signature, TensorSpec } from '../shared/registry/types.js';
+
+/** Lambda function URLs cap request payloads at 6 MB. */
+export const MAX_BODY_BYTES = 6 * 1024 * 1024;
+
+export interface Limits {
+  /** Instances (rows) per predict request. @default 10000 */
+  readonly maxInstances: number;
+  /** Numbers per predict request, all inputs together. @default 1000000 */
+  readonly maxElements: number;
+  /** Bytes of request body after base64 decoding. @default 6 MiB */
+  readonly maxBodyBytes: number;
+}
+
+export const DEFAULT_LIMITS: Limits = { maxInstances: 10_000, maxElements: 1_000_000, maxBodyBytes: MAX_BODY_BYTES };
+
+export type Route =
+  | { readonly kind: 'predict'; readonly model: string; readonly version?: number; readonly label?: string }
+  | { readonly kind: 'status'; readonly model: string; readonly version?: number; readonly label?: string }
+  | { readonly kind: 'metadata'; readonly model: string; readonly version?: number; readonly label?: string };
+
+const MODEL_PATH =
+  /^\/v1\/models\/([^/:]+)(?:\/versions\/([^/:]+)|\/labels\/([^/:]+))?(?:(\/metadata)|:([A-Za-z]+))?\/?$/;
+
+/**
+ * Maps method and path to a route of this function's model. `POST /` is predict and `GET /` the
+ * status of the function's own model.
+ */
+export function route(method: string, rawPath: string, servedModel: string): Route {
+  const path = rawPath.length > 1 ? rawPath.replace(/\/+$/, '') : rawPath;
+  if (path === '' || path === '/') {
+    if (method === 'POST') return { kind: 'predict', model: servedModel };
+    if (method === 'GET' || method === 'HEAD') return { kind: 'status', model: servedModel };
+    throw new MethodNotAllowedError(`Method ${method} is not allowed on /; use POST to predict or GET for status`, [
+      'GET',
+      'POST',
+    ]);
+  }
+  const match = MODEL_PATH.exec(path);
+  if (!match) {
+    throw new NotFoundError(
+      `No route for ${truncate(path)}: use POST /v1/models/<model>:predict, GET /v1/models/<model> or GET /v1/models/<model>/metadata`,
+    );
+  }
+  const [, rawName, rawVersion, rawLabel, metadata, verb] = match;
+  const model = decodeSegment(rawName ?? '');
+  if (!NAME_PATTERN.test(model) || model !== servedModel) {
+    throw new NotFoundError(`Model ${JSON.stringify(truncate(model))} is not served here (this function serves "${servedModel}")`);
+  }
+  let version: number | undefined;
+  if (rawVersion !== undefined) {
+    if (!/^[1-9][0-9]{0,9}$/.test(rawVersion)) {
+      throw new NotFoundError(`Version ${JSON.stringify(truncate(rawVersion))} of "${model}" does not exist: versions are positive integers`);
+    }
+    version = Number(rawVersion);
+  }
+  const label = rawLabel === undefined ? undefined : decodeSegment(rawLabel);
+  if (label !== undefined && !NAME_PATTERN.test(label)) {
+    throw new NotFoundError(`Label ${JSON.stringify(truncate(label))} of "${model}" does not exist`);
+  }
+  const target = { model, ...(version ? { version } : {}), ...(label ? { label } : {}) };
+  if (verb !== undefined) {
+    if (verb !== 'predict') {
+      throw new NotFoundError(`:${truncate(verb)} is not supported; aiaas serves :predict`);
+    }
+    if (method !== 'POST') throw new MethodNotAllowedError(`Use POST for :predict, not ${method}`, ['POST']);
+    return { kind: 'predict', ...target };
+  }
+  if (method !== 'GET' && method !== 'HEAD') {
+    throw new MethodNotAllowedError(`Use GET for ${metadata ? 'metadata' : 'model status'}, not ${method}`, ['GET']);
+  }
+  return { kind: metadata ? 'metadata' : 'status', ...target };
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+function truncate(text: string, max = 80): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/** One input tensor, flattened and checked, ready for `tf.tensor(values, shape, dtype)`. */
+export interface InputTensor {
+  readonly name: string;
+  readonly dtype: 'float32' | 'int32' | 'bool';
+  readonly shape: number[];
+  readonly values: Float32Array | Int32Array | Uint8Array;
+}
+
+export interface PredictRequest {
+  /** `row` for `instances` (answered with `predictions`), `columnar` for `inputs` (answered with `outputs`). */
+  readonly format: 'row' | 'columnar';
+  readonly batch: number;
+  readonly inputs: InputTensor[];
+}
+
+/** Decodes the body bytes (base64 when the event says so) and enforces the size limit. */
+export function decodeBody(body: string | undefined, isBase64: boolean | undefined, limits: Limits): string {
+  if (body === undefined || body === null) return '';
+  const approx = isBase64 ? Math.floor((body.length * 3) / 4) : Buffer.byteLength(body, 'utf8');
+  if (approx > limits.maxBodyBytes) {
+    throw new PayloadTooLargeError(`Request body is ${approx} bytes; the limit is ${limits.maxBodyBytes} bytes`);
+  }
+  return isBase64 ? Buffer.from(body, 'base64').toString('utf8') : body;
+}
+
+/**
+ * Parses and validates a predict body against the signature: JSON shape, names, ranks, sizes,
+ * numbers (finite, integral for int32), batch limits. Every error names the offending place.
+ */
+export function parsePredictRequest(text: string, signature: Signature, limits: Limits): PredictRequest {
+  if (text.trim() === '') throw new ValidationError('Request body is empty; send {"instances": [...]} or {"inputs": ...}');
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (error) {
+    throw new ValidationError(`Request body is not valid JSON: ${(error as Error).message}`);
+  }
+  if (!isPlainObject(body)) {
+    throw new ValidationError('Request body must be a JSON object with "instances" or "inputs"');
+  }
+  const hasInstances = 'instances' in body;
+  const hasInputs = 'inputs' in body;
+  if (hasInstances === hasInputs) {
+    throw new ValidationError(
+      hasInstances ? 'Send either "instances" or "inputs", not both' : 'Request body needs "instances" (row format) or "inputs" (columnar format)',
+    );
+  }
+  const signatureName = body.signature_name;
+  if (signatureName !== undefined && signatureName !== 'serving_default') {
+    throw new ValidationError(`Unknown signature_name ${JSON.stringify(signatureName)}; this model has "serving_default"`);
+  }
+  const specs = signature.inputs;
+  if (specs.length === 0) throw new ValidationError('This model declares no inputs');
+  return hasInstances ? parseRows(body.instances, specs, limits) : parseColumns(body.inputs, specs, limits);
+}
+
+function parseRows(instances: unknown, specs: readonly TensorSpec[], limits: Limits): PredictRequest {
+  if (!Array.isArray(instances)) throw new ValidationError('"instances" must be an array with one entry per instance');
+  if (instances.length === 0) throw new ValidationError('"instances" is empty; send at least one instance');
+  if (instances.length > limits.maxInstances) {
+    throw new ValidationError(`"instances" has ${instances.length} entries; the limit is ${limits.maxInstances} per request`);
+  }
+  const batch = instances.length;
+  const builders = specs.map((spec) => new TensorBuilder(spec, batch, limits));
+  const single = specs.length === 1 ? specs[0]! : undefined;
+  for (let i = 0; i < batch; i++) {
+    const instance = instances[i];
+    if (single && !isPlainObject(instance)) {
+      builders[0]!.addInstance(instance, `instances[${i}]`);
+      continue;
+    }
+    if (!isPlainObject(instance)) {
+      throw new ValidationError(
+        `instances[${i}] must be an object keyed by input name (${specs.map((s) => `"${s.name}"`).join(', ')}) for this multi-input model`,
+      );
+    }
+    checkNames(instance, specs, `instances[${i}]`);
+    specs.forEach((spec, k) => {
+      builders[k]!.addInstance(instance[spec.name], `instances[${i}].${spec.name}`);
+    });
+  }
+  return { format: 'row', batch, inputs: builders.map((b) => b.finish()) };
+}
+
+function parseColumns(inputs: unknown, specs: readonly TensorSpec[], limits: Limits): PredictRequest {
+  const named: Record<string, unknown> =
+    specs.length === 1 && !isPlainObject(inputs) ? { [specs[0]!.name]: inputs } : (inputs as Record<string, unknown>);
+  if (!isPlainObject(named)) {
+    throw new ValidationError(`"inputs" must be an object keyed by input name (${specs.map((s) => `"${s.name}"`).join(', ')})`);
+  }
+  checkNames(named, specs, '"inputs"');
+  let batch: number | undefined;
+  const tensors: InputTensor[] = [];
+  for (const spec of specs) {
+    const value = named[spec.name];
+    const where = `inputs.${spec.name}`;
+    if (!Array.isArray(value)) throw new ValidationError(`${where} must be an array batched along its first dimension`);
+    if (value.length === 0) throw new ValidationError(`${where} is empty; send at least one instance`);
+    if (value.length > limits.maxInstances) {
+      throw new ValidationError(`${where} has ${value.length} instances; the limit is ${limits.maxInstances} per request`);
+    }
+    if (batch !== undefined && value.length !== batch) {
+      throw new ValidationError(`${where} has ${value.length} instances but other inputs have ${batch}`);
+    }
+    batch = value.length;
+    const builder = new TensorBuilder(spec, value.length, limits);
+    value.forEach((v, i) => {
+      builder.addInstance(v, `${where}[${i}]`);
+    });
+    tensors.push(builder.finish());
+  }
+  return { format: 'columnar', batch: batch ?? 0, inputs: tensors };
+}
+
+function checkNames(object: Record<string, unknown>, specs: readonly TensorSpec[], where: string) {
+  for (const spec of specs) {
+    if (!(spec.name in object)) throw new ValidationError(`${where} is missing input "${spec.name}"`);
+  }
+  for (const key of Object.keys(object)) {
+    if (!specs.some((s) => s.name === key)) {
+      throw new ValidationError(
+        `${where} has unknown input ${JSON.stringify(truncate(key))}; inputs are ${specs.map((s) => `"${s.name}"`).join(', ')}`,
+      );
+    }
+  }
+}
+
+/** Collects instances of one input into a flat typed array, checking each instance's shape. */
+class TensorBuilder {
+  private readonly inner: (number | null)[];
+  private readonly dtype: InputTensor['dtype'];
+  private values: Float32Array | Int32Array | Uint8Array | undefined;
+  private perInstance = -1;
+  private count = 0;
+
+  constructor(
+    private readonly spec: TensorSpec,
+    private readonly batch: number,
+    private readonly limits: Limits,
+  ) {
+    this.inner = spec.shape.slice(1).map((d) => (d === null || d < 0 ? null : d));
+    if (spec.dtype !== 'float32' && spec.dtype !== 'int32' && spec.dtype !== 'bool') {
+      throw new ValidationError(`Input "${spec.name}" has dtype ${spec.dtype}, which the JSON API does not accept`);
+    }
+    this.dtype = spec.dtype;
+  }
+
+  addInstance(value: unknown, where: string): void {
+    if (this.values === undefined) {
+      // The first instance fixes any free dimensions; the rest must match it.
+      const shape = this.shapeOf(value, where);
+      const size = shape.reduce((a, b) => a * b, 1);
+      const total = size * this.batch;
+      if (total > this.limits.maxElements) {
+        throw new ValidationError(
+          `Input "${this.spec.name}" would hold ${total} numbers; the limit is ${this.limits.maxElements} per request`,
+        );
+      }
+      this.fixInner(shape);
+      this.perInstance = size;
+      this.values =
+        this.dtype === 'int32' ? new Int32Array(total) : this.dtype === 'bool' ? new Uint8Array(total) : new Float32Array(total);
+    }
+    const offset = this.count * this.perInstance;
+    const written = this.write(value, 0, offset, where);
+    if (written !== offset + this.perInstance) throw new ValidationError(`${where} does not have the expected size`);
+    this.count++;
+  }
+
+  private fixedInner: number[] = [];
+
+  private fixInner(shape: number[]) {
+    this.fixedInner = shape;
+  }
+
+  /** Shape of the first instance, checked against the signature's rank and fixed sizes. */
+  private shapeOf(value: unknown, where: string): number[] {
+    const shape: number[] = [];
+    let cursor: unknown = value;
+    for (let depth = 0; depth < this.inner.length; depth++) {
+      if (!Array.isArray(cursor)) {
+        throw new ValidationError(
+          `${where} must have shape ${describeShape(this.inner)} for input "${this.spec.name}" (rank ${this.inner.length}), but is ${depth === 0 ? 'a scalar' : `nested only ${depth} deep`}`,
+        );
+      }
+      const expected = this.inner[depth];
+      if (expected !== null && expected !== undefined && cursor.length !== expected) {
+        throw new ValidationError(
+          `${where}${'[0]'.repeat(depth)} has ${cursor.length} values; input "${this.spec.name}" expects ${expected} (shape ${describeShape(this.inner)})`,
+        );
+      }
+      if (cursor.length === 0) throw new ValidationError(`${where}${'[0]'.repeat(depth)} is empty`);
+      shape.push(cursor.length);
+      cursor = cursor[0];
+    }
+    return shape;
+  }
+
+  private write(value: unknown, depth: number, offset: number, where: string): number {
+    const values = this.values!;
+    if (depth === this.fixedInner.length) {
+      values[offset] = this.number(value, where);
+      return offset + 1;
+    }
+    if (!Array.isArray(value)) {
+      throw new ValidationError(
+        `${where} must be an array (input "${this.spec.name}" has shape ${describeShape(this.inner)})`,
+      );
+    }
+    const expected = this.fixedInner[depth]!;
+    if (value.length !== expected) {
+      throw new ValidationError(
+        `${where} has ${value.length} values; input "${this.spec.name}" expects ${expected} (shape ${describeShape(this.inner)})`,
+      );
+    }
+    let cursor = offset;
+    if (depth === this.fixedInner.length - 1) {
+      for (let i = 0; i < value.length; i++) values[cursor++] = this.number(value[i], where, i);
+      return cursor;
+    }
+    for (let i = 0; i < value.length; i++) cursor = this.write(value[i], depth + 1, cursor, `${where}[${i}]`);
+    return cursor;
+  }
+
+  private number(value: unknown, where: string, index?: number): number {
+    const at = index === undefined ? where : `${where}[${index}]`;
+    if (this.dtype === 'bool') {
+      if (value === true || value === 1) return 1;
+      if (value === false || value === 0) return 0;
+      throw new ValidationError(`${at} must be true or false, got ${describeValue(value)}`);
+    }
+    if (typeof value !== 'number') throw new ValidationError(`${at} must be a number, got ${describeValue(value)}`);
+    if (!Number.isFinite(value)) throw new ValidationError(`${at} must be finite, got ${value}`);
+    if (this.dtype === 'int32' && (!Number.isInteger(value) || Math.abs(value) > 2 ** 31 - 1)) {
+      throw new ValidationError(`${at} must be a 32-bit integer for input "${this.spec.name}", got ${value}`);
+    }
+    return value;
+  }
+
+  finish(): InputTensor {
+    return {
+      name: this.spec.name,
+      dtype: this.dtype,
+      shape: [this.count, ...this.fixedInner],
+      values: this.values!,
+    };
+  }
+}
+
+function describeShape(inner: readonly (number | null)[]): string {
+  return `[${['-1', ...inner.map((d) => (d === null ? '-1' : String(d)))].join(', ')}]`;
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return JSON.stringify(truncate(value, 20));
+  return typeof value === 'object' ? 'an object' : String(value);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** An output tensor's data as computed. */
+export interface OutputTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly values: ArrayLike<number>;
+}
+
+/** Nested arrays of the given shape from flat values. */
+export function nest(values: ArrayLike<number>, shape: readonly number[], offset = 0): unknown {
+  if (shape.length === 0) return values[offset];
+  const [head, ...rest] = shape;
+  const stride = rest.reduce((a, b) => a * b, 1);
+  const out = new Array(head);
+  if (rest.length === 0) {
+    for (let i = 0; i < head!; i++) out[i] = values[offset + i];
+    return out;
+  }
+  for (let i = 0; i < head!; i++) out[i] = nest(values, rest, offset + i * stride);
+  return out;
+}
+
+/**
+ * The predict response as TF Serving shapes it: `predictions` (one entry per instance; an object
+ * of named outputs when the model has several) for row requests, `outputs` for columnar ones.
+ */
+export function predictResponse(
+  request: Pick<PredictRequest, 'format' | 'batch'>,
+  outputs: readonly OutputTensor[],
+  model: string,
+  version: number,
+): Record<string, unknown> {
+  const spec = { name: model, version: String(version), signature_name: 'serving_default' };
+  if (request.format === 'columnar') {
+    const nested = outputs.map((o) => nest(o.values, o.shape));
+    return {
+      outputs: outputs.length === 1 ? nested[0] : Object.fromEntries(outputs.map((o, i) => [o.name, nested[i]])),
+      model_spec: spec,
+    };
+  }
+  const perInstance = outputs.map((o) => {
+    const inner = o.shape.slice(1);
+    const stride = inner.reduce((a, b) => a * b, 1);
+    const rows = new Array(request.batch);
+    for (let i = 0; i < request.batch; i++) rows[i] = nest(o.values, inner, i * stride);
+    return rows;
+  });
+  const predictions =
+    outputs.length === 1
+      ? perInstance[0]
+      : Array.from({ length: request.batch }, (_, i) => Object.fromEntries(outputs.map((o, k) => [o.name, perInstance[k]![i]])));
+  return { predictions, model_spec: spec };
+}
+
+const DTYPES: Record<string, string> = { float32: 'DT_FLOAT', int32: 'DT_INT32', bool: 'DT_BOOL', string: 'DT_STRING' };
+
+function tensorInfo(spec: TensorSpec) {
+  return {
+    dtype: DTYPES[spec.dtype] ?? 'DT_INVALID',
+    tensor_shape: { dim: spec.shape.map((d) => ({ size: String(d ?? -1), name: '' })), unknown_rank: false },
+    name: spec.name,
+  };
+}
+
+/** GET /v1/models/<model>/metadata, in TF Serving's SignatureDef form, plus aiaas's own details. */
+export function metadataResponse(model: string, version: number, signature: Signature, details: Record<string, unknown>) {
+  return {
+    model_spec: { name: model, signature_name: '', version: String(version) },
+    metadata: {
+      signature_def: {
+        signature_def: {
+          serving_default: {
+            inputs: Object.fromEntries(signature.inputs.map((s) => [s.name, tensorInfo(s)])),
+            outputs: Object.fromEntries(signature.outputs.map((s) => [s.name, tensorInfo(s)])),
+            method_name: 'tensorflow/serving/predict',
+          },
+        },
+      },
+    },
+    aiaas: details,
+  };
+}
+
+/** GET /v1/models/<model>: TF Serving's model status. */
+export function statusResponse(version: number, state: 'AVAILABLE' | 'LOADING' | 'UNAVAILABLE', message = '') {
+  return {
+    model_version_status: [
+      {
+        version: String(version),
+        state,
+        status: { error_code: state === 'AVAILABLE' ? 'OK' : 'UNAVAILABLE', error_message: message },
+      },
+    ],
+  };
+}

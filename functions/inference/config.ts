@@ -1,0 +1,44 @@
+import { ConfigurationError } from '../shared/errors.js';
+import { assertAliasName, assertModelName, DEFAULT_ALIAS } from '../shared/registry/layout.js';
+import { DEFAULT_LIMITS, type Limits } from './api.js';
+
+/** What one inference function needs to know; read from the environment in Lambda. */
+export interface InferenceConfig {
+  readonly bucket: string;
+  readonly model: string;
+  readonly alias: string;
+  /** An S3-compatible endpoint for local use; AWS S3 when unset. */
+  readonly endpoint?: string;
+  readonly aliasCheckSeconds: number;
+  readonly limits: Limits;
+}
+
+function positiveInt(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new ConfigurationError(`${key} must be a positive number, got "${raw}"`);
+  return value;
+}
+
+/**
+ * Reads AIAAS_BUCKET, AIAAS_MODEL, AIAAS_ALIAS (default live), AIAAS_ALIAS_CHECK_SECONDS (default 60),
+ * AIAAS_S3_ENDPOINT, AIAAS_MAX_INSTANCES, AIAAS_MAX_ELEMENTS.
+ */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): InferenceConfig {
+  const bucket = env.AIAAS_BUCKET;
+  if (!bucket) throw new ConfigurationError('AIAAS_BUCKET is not set');
+  if (!env.AIAAS_MODEL) throw new ConfigurationError('AIAAS_MODEL is not set');
+  return {
+    bucket,
+    model: assertModelName(env.AIAAS_MODEL),
+    alias: assertAliasName(env.AIAAS_ALIAS || DEFAULT_ALIAS),
+    ...(env.AIAAS_S3_ENDPOINT ? { endpoint: env.AIAAS_S3_ENDPOINT } : {}),
+    aliasCheckSeconds: positiveInt(env, 'AIAAS_ALIAS_CHECK_SECONDS', 60),
+    limits: {
+      maxInstances: positiveInt(env, 'AIAAS_MAX_INSTANCES', DEFAULT_LIMITS.maxInstances),
+      maxElements: positiveInt(env, 'AIAAS_MAX_ELEMENTS', DEFAULT_LIMITS.maxElements),
+      maxBodyBytes: DEFAULT_LIMITS.maxBodyBytes,
+    },
+  };
+}

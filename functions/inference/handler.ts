@@ -1,0 +1,144 @@
+/**
+ * Lambda function URL adapter (payload format 2.0) for one model. It parses the event, hands it to
+ * the InferenceService and maps typed errors to HTTP answers; clients, runtime and model live in
+ * module scope and are reused by warm invocations.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Context } from 'aws-lambda';
+import { AiaasError, MethodNotAllowedError } from '../shared/errors.js';
+import { ModelRegistry } from '../shared/registry/registry.js';
+import { createS3Client, S3ObjectStore } from '../shared/registry/store.js';
+import { loadRuntimeModule } from '../shared/runtime/load.js';
+import type { TfRuntime } from '../shared/runtime/types.js';
+import { decodeBody, route } from './api.js';
+import { configFromEnv, type InferenceConfig } from './config.js';
+import { InferenceService, type Log } from './service.js';
+
+/** The subset of a function URL event (payload 2.0) that we read. */
+export interface FunctionUrlEvent {
+  readonly rawPath?: string;
+  readonly rawQueryString?: string;
+  readonly headers?: Record<string, string | undefined>;
+  readonly body?: string;
+  readonly isBase64Encoded?: boolean;
+  readonly requestContext?: { readonly http?: { readonly method?: string }; readonly requestId?: string };
+}
+
+export interface FunctionUrlResult {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface HandlerDeps {
+  readonly s3?: S3Client;
+  readonly runtime?: () => Promise<TfRuntime>;
+  readonly log?: Log;
+  readonly metrics?: Metrics;
+}
+
+export type Handler = (event: FunctionUrlEvent, context?: Partial<Context>) => Promise<FunctionUrlResult>;
+
+function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): FunctionUrlResult {
+  return {
+    statusCode,
+    headers: { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers },
+    body: JSON.stringify(body),
+  };
+}
+
+/**
+ * Builds a handler for one model. Lambda uses the env-configured `handler` below; the local stack
+ * and tests build one per model with explicit config.
+ */
+export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): Handler {
+  const logger = deps.log ?? powertoolsLog(config.model);
+  const metrics =
+    deps.metrics ?? new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'aiaas', serviceName: `aiaas-${config.model}` });
+  metrics.setDefaultDimensions({ model: config.model });
+  let service: InferenceService | undefined;
+  let coldStart = true;
+
+  const getService = () => {
+    service ??= new InferenceService({
+      model: config.model,
+      alias: config.alias,
+      aliasCheckMs: config.aliasCheckSeconds * 1000,
+      limits: config.limits,
+      registry: new ModelRegistry(
+        new S3ObjectStore(deps.s3 ?? createS3Client({ endpoint: config.endpoint }), config.bucket, config.endpoint),
+      ),
+      runtime: deps.runtime ?? (() => loadRuntimeModule()),
+      log: logger,
+    });
+    return service;
+  };
+
+  return async (event) => {
+    const method = (event.requestContext?.http?.method ?? 'GET').toUpperCase();
+    const path = event.rawPath ?? '/';
+    const started = performance.now();
+    let response: FunctionUrlResult;
+    try {
+      const target = route(method, path, config.model);
+      const body = target.kind === 'predict' ? decodeBody(event.body, event.isBase64Encoded, config.limits) : '';
+      const result = await getService().handle(target, body);
+      response = json(result.status, result.body, result.version ? { 'x-aiaas-model-version': String(result.version) } : {});
+      if (target.kind === 'predict') {
+        metrics.addDimension('version', String(result.version));
+        metrics.addMetric('Predictions', MetricUnit.Count, 1);
+        metrics.addMetric('PredictLatency', MetricUnit.Milliseconds, performance.now() - started);
+      }
+    } catch (error) {
+      response = errorResponse(error, logger, event.requestContext?.requestId);
+      if (response.statusCode >= 500) metrics.addMetric('Faults', MetricUnit.Count, 1);
+      else metrics.addMetric('ClientErrors', MetricUnit.Count, 1);
+    }
+    if (coldStart) {
+      coldStart = false;
+      metrics.addMetric('ColdStart', MetricUnit.Count, 1);
+    }
+    metrics.publishStoredMetrics();
+    if (method === 'HEAD') response.body = '';
+    return response;
+  };
+}
+
+function powertoolsLog(model: string): Log {
+  const logger = new Logger({
+    serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? `aiaas-${model}`,
+    persistentKeys: { model },
+  });
+  return {
+    info: (message, extra) => logger.info(message, (extra ?? {}) as never),
+    warn: (message, extra) => logger.warn(message, (extra ?? {}) as never),
+    error: (message, extra) => logger.error(message, (extra ?? {}) as never),
+  };
+}
+
+/** Typed errors become their status with a one-line message; anything else is a 500 that names no internals. */
+export function errorResponse(error: unknown, log: Log, requestId?: string): FunctionUrlResult {
+  if (error instanceof AiaasError) {
+    const headers: Record<string, string> = {};
+    if (error instanceof MethodNotAllowedError) headers.allow = error.allow.join(', ');
+    if (error.status === 503) headers['retry-after'] = '2';
+    if (error.status >= 500) log.error(error.message, { error: error.name, cause: String((error as Error).cause ?? '') });
+    return json(error.status, { error: error.message }, headers);
+  }
+  log.error('unexpected error', { error: error instanceof Error ? error.stack : String(error) });
+  return json(500, { error: `Internal error${requestId ? ` (request ${requestId})` : ''}; see the function's logs` });
+}
+
+let envHandler: Handler | undefined;
+
+/** The Lambda entry point, configured from the environment on first invocation. */
+export const handler: Handler = async (event, context) => {
+  try {
+    envHandler ??= createHandler(configFromEnv());
+  } catch (error) {
+    return errorResponse(error, console, context?.awsRequestId);
+  }
+  return envHandler(event, context);
+};

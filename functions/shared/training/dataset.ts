@@ -1,0 +1,330 @@
+import { parse } from 'csv-parse/sync';
+import { createHash } from 'node:crypto';
+import { ConfigurationError, ValidationError } from '../errors.js';
+import type { ModelDefinition } from '../manifest.js';
+import type { ObjectStore } from '../registry/store.js';
+
+/** Examples as flat row-major arrays: compact enough for Lambda memory, and what tensor2d takes. */
+export interface Examples {
+  /** rows × features values, row-major. */
+  readonly x: Float32Array;
+  /** One label per row (a class index for categorical models). */
+  readonly y: Float32Array;
+  readonly rows: number;
+  readonly features: number;
+}
+
+/** Why a row was left out of training. */
+export type RejectionKind = 'field-count' | 'empty' | 'not-a-number' | 'not-finite' | 'label' | 'malformed';
+
+export interface Rejection {
+  readonly key: string;
+  /** 1-based line in the object (the header is line 1). */
+  readonly line: number;
+  readonly kind: RejectionKind;
+  readonly reason: string;
+}
+
+export interface DatasetObject {
+  readonly key: string;
+  readonly sha256: string;
+  readonly size: number;
+  readonly rows: number;
+  readonly rejectedRows: number;
+}
+
+export interface Dataset extends Examples {
+  readonly featureNames: readonly string[];
+  readonly label: string;
+  /** The CSV objects read, in key order. */
+  readonly objects: readonly DatasetObject[];
+  /** sha256 over every object's key and sha256: changes exactly when the data does. */
+  readonly fingerprint: string;
+  readonly rejectedRows: number;
+  readonly rejectedByKind: Readonly<Partial<Record<RejectionKind, number>>>;
+  /** The first few rejections, for the report and the logs. */
+  readonly rejections: readonly Rejection[];
+}
+
+/** How many rejections are kept verbatim; the rest are only counted. */
+export const MAX_REPORTED_REJECTIONS = 10;
+
+/** What a row's label must be, from the loss the model is trained with. */
+type LabelRule = (value: number) => string | undefined;
+
+function labelRule(definition: ModelDefinition): LabelRule {
+  switch (definition.compile.loss) {
+    case 'binaryCrossentropy':
+      return (v) => (v === 0 || v === 1 ? undefined : `must be 0 or 1 for a binary model, got ${v}`);
+    case 'categoricalCrossentropy': {
+      const classes = definition.layers[definition.layers.length - 1]?.units ?? 0;
+      return (v) =>
+        Number.isInteger(v) && v >= 0 && v < classes
+          ? undefined
+          : `must be a class index 0..${classes - 1}, got ${v}`;
+    }
+    default:
+      return () => undefined;
+  }
+}
+
+// Plain decimal or scientific notation only: Number() would also take '', '0x1f', 'Infinity'.
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+export interface ParsedCsv {
+  readonly x: number[];
+  readonly y: number[];
+  readonly rows: number;
+  readonly rejectedRows: number;
+  readonly rejectedByKind: Partial<Record<RejectionKind, number>>;
+  readonly rejections: Rejection[];
+}
+
+/**
+ * Parses one CSV object against the definition's columns. The header is required and must name
+ * every feature and the label (any order, extra columns ignored). Rows that do not fit are counted
+ * by kind, never used.
+ */
+export function parseCsv(text: string | Uint8Array, key: string, definition: ModelDefinition): ParsedCsv {
+  const rejections: Rejection[] = [];
+  const rejectedByKind: Partial<Record<RejectionKind, number>> = {};
+  let rejectedRows = 0;
+  const reject = (line: number, kind: RejectionKind, reason: string) => {
+    rejectedRows++;
+    rejectedByKind[kind] = (rejectedByKind[kind] ?? 0) + 1;
+    if (rejections.length < MAX_REPORTED_REJECTIONS) rejections.push({ key, line, kind, reason });
+  };
+
+  let records: Array<{ record: string[]; info: { lines: number } }>;
+  try {
+    records = parse(text, {
+      bom: true,
+      trim: true,
+      skip_empty_lines: true,
+      // Field counts are checked below, so a short row is one rejection with a clear reason.
+      relax_column_count: true,
+      // A broken quote spoils one record, not the whole file.
+      skip_records_with_error: true,
+      on_skip: (error) => {
+        if (error) reject(error.lines, 'malformed', error.message);
+        return undefined;
+      },
+      info: true,
+    }) as unknown as Array<{ record: string[]; info: { lines: number } }>;
+  } catch (cause) {
+    throw new ValidationError(`${key} is not readable CSV: ${(cause as Error).message}`, { cause });
+  }
+
+  const header = records[0]?.record;
+  if (!header) return { x: [], y: [], rows: 0, rejectedRows, rejectedByKind, rejections };
+  const columns = [...definition.features, definition.label];
+  const missing = columns.filter((c) => !header.includes(c));
+  if (missing.length > 0) {
+    throw new ValidationError(
+      `${key}: the header (line 1) lacks column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}; ` +
+        `it needs ${columns.join(',')}`,
+    );
+  }
+  const indices = columns.map((c) => header.indexOf(c));
+  const rule = labelRule(definition);
+  const x: number[] = [];
+  const y: number[] = [];
+  const values = new Array<number>(columns.length);
+
+  rows: for (let r = 1; r < records.length; r++) {
+    const { record, info } = records[r]!;
+    const line = info.lines;
+    if (record.length !== header.length) {
+      reject(line, 'field-count', `has ${record.length} fields, the header has ${header.length}`);
+      continue;
+    }
+    for (let c = 0; c < columns.length; c++) {
+      const raw = record[indices[c]!]!;
+      const name = columns[c]!;
+      if (raw === '') {
+        reject(line, 'empty', `${name} is empty`);
+        continue rows;
+      }
+      if (!NUMBER.test(raw)) {
+        reject(line, 'not-a-number', `${name} is not a number: ${JSON.stringify(raw.slice(0, 40))}`);
+        continue rows;
+      }
+      const value = Number(raw);
+      // Float32 storage: what overflows it would train as Infinity.
+      if (!Number.isFinite(value) || !Number.isFinite(Math.fround(value))) {
+        reject(line, 'not-finite', `${name} is out of range: ${raw.slice(0, 40)}`);
+        continue rows;
+      }
+      values[c] = value;
+    }
+    const label = values[columns.length - 1]!;
+    const labelProblem = rule(label);
+    if (labelProblem) {
+      reject(line, 'label', `${definition.label} ${labelProblem}`);
+      continue;
+    }
+    for (let c = 0; c < columns.length - 1; c++) x.push(values[c]!);
+    y.push(label);
+  }
+  return { x, y, rows: y.length, rejectedRows, rejectedByKind, rejections };
+}
+
+export interface LoadDatasetOptions {
+  /** Refuse (ConfigurationError) before downloading when the CSV objects total more bytes than this. */
+  readonly maxBytes?: number;
+}
+
+/** sha256 of bytes, hex. */
+function sha256(bytes: Uint8Array | string): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** The CSV objects under a prefix, in key order (S3's own order, made explicit). */
+export async function listDatasetObjects(store: ObjectStore, prefix: string) {
+  const listed = await store.list(prefix);
+  return listed
+    .filter((o) => o.key.toLowerCase().endsWith('.csv'))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/**
+ * Reads every `.csv` object under `prefix`, in key order, into one dataset. Throws
+ * ConfigurationError when there is no CSV object or it is too large, ValidationError when a file's
+ * header lacks a column.
+ */
+export async function loadDataset(
+  store: ObjectStore,
+  prefix: string,
+  definition: ModelDefinition,
+  options: LoadDatasetOptions = {},
+): Promise<Dataset> {
+  const listed = await listDatasetObjects(store, prefix);
+  if (listed.length === 0) {
+    throw new ConfigurationError(
+      `No training data: no .csv object under ${store.description}/${prefix} (upload one with "aiaas dataset put")`,
+    );
+  }
+  const totalBytes = listed.reduce((n, o) => n + o.size, 0);
+  if (options.maxBytes !== undefined && totalBytes > options.maxBytes) {
+    throw new ConfigurationError(
+      `Training data under ${prefix} is ${mib(totalBytes)} MiB in ${listed.length} objects; retraining in ` +
+        `Lambda reads at most ${mib(options.maxBytes)} MiB. Train larger data sets outside Lambda (see retrain.ts)`,
+    );
+  }
+
+  const x: number[] = [];
+  const y: number[] = [];
+  const objects: DatasetObject[] = [];
+  const rejections: Rejection[] = [];
+  const rejectedByKind: Partial<Record<RejectionKind, number>> = {};
+  let rejectedRows = 0;
+  const fingerprint = createHash('sha256');
+  // One object at a time, so peak memory is one file's text plus the numbers so far.
+  for (const { key } of listed) {
+    const object = await store.get(key);
+    if (!object) throw new ConfigurationError(`${key} disappeared while reading the training data; try again`);
+    const digest = sha256(object.body);
+    fingerprint.update(`${key}\0${digest}\n`);
+    const parsed = parseCsv(object.body, key, definition);
+    for (const v of parsed.x) x.push(v);
+    for (const v of parsed.y) y.push(v);
+    rejectedRows += parsed.rejectedRows;
+    for (const [kind, n] of Object.entries(parsed.rejectedByKind) as [RejectionKind, number][]) {
+      rejectedByKind[kind] = (rejectedByKind[kind] ?? 0) + n;
+    }
+    for (const r of parsed.rejections) if (rejections.length < MAX_REPORTED_REJECTIONS) rejections.push(r);
+    objects.push({
+      key,
+      sha256: digest,
+      size: object.body.byteLength,
+      rows: parsed.rows,
+      rejectedRows: parsed.rejectedRows,
+    });
+  }
+
+  return {
+    x: Float32Array.from(x),
+    y: Float32Array.from(y),
+    rows: y.length,
+    features: definition.features.length,
+    featureNames: definition.features,
+    label: definition.label,
+    objects,
+    fingerprint: fingerprint.digest('hex'),
+    rejectedRows,
+    rejectedByKind,
+    rejections,
+  };
+}
+
+function mib(bytes: number): string {
+  return (bytes / 2 ** 20).toFixed(1);
+}
+
+export interface Split {
+  readonly train: Examples;
+  readonly validation: Examples;
+  readonly seed: number;
+  readonly validationSplit: number;
+  readonly method: 'row-hash';
+}
+
+/** A seeded 32-bit hash of one row's stored values (features and label). */
+function rowHash(x: Float32Array, y: Float32Array, row: number, features: number, seed: number): number {
+  const bits = new Uint32Array(x.buffer, x.byteOffset + row * features * 4, features);
+  let h = seed >>> 0;
+  const mix = (word: number) => {
+    let k = Math.imul(word, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    h ^= Math.imul(k, 0x1b873593);
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  };
+  for (let i = 0; i < features; i++) mix(bits[i]!);
+  mix(new Uint32Array(y.buffer, y.byteOffset + row * 4, 1)[0]!);
+  // murmur3's finalizer: spreads every input bit over the whole word.
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/**
+ * Splits deterministically into train and validation. Each row's side is decided by a seeded hash
+ * of its own values rather than by a shuffle of positions, for two reasons that matter to the
+ * promotion gate: a row keeps its side when data is appended, so the live version (trained on
+ * earlier data with the same seed) is never scored on rows it trained on; and duplicate rows land on
+ * the same side, so they cannot leak from train into validation.
+ */
+export function splitDataset(data: Examples, validationSplit: number, seed: number): Split {
+  const { x, y, rows, features } = data;
+  const threshold = validationSplit * 2 ** 32;
+  const isValidation = new Uint8Array(rows);
+  let validationRows = 0;
+  for (let r = 0; r < rows; r++) {
+    if (rowHash(x, y, r, features, seed) < threshold) {
+      isValidation[r] = 1;
+      validationRows++;
+    }
+  }
+  const take = (wanted: number, count: number): Examples => {
+    const outX = new Float32Array(count * features);
+    const outY = new Float32Array(count);
+    let i = 0;
+    for (let r = 0; r < rows; r++) {
+      if (isValidation[r] !== wanted) continue;
+      outX.set(x.subarray(r * features, (r + 1) * features), i * features);
+      outY[i++] = y[r]!;
+    }
+    return { x: outX, y: outY, rows: count, features };
+  };
+  return {
+    train: take(0, rows - validationRows),
+    validation: take(1, validationRows),
+    seed,
+    validationSplit,
+    method: 'row-hash',
+  };
+}
