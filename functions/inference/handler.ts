@@ -81,6 +81,7 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
     const path = event.rawPath ?? '/';
     const started = performance.now();
     let response: FunctionUrlResult;
+    let measured = false;
     try {
       const target = route(method, path, config.model);
       const body = target.kind === 'predict' ? decodeBody(event.body, event.isBase64Encoded, config.limits) : '';
@@ -90,17 +91,19 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
         metrics.addDimension('version', String(result.version));
         metrics.addMetric('Predictions', MetricUnit.Count, 1);
         metrics.addMetric('PredictLatency', MetricUnit.Milliseconds, performance.now() - started);
+        measured = true;
       }
     } catch (error) {
       response = errorResponse(error, logger, event.requestContext?.requestId);
-      if (response.statusCode >= 500) metrics.addMetric('Faults', MetricUnit.Count, 1);
-      else metrics.addMetric('ClientErrors', MetricUnit.Count, 1);
+      metrics.addMetric(response.statusCode >= 500 ? 'Faults' : 'ClientErrors', MetricUnit.Count, 1);
+      measured = true;
     }
     if (coldStart) {
       coldStart = false;
       metrics.addMetric('ColdStart', MetricUnit.Count, 1);
+      measured = true;
     }
-    metrics.publishStoredMetrics();
+    if (measured) metrics.publishStoredMetrics();
     if (method === 'HEAD') response.body = '';
     return response;
   };

@@ -181,7 +181,7 @@ function spec(name: string, dtype: string | undefined, shape: readonly (number |
 export function signatureOf(_runtime: TfRuntime, model: LayersModel): Signature {
   return {
     inputs: model.inputs.map((t, i) => spec(model.inputNames[i] ?? t.name, t.dtype, t.shape)),
-    outputs: model.outputs.map((t, i) => spec(model.outputNames[i] ?? t.name, t.dtype, t.shape)),
+    outputs: model.outputs.map((t, i) => spec(model.outputLayers[i]?.name ?? t.name, t.dtype, t.shape)),
   };
 }
 

@@ -124,7 +124,12 @@ export class ModelRegistry {
    * Publishes a new immutable version: claims the next number, uploads the files, then writes
    * metadata.json last. A publisher killed half way leaves no visible version.
    */
-  async publish(model: string, files: readonly ArtifactFile[], input: PublishInput): Promise<VersionMetadata> {
+  async publish(
+    model: string,
+    files: readonly ArtifactFile[],
+    input: PublishInput,
+    options: { onProgress?: (bytesDone: number, bytesTotal: number) => void } = {},
+  ): Promise<VersionMetadata> {
     assertModelName(model);
     const digests: Record<string, FileDigest> = {};
     for (const file of files) {
@@ -150,13 +155,18 @@ export class ModelRegistry {
       this.options.retry,
     );
 
+    const total = files.reduce((n, f) => n + f.bytes.byteLength, 0);
+    let done = 0;
+    options.onProgress?.(0, total);
     await Promise.all(
-      files.map((file) =>
-        this.store.put(keys.file(model, version, file.name), file.bytes, {
+      files.map(async (file) => {
+        await this.store.put(keys.file(model, version, file.name), file.bytes, {
           contentType: file.contentType ?? (file.name.endsWith('.json') ? JSON_TYPE : 'application/octet-stream'),
           ifNoneMatch: '*',
-        }),
-      ),
+        });
+        done += file.bytes.byteLength;
+        options.onProgress?.(done, total);
+      }),
     );
     const metadata: VersionMetadata = {
       schema: 1,

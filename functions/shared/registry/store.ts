@@ -174,20 +174,14 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async listPrefixes(prefix: string): Promise<string[]> {
-    const prefixes: string[] = [];
-    let token: string | undefined;
-    do {
-      try {
-        const out = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }),
-        );
-        for (const item of out.CommonPrefixes ?? []) if (item.Prefix) prefixes.push(item.Prefix);
-        token = out.IsTruncated ? out.NextContinuationToken : undefined;
-      } catch (error) {
-        throw this.fault(`list ${prefix}`, error);
-      }
-    } while (token);
-    return prefixes;
+    // Derived from the full listing rather than S3's Delimiter: S3-compatible servers (s3rver among
+    // them) omit common prefixes of deeper keys, and a registry that misses a version is wrong.
+    const prefixes = new Set<string>();
+    for (const { key } of await this.list(prefix)) {
+      const slash = key.indexOf('/', prefix.length);
+      if (slash > prefix.length) prefixes.add(key.slice(0, slash + 1));
+    }
+    return [...prefixes];
   }
 
   async delete(key: string): Promise<void> {

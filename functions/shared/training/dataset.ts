@@ -106,7 +106,7 @@ export function parseCsv(text: string | Uint8Array, key: string, definition: Mod
       // A broken quote spoils one record, not the whole file.
       skip_records_with_error: true,
       on_skip: (error) => {
-        if (error) reject(error.lines, 'malformed', error.message);
+        if (error) reject(Number(error.lines) || 0, 'malformed', error.message);
         return undefined;
       },
       info: true,

@@ -1,0 +1,2 @@
+// TEMPORARY STUB (infra synth) - delete me
+export const handler = async () => ({ ok: true });

@@ -1,0 +1,102 @@
+import type { Command } from 'commander';
+import { SingleBar } from 'cli-progress';
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { ConfigurationError, ValidationError } from '../../functions/shared/errors.js';
+import { loadManifest, type ModelSpec } from '../../functions/shared/manifest.js';
+import type { ModelRegistry } from '../../functions/shared/registry/registry.js';
+import type { TfRuntime } from '../../functions/shared/runtime/types.js';
+import { type RetrainResult, retrain } from '../../functions/shared/training/retrain.js';
+import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
+import { ROOT } from '../lib/bundle.js';
+import { resolveTarget } from './context.js';
+
+export const MANIFEST_PATH = join(ROOT, 'models/manifest.json');
+
+export function specOf(model: string, manifestPath = process.env.AIAAS_MANIFEST ?? MANIFEST_PATH): ModelSpec {
+  const spec = loadManifest(manifestPath).models.find((m) => m.name === model);
+  if (!spec) throw new ConfigurationError(`Model "${model}" is not in the manifest ${manifestPath}`);
+  if (!spec.definition) throw new ConfigurationError(`Model "${model}" has no "definition" in the manifest to train`);
+  return spec;
+}
+
+/**
+ * Retrains with a progress bar of epochs and the loss, then prints the gate's decision. Shared by
+ * `aiaas retrain` and `npm start` (first run).
+ */
+export async function retrainWithProgress(
+  registry: ModelRegistry,
+  spec: ModelSpec,
+  options: { force?: boolean; promote?: 'gate' | 'always' | 'never'; runtime?: TfRuntime; stream?: NodeJS.WritableStream } = {},
+): Promise<RetrainResult> {
+  const runtime = options.runtime ?? (await createRuntime('auto'));
+  const bar = new SingleBar({
+    format: `training ${spec.name} [{bar}] epoch {value}/{total} | loss {loss} | val_loss {val_loss} | val_accuracy {val_accuracy}`,
+    hideCursor: true,
+    stream: options.stream ?? process.stderr,
+  });
+  let started = false;
+  try {
+    return await retrain({
+      registry,
+      spec,
+      runtime,
+      promote: options.promote ?? 'gate',
+      force: options.force ?? false,
+      onEpoch: ({ epoch, epochs, logs }) => {
+        const fmt = (k: string) => (typeof logs[k] === 'number' ? (logs[k] as number).toFixed(4) : '-');
+        const payload = { loss: fmt('loss'), val_loss: fmt('val_loss'), val_accuracy: fmt('val_accuracy') };
+        if (!started) {
+          bar.start(epochs, 0, payload);
+          started = true;
+        }
+        bar.update(epoch, payload);
+      },
+    });
+  } finally {
+    if (started) bar.stop();
+  }
+}
+
+export function describeRetrain(model: string, result: RetrainResult): string[] {
+  return [JSON.stringify(result)];
+}
+
+export function retrainCommand(
+  program: Command,
+  io: { out: (line?: string) => void; note: (line: string) => void; modelArg: (v: string) => string },
+) {
+  program
+    .command('retrain')
+    .description("train the manifest's definition on the model's dataset, publish a version, promote if the gate passes")
+    .argument('<model>', 'model name', io.modelArg)
+    .option('--force', 'train even if data and settings are unchanged since the last retrained version')
+    .option('--promote <when>', 'gate (default), always or never', 'gate')
+    .action(async (model: string, opts: { force?: boolean; promote: string }) => {
+      if (!['gate', 'always', 'never'].includes(opts.promote)) {
+        throw new ValidationError(`--promote must be gate, always or never, not "${opts.promote}"`);
+      }
+      const { registry } = resolveTarget();
+      const result = await retrainWithProgress(registry, specOf(model), {
+        force: !!opts.force,
+        promote: opts.promote as 'gate' | 'always' | 'never',
+      });
+      for (const line of describeRetrain(model, result)) io.out(line);
+    });
+
+  const dataset = program.command('dataset').description("manage a model's training data in the registry");
+  dataset
+    .command('put')
+    .description('upload a CSV (with a header) under datasets/<model>/')
+    .argument('<model>', 'model name', io.modelArg)
+    .argument('<file>', 'CSV file')
+    .option('--name <name>', 'object name under the prefix (default: the file name)')
+    .action(async (model: string, file: string, opts: { name?: string }) => {
+      const { registry } = resolveTarget();
+      const body = await readFile(file).catch((cause) => {
+        throw new ValidationError(`Cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, { cause });
+      });
+      const key = await registry.putDataset(model, opts.name ?? basename(file), body);
+      io.out(`Uploaded ${file} (${body.byteLength} bytes) to ${key}`);
+    });
+}

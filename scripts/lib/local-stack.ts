@@ -1,0 +1,249 @@
+/**
+ * The parts of the local stack, reusable by `npm start`, the tests and the benchmarks: an
+ * S3-compatible server (s3rver) holding the registry, and a function-URL server that turns HTTP
+ * requests into the payload-2.0 events a real function URL sends and invokes the built inference
+ * bundle, one handler instance per model (as one Lambda function per model would).
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import S3rver from 's3rver';
+import type { FunctionUrlEvent, FunctionUrlResult, Handler } from '../../functions/inference/handler.js';
+import type { InferenceConfig } from '../../functions/inference/config.js';
+import { MAX_BODY_BYTES } from '../../functions/inference/api.js';
+import { ModelRegistry } from '../../functions/shared/registry/registry.js';
+import { NAME_PATTERN } from '../../functions/shared/registry/layout.js';
+import { createS3Client, S3ObjectStore } from '../../functions/shared/registry/store.js';
+import { DIST } from './bundle.js';
+
+/** s3rver accepts only these credentials. */
+export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+export const DEFAULT_BUCKET = 'aiaas-models';
+
+export interface LocalS3 {
+  readonly endpoint: string;
+  readonly bucket: string;
+  readonly registry: ModelRegistry;
+  close(): Promise<void>;
+}
+
+/** Starts s3rver on loopback with the registry bucket, state kept in `directory`. */
+export async function startLocalS3(options: { directory: string; port?: number; bucket?: string }): Promise<LocalS3> {
+  const bucket = options.bucket ?? DEFAULT_BUCKET;
+  mkdirSync(options.directory, { recursive: true });
+  const server = new S3rver({
+    address: '127.0.0.1',
+    port: options.port ?? 0,
+    silent: true,
+    directory: options.directory,
+    configureBuckets: [{ name: bucket, configs: [] }],
+  });
+  const address = (await server.run()) as AddressInfo;
+  const endpoint = `http://127.0.0.1:${address.port}`;
+  const client = createS3Client({ endpoint, credentials: LOCAL_CREDENTIALS, region: 'us-east-1' });
+  return {
+    endpoint,
+    bucket,
+    registry: new ModelRegistry(new S3ObjectStore(client, bucket, endpoint)),
+    async close() {
+      client.destroy();
+      const http = (server as unknown as { httpServer?: Server }).httpServer;
+      http?.closeAllConnections();
+      await server.close();
+    },
+  };
+}
+
+export interface FunctionUrlServerOptions {
+  readonly port?: number;
+  readonly endpoint: string;
+  readonly bucket: string;
+  /** Seconds between alias checks in each function. @default 2 */
+  readonly aliasCheckSeconds?: number;
+  /** The built inference bundle. @default dist/functions/inference/index.mjs */
+  readonly bundle?: string;
+  /** Lists the models for GET /v1/models. */
+  readonly registry: ModelRegistry;
+  readonly env?: Partial<Pick<InferenceConfig, 'limits'>>;
+}
+
+export interface FunctionUrlServer {
+  readonly url: string;
+  readonly server: Server;
+  close(): Promise<void>;
+}
+
+const MODEL_IN_PATH = /^\/v1\/models\/([^/:?]+)/;
+const FUNCTION_PREFIX = /^\/fn\/([^/]+)(\/.*)?$/;
+
+/**
+ * Serves every model of the registry the way its function URL would: `/v1/models/<model>...` goes
+ * to that model's function, `/fn/<model>/<path>` gives the function's own URL root (so `POST /`
+ * works too), `GET /v1/models` lists the models.
+ */
+export async function startFunctionUrlServer(options: FunctionUrlServerOptions): Promise<FunctionUrlServer> {
+  // Lambda gives the function its credentials in the environment; so does the local stack.
+  process.env.AWS_ACCESS_KEY_ID = LOCAL_CREDENTIALS.accessKeyId;
+  process.env.AWS_SECRET_ACCESS_KEY = LOCAL_CREDENTIALS.secretAccessKey;
+  delete process.env.AWS_SESSION_TOKEN;
+  process.env.AWS_REGION ??= 'us-east-1';
+  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+  const bundle = options.bundle ?? join(DIST, 'functions/inference/index.mjs');
+  const mod = (await import(pathToFileURL(bundle).href)) as {
+    createHandler: (config: InferenceConfig) => Handler;
+  };
+  const handlers = new Map<string, Handler>();
+  const handlerFor = (model: string) => {
+    let handler = handlers.get(model);
+    if (!handler) {
+      handler = mod.createHandler({
+        bucket: options.bucket,
+        model,
+        alias: 'live',
+        endpoint: options.endpoint,
+        aliasCheckSeconds: options.aliasCheckSeconds ?? 2,
+        limits: { maxInstances: 10_000, maxElements: 1_000_000, maxBodyBytes: MAX_BODY_BYTES, ...options.env?.limits },
+      });
+      handlers.set(model, handler);
+    }
+    return handler;
+  };
+  const known = new Set<string>();
+  const modelExists = async (model: string) => {
+    if (known.has(model)) return true;
+    const found = (await options.registry.listModels()).includes(model);
+    if (found) known.add(model);
+    return found;
+  };
+
+  const server = createServer((req, res) => {
+    serve(req, res).catch((error) => {
+      send(res, { statusCode: 500, headers: {}, body: JSON.stringify({ error: `Local server error: ${String(error)}` }) });
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+
+  async function serve(req: IncomingMessage, res: ServerResponse) {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    let path = url.pathname;
+    let model: string | undefined;
+    const fn = FUNCTION_PREFIX.exec(path);
+    if (fn) {
+      model = decodeURIComponent(fn[1] ?? '');
+      path = fn[2] ?? '/';
+    } else if (path === '/v1/models' || path === '/v1/models/') {
+      return send(res, await listModels(options.registry));
+    } else {
+      const match = MODEL_IN_PATH.exec(path);
+      model = match ? decodeURIComponent(match[1] ?? '') : undefined;
+    }
+    if (!model) {
+      return send(res, jsonResult(404, {
+        error: `No route for ${path}: use /v1/models/<model>:predict, /v1/models/<model>, /v1/models or /fn/<model>/`,
+      }));
+    }
+    if (!NAME_PATTERN.test(model) || !(await modelExists(model))) {
+      return send(res, jsonResult(404, { error: `Model ${JSON.stringify(model.slice(0, 80))} does not exist in the registry` }));
+    }
+    const body = await readBody(req);
+    if (body === 'too-large') {
+      // What a real function URL answers before the function runs.
+      return send(res, jsonResult(413, { error: `Request body is larger than ${MAX_BODY_BYTES} bytes, the function URL limit` }));
+    }
+    const event = toEvent(req, url, path, body);
+    send(res, await handlerFor(model)(event, { awsRequestId: event.requestContext?.requestId ?? '' }));
+  }
+
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    server,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function listModels(registry: ModelRegistry): Promise<FunctionUrlResult> {
+  const names = await registry.listModels();
+  const models = await Promise.all(
+    names.map(async (name) => {
+      const aliases = await registry.listAliases(name);
+      return { name, aliases: Object.fromEntries(Object.entries(aliases).map(([a, v]) => [a, String(v)])) };
+    }),
+  );
+  return jsonResult(200, { models });
+}
+
+function jsonResult(statusCode: number, body: unknown): FunctionUrlResult {
+  return { statusCode, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer | 'too-large'> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) {
+      req.resume();
+      return 'too-large';
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+const TEXT_TYPES = /^(text\/|application\/(json|xml|x-www-form-urlencoded|javascript)|[^;]*\+json)/i;
+
+/** The payload-2.0 event a function URL would send for this request. */
+export function toEvent(req: IncomingMessage, url: URL, path: string, body: Buffer): FunctionUrlEvent {
+  const headers: Record<string, string> = {};
+  for (const [key, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers[key.toLowerCase()] = Array.isArray(value) ? value.join(',') : value;
+  }
+  const contentType = headers['content-type'] ?? '';
+  // Function URLs pass text bodies as they are and base64-encode everything else.
+  const isBase64 = body.length > 0 && !TEXT_TYPES.test(contentType);
+  const now = new Date();
+  const query = url.search.startsWith('?') ? url.search.slice(1) : url.search;
+  return {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath: path,
+    rawQueryString: query,
+    headers,
+    ...(query ? { queryStringParameters: Object.fromEntries(url.searchParams) } : {}),
+    requestContext: {
+      accountId: 'anonymous',
+      apiId: 'local',
+      domainName: headers.host ?? 'localhost',
+      domainPrefix: 'local',
+      http: {
+        method: req.method ?? 'GET',
+        path,
+        protocol: `HTTP/${req.httpVersion}`,
+        sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+        userAgent: headers['user-agent'] ?? '',
+      },
+      requestId: randomUUID(),
+      routeKey: '$default',
+      stage: '$default',
+      time: now.toISOString(),
+      timeEpoch: now.getTime(),
+    },
+    ...(body.length > 0 ? { body: isBase64 ? body.toString('base64') : body.toString('utf8') } : {}),
+    isBase64Encoded: isBase64,
+  } as FunctionUrlEvent;
+}
+
+function send(res: ServerResponse, result: FunctionUrlResult) {
+  if (res.headersSent) return;
+  const body = result.body ?? '';
+  res.writeHead(result.statusCode, { ...result.headers, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}

@@ -1,0 +1,92 @@
+/**
+ * `npm start`: the whole stack on 127.0.0.1 — the S3-compatible registry (state kept in .local/s3),
+ * the example model trained and published on first run, and the local function-URL server.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadManifest } from '../functions/shared/manifest.js';
+import { generateDiabetesCsv } from '../functions/shared/training/synthetic.js';
+import { STACK_FILE } from './cli/context.js';
+import { MANIFEST_PATH, retrainWithProgress } from './cli/retrain.js';
+import { ROOT } from './lib/bundle.js';
+import { startFunctionUrlServer, startLocalS3 } from './lib/local-stack.js';
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+const port = Number(process.env.PORT ?? 8080);
+const s3Port = Number(process.env.AIAAS_S3_PORT ?? 4569);
+const stateDir = process.env.AIAAS_STATE_DIR ?? join(ROOT, '.local/s3');
+const say = (line = '') => process.stdout.write(`${line}\n`);
+
+const manifest = loadManifest(process.env.AIAAS_MANIFEST ?? MANIFEST_PATH);
+const s3 = await startLocalS3({ directory: stateDir, port: s3Port }).catch((error: NodeJS.ErrnoException) => {
+  if (error.code === 'EADDRINUSE') {
+    console.error(`aiaas: port ${s3Port} is taken (another npm start?); set AIAAS_S3_PORT to use another`);
+    process.exit(1);
+  }
+  throw error;
+});
+say(`registry   s3://${s3.bucket} at ${s3.endpoint} (state in ${stateDir})`);
+
+// First run: train and publish every manifest model that has a definition but no version yet.
+for (const spec of manifest.models) {
+  if (!spec.definition || (await s3.registry.listVersions(spec.name)).length > 0) continue;
+  const prefix = `datasets/${spec.name}/`;
+  if ((await s3.registry.store.list(prefix)).length === 0) {
+    if (spec.name !== 'diabetes') {
+      say(`${spec.name}: no data under ${prefix}; upload some with: npx aiaas dataset put ${spec.name} <file.csv>`);
+      continue;
+    }
+    await s3.registry.putDataset(spec.name, 'synthetic.csv', new TextEncoder().encode(generateDiabetesCsv()));
+    say(
+      `${spec.name}: first run — training on a generated data set with the Pima Indians Diabetes schema ` +
+        `(${prefix}synthetic.csv); put the real data there with: npx aiaas dataset put ${spec.name} <file.csv>`,
+    );
+  }
+  const result = await retrainWithProgress(s3.registry, spec, { promote: 'always' });
+  say(`${spec.name}: ${result.status === 'unchanged' ? 'unchanged' : `published v${result.version}`}`);
+}
+
+const server = await startFunctionUrlServer({
+  port,
+  endpoint: s3.endpoint,
+  bucket: s3.bucket,
+  registry: s3.registry,
+  aliasCheckSeconds: Number(process.env.AIAAS_ALIAS_CHECK_SECONDS ?? 2),
+}).catch(async (error: NodeJS.ErrnoException) => {
+  await s3.close();
+  if (error.code === 'EADDRINUSE') {
+    console.error(`aiaas: port ${port} is taken; set PORT to use another`);
+    process.exit(1);
+  }
+  throw error;
+});
+
+mkdirSync(join(ROOT, '.local'), { recursive: true });
+writeFileSync(STACK_FILE, JSON.stringify({ endpoint: s3.endpoint, bucket: s3.bucket, url: server.url, pid: process.pid }));
+
+const models = await s3.registry.listModels();
+say(`functions  ${server.url}  (one function per model; alias re-checked every ${process.env.AIAAS_ALIAS_CHECK_SECONDS ?? 2} s)`);
+for (const model of models) say(`  ${model}: ${server.url}/v1/models/${model}   function URL root: ${server.url}/fn/${model}/`);
+say();
+say('Try it:');
+say(
+  `  curl -s -X POST ${server.url}/v1/models/diabetes:predict -H 'content-type: application/json' \\\n` +
+    `    -d '{"instances": [[6,148,72,35,0,33.6,0.627,50], [1,85,66,29,0,26.6,0.351,31]]}'`,
+);
+say(`  curl -s ${server.url}/v1/models/diabetes/metadata`);
+say('  npx aiaas versions diabetes');
+say();
+say('Ctrl-C stops everything.');
+
+let stopping = false;
+async function stop(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  say(`\n${signal}: stopping`);
+  rmSync(STACK_FILE, { force: true });
+  await Promise.allSettled([server.close(), s3.close()]);
+  process.exit(0);
+}
+process.on('SIGINT', () => void stop('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));

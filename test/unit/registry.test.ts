@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { ConflictError, IntegrityError, InvalidNameError, NotFoundError } from '../../functions/shared/errors.js';
+import { keys } from '../../functions/shared/registry/layout.js';
+import { ModelRegistry } from '../../functions/shared/registry/registry.js';
+import type { PutOptions } from '../../functions/shared/registry/store.js';
+import type { ArtifactFile, Signature } from '../../functions/shared/registry/types.js';
+import { MemoryObjectStore } from '../support/memory-store.js';
+
+/** Like s3rver: ignores If-None-Match / If-Match, so only the claim protocol keeps writers apart. */
+class LaxStore extends MemoryObjectStore {
+  override put(key: string, body: Uint8Array | string, _options: PutOptions = {}) {
+    return super.put(key, body, {});
+  }
+}
+
+const signature: Signature = {
+  inputs: [{ name: 'x', dtype: 'float32', shape: [null, 1] }],
+  outputs: [{ name: 'y', dtype: 'float32', shape: [null, 1] }],
+};
+const files = (tag: string): ArtifactFile[] => [
+  { name: 'model.json', bytes: new TextEncoder().encode(JSON.stringify({ tag })) },
+  { name: 'group1-shard1of1.bin', bytes: new Uint8Array([1, 2, 3]) },
+];
+const input = { format: 'layers-model', signature, metrics: {}, source: { kind: 'publish' }, parent: null } as const;
+
+for (const [label, Store] of [
+  ['a store that enforces conditional writes', MemoryObjectStore],
+  ['a store that ignores them (like s3rver)', LaxStore],
+] as const) {
+  describe(`registry on ${label}`, () => {
+    it('numbers versions 1, 2, 3 and never overwrites one, even when 12 publishers race', async () => {
+      const registry = new ModelRegistry(new Store(), { retry: { minDelayMs: 1, maxDelayMs: 20, attempts: 200 } });
+      const published = await Promise.all(Array.from({ length: 12 }, (_, i) => registry.publish('m', files(`p${i}`), input)));
+      const numbers = published.map((m) => m.version).sort((a, b) => a - b);
+      expect(new Set(numbers).size).toBe(12);
+      // Each version still holds exactly what its publisher wrote.
+      for (const meta of published) {
+        const { files: stored } = await registry.readVersion('m', meta.version);
+        expect(new TextDecoder().decode(stored.get('model.json'))).toContain(`"tag"`);
+        expect(meta.files['model.json']?.sha256).toBeDefined();
+      }
+      expect(await registry.listVersions('m')).toEqual(numbers);
+    });
+
+    it('keeps every concurrent promotion in the history, in one order, with the pointer at the last', async () => {
+      const registry = new ModelRegistry(new Store(), { retry: { minDelayMs: 1, maxDelayMs: 20, attempts: 200 } });
+      for (let i = 0; i < 4; i++) await registry.publish('m', files(`v${i}`), input);
+      await Promise.all([1, 2, 3, 4].map((v) => registry.setAlias('m', 'live', v, { who: `user${v}` })));
+      const history = await registry.history('m', 'live');
+      expect(history.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+      expect(new Set(history.map((e) => e.to))).toEqual(new Set([1, 2, 3, 4]));
+      // Each move records where it came from: the chain is unbroken.
+      history.forEach((e, i) => expect(e.from).toBe(i === 0 ? null : history[i - 1]!.to));
+      expect((await registry.getAlias('m', 'live'))?.version).toBe(history.at(-1)!.to);
+    });
+  });
+}
+
+describe('registry', () => {
+  it('records who, when, why; rolls back step by step; refuses a stale compare-and-swap', async () => {
+    const registry = new ModelRegistry(new MemoryObjectStore(), { actor: 'tester' });
+    for (let i = 0; i < 3; i++) await registry.publish('m', files(`v${i}`), input);
+    await registry.setAlias('m', 'live', 1, { why: 'first' });
+    await registry.setAlias('m', 'live', 2, { why: 'better' });
+    await registry.setAlias('m', 'live', 3, { why: 'best' });
+    const back = await registry.rollback('m', 'live', { why: 'v3 misbehaves' });
+    expect([back.from, back.to, back.kind, back.who, back.why]).toEqual([3, 2, 'rollback', 'tester', 'v3 misbehaves']);
+    expect((await registry.rollback('m')).to).toBe(1);
+    await expect(registry.rollback('m')).rejects.toThrow(ConflictError);
+    await expect(registry.setAlias('m', 'live', 3, { expectedVersion: 2 })).rejects.toThrow(/points to 1, not 2/);
+    const history = await registry.history('m');
+    expect(history.map((e) => `${e.kind}:${e.from}->${e.to}`)).toEqual([
+      'promote:null->1',
+      'promote:1->2',
+      'promote:2->3',
+      'rollback:3->2',
+      'rollback:2->1',
+    ]);
+    expect(history.every((e) => !Number.isNaN(Date.parse(e.at)))).toBe(true);
+  });
+
+  it('refuses to promote a version that does not exist', async () => {
+    const registry = new ModelRegistry(new MemoryObjectStore());
+    await expect(registry.setAlias('m', 'live', 7)).rejects.toThrow(NotFoundError);
+  });
+
+  it('verifies sha256 of every file on read', async () => {
+    const store = new MemoryObjectStore();
+    const registry = new ModelRegistry(store);
+    const meta = await registry.publish('m', files('a'), input);
+    await store.put(keys.file('m', meta.version, 'group1-shard1of1.bin'), new Uint8Array([9, 9, 9]));
+    await expect(registry.readVersion('m', meta.version)).rejects.toThrow(IntegrityError);
+    await expect(registry.readVersion('m', meta.version)).rejects.toThrow(/group1-shard1of1.bin does not match its sha256/);
+  });
+
+  it('hides a version whose publisher died before metadata.json (the commit)', async () => {
+    const store = new MemoryObjectStore();
+    const registry = new ModelRegistry(store);
+    await registry.publish('m', files('a'), input);
+    await store.put(keys.file('m', 2, 'model.json'), '{}'); // half a version
+    expect(await registry.listVersions('m')).toEqual([1]);
+    expect((await registry.publish('m', files('b'), input)).version).toBe(3);
+  });
+
+  it('rejects names that could leave the layout', async () => {
+    const registry = new ModelRegistry(new MemoryObjectStore());
+    for (const bad of ['../x', 'a/b', '', 'A', '-x', 'x'.repeat(64), 'a b']) {
+      await expect(registry.listVersions(bad), bad).rejects.toThrow(InvalidNameError);
+    }
+    await expect(registry.setAlias('m', '../live', 1)).rejects.toThrow(InvalidNameError);
+  });
+});
