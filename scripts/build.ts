@@ -1,8 +1,8 @@
 /** `npm run build`: every bundle we ship, into dist/. */
-import { buildCli, buildFunction, buildRuntimeLayer } from './lib/bundle.js';
+
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from './lib/bundle.js';
+import { buildCli, buildFunction, buildRuntimeLayer, ROOT } from './lib/bundle.js';
 
 const started = performance.now();
 const jobs: Promise<unknown>[] = [buildRuntimeLayer(), buildFunction('inference')];

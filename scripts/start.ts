@@ -34,7 +34,9 @@ for (const spec of manifest.models) {
   const prefix = `datasets/${spec.name}/`;
   if ((await s3.registry.store.list(prefix)).length === 0) {
     if (spec.name !== 'diabetes') {
-      say(`${spec.name}: no data under ${prefix}; upload some with: npx aiaas dataset put ${spec.name} <file.csv>`);
+      say(
+        `${spec.name}: no data under ${prefix}; upload some with: npx aiaas dataset put ${spec.name} <file.csv>`,
+      );
       continue;
     }
     await s3.registry.putDataset(spec.name, 'synthetic.csv', new TextEncoder().encode(generateDiabetesCsv()));
@@ -63,11 +65,17 @@ const server = await startFunctionUrlServer({
 });
 
 mkdirSync(join(ROOT, '.local'), { recursive: true });
-writeFileSync(STACK_FILE, JSON.stringify({ endpoint: s3.endpoint, bucket: s3.bucket, url: server.url, pid: process.pid }));
+writeFileSync(
+  STACK_FILE,
+  JSON.stringify({ endpoint: s3.endpoint, bucket: s3.bucket, url: server.url, pid: process.pid }),
+);
 
 const models = await s3.registry.listModels();
-say(`functions  ${server.url}  (one function per model; alias re-checked every ${process.env.AIAAS_ALIAS_CHECK_SECONDS ?? 2} s)`);
-for (const model of models) say(`  ${model}: ${server.url}/v1/models/${model}   function URL root: ${server.url}/fn/${model}/`);
+say(
+  `functions  ${server.url}  (one function per model; alias re-checked every ${process.env.AIAAS_ALIAS_CHECK_SECONDS ?? 2} s)`,
+);
+for (const model of models)
+  say(`  ${model}: ${server.url}/v1/models/${model}   function URL root: ${server.url}/fn/${model}/`);
 say();
 say('Try it:');
 say(

@@ -3,7 +3,12 @@
  * model's signature, and response shaping. Nothing here touches tfjs or AWS, so every client
  * mistake is caught (and named) before a tensor exists.
  */
-import { MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ValidationError } from '../shared/errors.js';
+import {
+  MethodNotAllowedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ValidationError,
+} from '../shared/errors.js';
 import { NAME_PATTERN } from '../shared/registry/layout.js';
 import type { Signature, TensorSpec } from '../shared/registry/types.js';
 
@@ -19,7 +24,11 @@ export interface Limits {
   readonly maxBodyBytes: number;
 }
 
-export const DEFAULT_LIMITS: Limits = { maxInstances: 10_000, maxElements: 1_000_000, maxBodyBytes: MAX_BODY_BYTES };
+export const DEFAULT_LIMITS: Limits = {
+  maxInstances: 10_000,
+  maxElements: 1_000_000,
+  maxBodyBytes: MAX_BODY_BYTES,
+};
 
 export type Route =
   | { readonly kind: 'predict'; readonly model: string; readonly version?: number; readonly label?: string }
@@ -38,10 +47,10 @@ export function route(method: string, rawPath: string, servedModel: string): Rou
   if (path === '' || path === '/') {
     if (method === 'POST') return { kind: 'predict', model: servedModel };
     if (method === 'GET' || method === 'HEAD') return { kind: 'status', model: servedModel };
-    throw new MethodNotAllowedError(`Method ${method} is not allowed on /; use POST to predict or GET for status`, [
-      'GET',
-      'POST',
-    ]);
+    throw new MethodNotAllowedError(
+      `Method ${method} is not allowed on /; use POST to predict or GET for status`,
+      ['GET', 'POST'],
+    );
   }
   const match = MODEL_PATH.exec(path);
   if (!match) {
@@ -52,12 +61,16 @@ export function route(method: string, rawPath: string, servedModel: string): Rou
   const [, rawName, rawVersion, rawLabel, metadata, verb] = match;
   const model = decodeSegment(rawName ?? '');
   if (!NAME_PATTERN.test(model) || model !== servedModel) {
-    throw new NotFoundError(`Model ${JSON.stringify(truncate(model))} is not served here (this function serves "${servedModel}")`);
+    throw new NotFoundError(
+      `Model ${JSON.stringify(truncate(model))} is not served here (this function serves "${servedModel}")`,
+    );
   }
   let version: number | undefined;
   if (rawVersion !== undefined) {
     if (!/^[1-9][0-9]{0,9}$/.test(rawVersion)) {
-      throw new NotFoundError(`Version ${JSON.stringify(truncate(rawVersion))} of "${model}" does not exist: versions are positive integers`);
+      throw new NotFoundError(
+        `Version ${JSON.stringify(truncate(rawVersion))} of "${model}" does not exist: versions are positive integers`,
+      );
     }
     version = Number(rawVersion);
   }
@@ -74,7 +87,9 @@ export function route(method: string, rawPath: string, servedModel: string): Rou
     return { kind: 'predict', ...target };
   }
   if (method !== 'GET' && method !== 'HEAD') {
-    throw new MethodNotAllowedError(`Use GET for ${metadata ? 'metadata' : 'model status'}, not ${method}`, ['GET']);
+    throw new MethodNotAllowedError(`Use GET for ${metadata ? 'metadata' : 'model status'}, not ${method}`, [
+      'GET',
+    ]);
   }
   return { kind: metadata ? 'metadata' : 'status', ...target };
 }
@@ -111,7 +126,9 @@ export function decodeBody(body: string | undefined, isBase64: boolean | undefin
   if (body === undefined || body === null) return '';
   const approx = isBase64 ? Math.floor((body.length * 3) / 4) : Buffer.byteLength(body, 'utf8');
   if (approx > limits.maxBodyBytes) {
-    throw new PayloadTooLargeError(`Request body is ${approx} bytes; the limit is ${limits.maxBodyBytes} bytes`);
+    throw new PayloadTooLargeError(
+      `Request body is ${approx} bytes; the limit is ${limits.maxBodyBytes} bytes`,
+    );
   }
   return isBase64 ? Buffer.from(body, 'base64').toString('utf8') : body;
 }
@@ -121,7 +138,8 @@ export function decodeBody(body: string | undefined, isBase64: boolean | undefin
  * numbers (finite, integral for int32), batch limits. Every error names the offending place.
  */
 export function parsePredictRequest(text: string, signature: Signature, limits: Limits): PredictRequest {
-  if (text.trim() === '') throw new ValidationError('Request body is empty; send {"instances": [...]} or {"inputs": ...}');
+  if (text.trim() === '')
+    throw new ValidationError('Request body is empty; send {"instances": [...]} or {"inputs": ...}');
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -135,12 +153,16 @@ export function parsePredictRequest(text: string, signature: Signature, limits: 
   const hasInputs = 'inputs' in body;
   if (hasInstances === hasInputs) {
     throw new ValidationError(
-      hasInstances ? 'Send either "instances" or "inputs", not both' : 'Request body needs "instances" (row format) or "inputs" (columnar format)',
+      hasInstances
+        ? 'Send either "instances" or "inputs", not both'
+        : 'Request body needs "instances" (row format) or "inputs" (columnar format)',
     );
   }
   const signatureName = body.signature_name;
   if (signatureName !== undefined && signatureName !== 'serving_default') {
-    throw new ValidationError(`Unknown signature_name ${JSON.stringify(signatureName)}; this model has "serving_default"`);
+    throw new ValidationError(
+      `Unknown signature_name ${JSON.stringify(signatureName)}; this model has "serving_default"`,
+    );
   }
   const specs = signature.inputs;
   if (specs.length === 0) throw new ValidationError('This model declares no inputs');
@@ -148,10 +170,13 @@ export function parsePredictRequest(text: string, signature: Signature, limits: 
 }
 
 function parseRows(instances: unknown, specs: readonly TensorSpec[], limits: Limits): PredictRequest {
-  if (!Array.isArray(instances)) throw new ValidationError('"instances" must be an array with one entry per instance');
+  if (!Array.isArray(instances))
+    throw new ValidationError('"instances" must be an array with one entry per instance');
   if (instances.length === 0) throw new ValidationError('"instances" is empty; send at least one instance');
   if (instances.length > limits.maxInstances) {
-    throw new ValidationError(`"instances" has ${instances.length} entries; the limit is ${limits.maxInstances} per request`);
+    throw new ValidationError(
+      `"instances" has ${instances.length} entries; the limit is ${limits.maxInstances} per request`,
+    );
   }
   const batch = instances.length;
   const builders = specs.map((spec) => new TensorBuilder(spec, batch, limits));
@@ -177,9 +202,13 @@ function parseRows(instances: unknown, specs: readonly TensorSpec[], limits: Lim
 
 function parseColumns(inputs: unknown, specs: readonly TensorSpec[], limits: Limits): PredictRequest {
   const named: Record<string, unknown> =
-    specs.length === 1 && !isPlainObject(inputs) ? { [specs[0]!.name]: inputs } : (inputs as Record<string, unknown>);
+    specs.length === 1 && !isPlainObject(inputs)
+      ? { [specs[0]!.name]: inputs }
+      : (inputs as Record<string, unknown>);
   if (!isPlainObject(named)) {
-    throw new ValidationError(`"inputs" must be an object keyed by input name (${specs.map((s) => `"${s.name}"`).join(', ')})`);
+    throw new ValidationError(
+      `"inputs" must be an object keyed by input name (${specs.map((s) => `"${s.name}"`).join(', ')})`,
+    );
   }
   checkNames(named, specs, '"inputs"');
   let batch: number | undefined;
@@ -187,10 +216,13 @@ function parseColumns(inputs: unknown, specs: readonly TensorSpec[], limits: Lim
   for (const spec of specs) {
     const value = named[spec.name];
     const where = `inputs.${spec.name}`;
-    if (!Array.isArray(value)) throw new ValidationError(`${where} must be an array batched along its first dimension`);
+    if (!Array.isArray(value))
+      throw new ValidationError(`${where} must be an array batched along its first dimension`);
     if (value.length === 0) throw new ValidationError(`${where} is empty; send at least one instance`);
     if (value.length > limits.maxInstances) {
-      throw new ValidationError(`${where} has ${value.length} instances; the limit is ${limits.maxInstances} per request`);
+      throw new ValidationError(
+        `${where} has ${value.length} instances; the limit is ${limits.maxInstances} per request`,
+      );
     }
     if (batch !== undefined && value.length !== batch) {
       throw new ValidationError(`${where} has ${value.length} instances but other inputs have ${batch}`);
@@ -233,7 +265,9 @@ class TensorBuilder {
   ) {
     this.inner = spec.shape.slice(1).map((d) => (d === null || d < 0 ? null : d));
     if (spec.dtype !== 'float32' && spec.dtype !== 'int32' && spec.dtype !== 'bool') {
-      throw new ValidationError(`Input "${spec.name}" has dtype ${spec.dtype}, which the JSON API does not accept`);
+      throw new ValidationError(
+        `Input "${spec.name}" has dtype ${spec.dtype}, which the JSON API does not accept`,
+      );
     }
     this.dtype = spec.dtype;
   }
@@ -252,11 +286,16 @@ class TensorBuilder {
       this.fixInner(shape);
       this.perInstance = size;
       this.values =
-        this.dtype === 'int32' ? new Int32Array(total) : this.dtype === 'bool' ? new Uint8Array(total) : new Float32Array(total);
+        this.dtype === 'int32'
+          ? new Int32Array(total)
+          : this.dtype === 'bool'
+            ? new Uint8Array(total)
+            : new Float32Array(total);
     }
     const offset = this.count * this.perInstance;
     const written = this.write(value, 0, offset, where);
-    if (written !== offset + this.perInstance) throw new ValidationError(`${where} does not have the expected size`);
+    if (written !== offset + this.perInstance)
+      throw new ValidationError(`${where} does not have the expected size`);
     this.count++;
   }
 
@@ -322,7 +361,8 @@ class TensorBuilder {
       if (value === false || value === 0) return 0;
       throw new ValidationError(`${at} must be true or false, got ${describeValue(value)}`);
     }
-    if (typeof value !== 'number') throw new ValidationError(`${at} must be a number, got ${describeValue(value)}`);
+    if (typeof value !== 'number')
+      throw new ValidationError(`${at} must be a number, got ${describeValue(value)}`);
     if (!Number.isFinite(value)) throw new ValidationError(`${at} must be finite, got ${value}`);
     if (this.dtype === 'int32' && (!Number.isInteger(value) || Math.abs(value) > 2 ** 31 - 1)) {
       throw new ValidationError(`${at} must be a 32-bit integer for input "${this.spec.name}", got ${value}`);
@@ -390,7 +430,8 @@ export function predictResponse(
   if (request.format === 'columnar') {
     const nested = outputs.map((o) => nest(o.values, o.shape));
     return {
-      outputs: outputs.length === 1 ? nested[0] : Object.fromEntries(outputs.map((o, i) => [o.name, nested[i]])),
+      outputs:
+        outputs.length === 1 ? nested[0] : Object.fromEntries(outputs.map((o, i) => [o.name, nested[i]])),
       model_spec: spec,
     };
   }
@@ -404,11 +445,18 @@ export function predictResponse(
   const predictions =
     outputs.length === 1
       ? perInstance[0]
-      : Array.from({ length: request.batch }, (_, i) => Object.fromEntries(outputs.map((o, k) => [o.name, perInstance[k]![i]])));
+      : Array.from({ length: request.batch }, (_, i) =>
+          Object.fromEntries(outputs.map((o, k) => [o.name, perInstance[k]![i]])),
+        );
   return { predictions, model_spec: spec };
 }
 
-const DTYPES: Record<string, string> = { float32: 'DT_FLOAT', int32: 'DT_INT32', bool: 'DT_BOOL', string: 'DT_STRING' };
+const DTYPES: Record<string, string> = {
+  float32: 'DT_FLOAT',
+  int32: 'DT_INT32',
+  bool: 'DT_BOOL',
+  string: 'DT_STRING',
+};
 
 function tensorInfo(spec: TensorSpec) {
   return {
@@ -419,7 +467,12 @@ function tensorInfo(spec: TensorSpec) {
 }
 
 /** GET /v1/models/<model>/metadata, in TF Serving's SignatureDef form, plus aiaas's own details. */
-export function metadataResponse(model: string, version: number, signature: Signature, details: Record<string, unknown>) {
+export function metadataResponse(
+  model: string,
+  version: number,
+  signature: Signature,
+  details: Record<string, unknown>,
+) {
   return {
     model_spec: { name: model, signature_name: '', version: String(version) },
     metadata: {
@@ -438,7 +491,11 @@ export function metadataResponse(model: string, version: number, signature: Sign
 }
 
 /** GET /v1/models/<model>: TF Serving's model status. */
-export function statusResponse(version: number, state: 'AVAILABLE' | 'LOADING' | 'UNAVAILABLE', message = '') {
+export function statusResponse(
+  version: number,
+  state: 'AVAILABLE' | 'LOADING' | 'UNAVAILABLE',
+  message = '',
+) {
   return {
     model_version_status: [
       {

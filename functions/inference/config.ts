@@ -17,7 +17,8 @@ function positiveInt(env: NodeJS.ProcessEnv, key: string, fallback: number): num
   const raw = env[key];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new ConfigurationError(`${key} must be a positive number, got "${raw}"`);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new ConfigurationError(`${key} must be a positive number, got "${raw}"`);
   return value;
 }
 

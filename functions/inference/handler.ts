@@ -56,7 +56,11 @@ function json(statusCode: number, body: unknown, headers: Record<string, string>
 export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): Handler {
   const logger = deps.log ?? powertoolsLog(config.model);
   const metrics =
-    deps.metrics ?? new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'aiaas', serviceName: `aiaas-${config.model}` });
+    deps.metrics ??
+    new Metrics({
+      namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'aiaas',
+      serviceName: `aiaas-${config.model}`,
+    });
   metrics.setDefaultDimensions({ model: config.model });
   let service: InferenceService | undefined;
   let coldStart = true;
@@ -68,7 +72,11 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
       aliasCheckMs: config.aliasCheckSeconds * 1000,
       limits: config.limits,
       registry: new ModelRegistry(
-        new S3ObjectStore(deps.s3 ?? createS3Client({ endpoint: config.endpoint }), config.bucket, config.endpoint),
+        new S3ObjectStore(
+          deps.s3 ?? createS3Client({ endpoint: config.endpoint }),
+          config.bucket,
+          config.endpoint,
+        ),
       ),
       runtime: deps.runtime ?? (() => loadRuntimeModule()),
       log: logger,
@@ -84,9 +92,14 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
     let measured = false;
     try {
       const target = route(method, path, config.model);
-      const body = target.kind === 'predict' ? decodeBody(event.body, event.isBase64Encoded, config.limits) : '';
+      const body =
+        target.kind === 'predict' ? decodeBody(event.body, event.isBase64Encoded, config.limits) : '';
       const result = await getService().handle(target, body);
-      response = json(result.status, result.body, result.version ? { 'x-aiaas-model-version': String(result.version) } : {});
+      response = json(
+        result.status,
+        result.body,
+        result.version ? { 'x-aiaas-model-version': String(result.version) } : {},
+      );
       if (target.kind === 'predict') {
         metrics.addDimension('version', String(result.version));
         metrics.addMetric('Predictions', MetricUnit.Count, 1);
@@ -127,11 +140,14 @@ export function errorResponse(error: unknown, log: Log, requestId?: string): Fun
     const headers: Record<string, string> = {};
     if (error instanceof MethodNotAllowedError) headers.allow = error.allow.join(', ');
     if (error.status === 503) headers['retry-after'] = '2';
-    if (error.status >= 500) log.error(error.message, { error: error.name, cause: String((error as Error).cause ?? '') });
+    if (error.status >= 500)
+      log.error(error.message, { error: error.name, cause: String((error as Error).cause ?? '') });
     return json(error.status, { error: error.message }, headers);
   }
   log.error('unexpected error', { error: error instanceof Error ? error.stack : String(error) });
-  return json(500, { error: `Internal error${requestId ? ` (request ${requestId})` : ''}; see the function's logs` });
+  return json(500, {
+    error: `Internal error${requestId ? ` (request ${requestId})` : ''}; see the function's logs`,
+  });
 }
 
 let envHandler: Handler | undefined;

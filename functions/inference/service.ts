@@ -91,7 +91,9 @@ export class InferenceService {
       );
     }
     if (route.label !== undefined && route.label !== this.options.alias) {
-      throw new NotFoundError(`Label "${route.label}" is not served here; this function serves alias "${this.options.alias}"`);
+      throw new NotFoundError(
+        `Label "${route.label}" is not served here; this function serves alias "${this.options.alias}"`,
+      );
     }
     switch (route.kind) {
       case 'status':
@@ -137,7 +139,11 @@ export class InferenceService {
         const out = served.loaded.model.execute(feed, names);
         outputs = Array.isArray(out) ? out : [out];
       }
-      return outputs.map((t, k) => ({ name: names[k] ?? `output_${k}`, shape: t.shape, values: t.dataSync() as Float32Array }));
+      return outputs.map((t, k) => ({
+        name: names[k] ?? `output_${k}`,
+        shape: t.shape,
+        values: t.dataSync() as Float32Array,
+      }));
     } finally {
       for (const t of inputs) t.dispose();
       for (const t of outputs) t.dispose();
@@ -173,10 +179,15 @@ export class InferenceService {
       if (pointer === 'unchanged') return served!;
       if (pointer === undefined) {
         if (served) {
-          log.warn('alias no longer exists; still serving the loaded version', { alias, version: served.version });
+          log.warn('alias no longer exists; still serving the loaded version', {
+            alias,
+            version: served.version,
+          });
           return served;
         }
-        throw new ModelUnavailableError(`Model "${model}" has no version on alias "${alias}" yet; publish and promote one`);
+        throw new ModelUnavailableError(
+          `Model "${model}" has no version on alias "${alias}" yet; publish and promote one`,
+        );
       }
       if (served && pointer.version === served.version) {
         this.served = { ...served, etag: pointer.etag };
@@ -185,7 +196,9 @@ export class InferenceService {
       const rejectedWhy = this.rejected.get(pointer.etag);
       if (rejectedWhy !== undefined) {
         if (served) return served;
-        throw new ModelUnavailableError(`Version ${pointer.version} of "${model}" cannot be served: ${rejectedWhy}`);
+        throw new ModelUnavailableError(
+          `Version ${pointer.version} of "${model}" cannot be served: ${rejectedWhy}`,
+        );
       }
       try {
         const next = await this.load(pointer.version, pointer.etag, await runtime);
@@ -195,11 +208,17 @@ export class InferenceService {
           disposeModel(served.loaded);
           log.info('now serving a newly promoted version', { alias, from: served.version, to: next.version });
         } else {
-          log.info('model loaded', { alias, version: next.version, runtime: next.runtime.kind, notes: next.runtime.notes });
+          log.info('model loaded', {
+            alias,
+            version: next.version,
+            runtime: next.runtime.kind,
+            notes: next.runtime.notes,
+          });
         }
         return next;
       } catch (error) {
-        const reason = error instanceof AiaasError ? error.message : `load failed: ${(error as Error).message}`;
+        const reason =
+          error instanceof AiaasError ? error.message : `load failed: ${(error as Error).message}`;
         if (!(error instanceof RegistryUnavailableError)) this.rejected.set(pointer.etag, reason);
         if (served) {
           log.error('new version failed to load; still serving the previous one', {
@@ -212,7 +231,10 @@ export class InferenceService {
         }
         throw error instanceof RegistryUnavailableError
           ? error
-          : new ModelUnavailableError(`Version ${pointer.version} of "${model}" cannot be served: ${reason}`, { cause: error });
+          : new ModelUnavailableError(
+              `Version ${pointer.version} of "${model}" cannot be served: ${reason}`,
+              { cause: error },
+            );
       }
     } catch (error) {
       if (served) {
@@ -242,7 +264,9 @@ export class InferenceService {
       loaded = await loadModel(runtime, handler);
     } catch (error) {
       if (error instanceof AiaasError) throw error;
-      throw new IntegrityError(`version ${version} does not load in tfjs: ${(error as Error).message}`, { cause: error });
+      throw new IntegrityError(`version ${version} does not load in tfjs: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     this.warmUp(runtime, loaded);
     return { version, etag, runtime, loaded, metadata: handler.metadata! };
@@ -260,7 +284,10 @@ export class InferenceService {
           ),
         );
         if (loaded.format === 'layers-model') loaded.model.predict(inputs.length === 1 ? inputs[0]! : inputs);
-        else loaded.model.execute(Object.fromEntries(loaded.signature.inputs.map((s, k) => [s.name, inputs[k]!])));
+        else
+          loaded.model.execute(
+            Object.fromEntries(loaded.signature.inputs.map((s, k) => [s.name, inputs[k]!])),
+          );
       });
     } catch (error) {
       this.options.log.warn('warm-up prediction failed', { reason: (error as Error).message });

@@ -58,5 +58,9 @@ export function resolveTarget(env: NodeJS.ProcessEnv = process.env): Target {
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
   });
   const store = new S3ObjectStore(client, local.bucket, local.endpoint);
-  return { registry: new ModelRegistry(store), description: `local stack (${store.description})`, localUrl: local.url };
+  return {
+    registry: new ModelRegistry(store),
+    description: `local stack (${store.description})`,
+    localUrl: local.url,
+  };
 }

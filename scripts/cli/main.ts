@@ -2,23 +2,33 @@
  * `aiaas`: publish, promote, roll back, retrain and call models. Talks to the local stack when it
  * runs (`npm start`), else to the registry named by AIAAS_BUCKET (+ AIAAS_S3_ENDPOINT).
  */
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { SingleBar } from 'cli-progress';
+
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { SingleBar } from 'cli-progress';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { AiaasError, ValidationError } from '../../functions/shared/errors.js';
-import { assertAliasName, assertModelName, DEFAULT_ALIAS, parseVersion } from '../../functions/shared/registry/layout.js';
+import {
+  assertAliasName,
+  assertModelName,
+  DEFAULT_ALIAS,
+  parseVersion,
+} from '../../functions/shared/registry/layout.js';
 import type { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
 import { resolveTarget } from './context.js';
 import { publishFromDisk } from './publish.js';
-import { regionOfFunctionUrl, signedFetchInit } from './sign.js';
 import { retrainCommand } from './retrain.js';
+import { regionOfFunctionUrl, signedFetchInit } from './sign.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const out = (line = '') => process.stdout.write(`${line}\n`);
-const note = (line: string) => process.stderr.write(`${line}\n`);
+const out = (line = ''): void => {
+  process.stdout.write(`${line}\n`);
+};
+const note = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
 
 function modelArg(value: string): string {
   try {
@@ -44,7 +54,14 @@ function versionArg(value: string): number {
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 function bytes(n: number): string {
@@ -75,7 +92,8 @@ function progressBar(label: string) {
 async function aliasesByVersion(registry: ModelRegistry, model: string): Promise<Map<number, string[]>> {
   const aliases = await registry.listAliases(model);
   const byVersion = new Map<number, string[]>();
-  for (const [alias, version] of Object.entries(aliases)) byVersion.set(version, [...(byVersion.get(version) ?? []), alias]);
+  for (const [alias, version] of Object.entries(aliases))
+    byVersion.set(version, [...(byVersion.get(version) ?? []), alias]);
   return byVersion;
 }
 
@@ -92,11 +110,25 @@ export function buildProgram(): Command {
     .action(async (opts: { json?: boolean }) => {
       const { registry } = resolveTarget();
       const models = await Promise.all(
-        (await registry.listModels()).map(async (name) => ({ name, aliases: await registry.listAliases(name) })),
+        (await registry.listModels()).map(async (name) => ({
+          name,
+          aliases: await registry.listAliases(name),
+        })),
       );
       if (opts.json) return out(JSON.stringify(models, null, 2));
-      if (models.length === 0) return out('No models yet: aiaas publish <dir|model.json|model.h5> --model <name> --promote');
-      out(table([['MODEL', 'ALIASES'], ...models.map((m) => [m.name, Object.entries(m.aliases).map(([a, v]) => `${a}→v${v}`).join(' ')])]));
+      if (models.length === 0)
+        return out('No models yet: aiaas publish <dir|model.json|model.h5> --model <name> --promote');
+      out(
+        table([
+          ['MODEL', 'ALIASES'],
+          ...models.map((m) => [
+            m.name,
+            Object.entries(m.aliases)
+              .map(([a, v]) => `${a}→v${v}`)
+              .join(' '),
+          ]),
+        ]),
+      );
     });
 
   program
@@ -120,11 +152,20 @@ export function buildProgram(): Command {
         warn: (w) => note(`warning: ${w}`),
       }).finally(() => bar.stop());
       const size = Object.values(metadata.files).reduce((n, f) => n + f.size, 0);
-      out(`Published ${opts.model} v${metadata.version} to ${description} (${Object.keys(metadata.files).length} files, ${bytes(size)})`);
+      out(
+        `Published ${opts.model} v${metadata.version} to ${description} (${Object.keys(metadata.files).length} files, ${bytes(size)})`,
+      );
       const sig = metadata.signature;
-      out(`  inputs:  ${sig.inputs.map((s) => `${s.name} ${s.dtype}[${s.shape.map((d) => d ?? -1).join(',')}]`).join(', ')}`);
-      out(`  outputs: ${sig.outputs.map((s) => `${s.name} ${s.dtype}[${s.shape.map((d) => d ?? -1).join(',')}]`).join(', ')}`);
-      if (event) out(`Promoted ${opts.model}@${event.alias}: ${event.from === null ? 'none' : `v${event.from}`} → v${event.to}`);
+      out(
+        `  inputs:  ${sig.inputs.map((s) => `${s.name} ${s.dtype}[${s.shape.map((d) => d ?? -1).join(',')}]`).join(', ')}`,
+      );
+      out(
+        `  outputs: ${sig.outputs.map((s) => `${s.name} ${s.dtype}[${s.shape.map((d) => d ?? -1).join(',')}]`).join(', ')}`,
+      );
+      if (event)
+        out(
+          `Promoted ${opts.model}@${event.alias}: ${event.from === null ? 'none' : `v${event.from}`} → v${event.to}`,
+        );
       else out(`Not promoted; serve it with: aiaas promote ${opts.model} ${metadata.version}`);
     });
 
@@ -175,14 +216,18 @@ export function buildProgram(): Command {
 
   program
     .command('promote')
-    .description('point an alias (default live) at a version; functions serve it within their re-check interval')
+    .description(
+      'point an alias (default live) at a version; functions serve it within their re-check interval',
+    )
     .argument('<model>', 'model name', modelArg)
     .argument('<version>', 'version number', versionArg)
     .option('-a, --alias <alias>', 'alias to move', aliasArg, DEFAULT_ALIAS)
     .option('--why <reason>', 'reason recorded in the alias history')
     .action(async (model: string, version: number, opts: { alias: string; why?: string }) => {
       const { registry } = resolveTarget();
-      const event = await registry.setAlias(model, opts.alias, version, { why: opts.why ?? 'promoted by hand' });
+      const event = await registry.setAlias(model, opts.alias, version, {
+        why: opts.why ?? 'promoted by hand',
+      });
       out(`${model}@${event.alias}: ${event.from === null ? 'none' : `v${event.from}`} → v${event.to}`);
     });
 
@@ -228,7 +273,10 @@ export function buildProgram(): Command {
     .command('predict')
     .description('call a model: the local stack, or a deployed function URL (SigV4-signed for IAM auth)')
     .argument('<model>', 'model name', modelArg)
-    .requiredOption('-d, --data <json>', 'request body: {"instances": [...]}, a bare list of instances, or @file.json')
+    .requiredOption(
+      '-d, --data <json>',
+      'request body: {"instances": [...]}, a bare list of instances, or @file.json',
+    )
     .option('--url <functionUrl>', 'a deployed function URL (default: the local stack)')
     .option('--no-sign', 'do not sign (for function URLs with auth NONE)')
     .option('--region <region>', 'region for signing (default: from the URL)')
@@ -251,7 +299,8 @@ export function buildProgram(): Command {
             : { method: 'POST', headers: { 'content-type': 'application/json' }, body };
       } else {
         const { localUrl } = resolveTarget();
-        if (!localUrl) throw new ValidationError('No local stack: pass --url <functionUrl> of a deployed model');
+        if (!localUrl)
+          throw new ValidationError('No local stack: pass --url <functionUrl> of a deployed model');
         url = new URL(`/v1/models/${model}:predict`, localUrl);
         init = { method: 'POST', headers: { 'content-type': 'application/json' }, body };
       }

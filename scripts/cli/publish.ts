@@ -1,8 +1,13 @@
-import type { io } from '@tensorflow/tfjs-core';
 import { readFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
+import type { io } from '@tensorflow/tfjs-core';
 import { ValidationError } from '../../functions/shared/errors.js';
-import { artifactsToFiles, disposeModel, loadModel, readModelFromDisk } from '../../functions/shared/model/artifacts.js';
+import {
+  artifactsToFiles,
+  disposeModel,
+  loadModel,
+  readModelFromDisk,
+} from '../../functions/shared/model/artifacts.js';
 import type { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import type { AliasEvent, VersionMetadata, VersionSource } from '../../functions/shared/registry/types.js';
 import type { TfRuntime } from '../../functions/shared/runtime/types.js';
@@ -19,15 +24,23 @@ export interface PublishOptions {
 }
 
 /** Reads a model from disk: a TF.js folder or model.json, or a Keras .h5 / .keras file. */
-export async function readArtifacts(path: string): Promise<{ artifacts: io.ModelArtifacts; source: VersionSource; warnings: string[] }> {
+export async function readArtifacts(
+  path: string,
+): Promise<{ artifacts: io.ModelArtifacts; source: VersionSource; warnings: string[] }> {
   const absolute = resolve(path);
   if (/\.(h5|hdf5|keras)$/i.test(path)) {
     const { convertKeras } = await import('../../functions/shared/keras/convert.js');
     const bytes = await readFile(absolute).catch((cause) => {
-      throw new ValidationError(`Cannot read ${path}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, { cause });
+      throw new ValidationError(`Cannot read ${path}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, {
+        cause,
+      });
     });
     const converted = await convertKeras(bytes, basename(path));
-    return { artifacts: converted.artifacts, source: { ...converted.source, file: basename(path) }, warnings: converted.warnings };
+    return {
+      artifacts: converted.artifacts,
+      source: { ...converted.source, file: basename(path) },
+      warnings: converted.warnings,
+    };
   }
   const artifacts = await readModelFromDisk(absolute);
   return {
@@ -61,7 +74,9 @@ export async function publishFromDisk(
     disposeModel(loaded);
   } catch (cause) {
     if (cause instanceof ValidationError) throw cause;
-    throw new ValidationError(`${path} does not load as a TensorFlow.js model: ${(cause as Error).message}`, { cause });
+    throw new ValidationError(`${path} does not load as a TensorFlow.js model: ${(cause as Error).message}`, {
+      cause,
+    });
   }
   const files = artifactsToFiles(artifacts);
   const alias = options.alias ?? 'live';

@@ -1,7 +1,7 @@
-import type { Command } from 'commander';
-import { SingleBar } from 'cli-progress';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { SingleBar } from 'cli-progress';
+import type { Command } from 'commander';
 import { ConfigurationError, ValidationError } from '../../functions/shared/errors.js';
 import { loadManifest, type ModelSpec } from '../../functions/shared/manifest.js';
 import type { ModelRegistry } from '../../functions/shared/registry/registry.js';
@@ -16,7 +16,8 @@ export const MANIFEST_PATH = join(ROOT, 'models/manifest.json');
 export function specOf(model: string, manifestPath = process.env.AIAAS_MANIFEST ?? MANIFEST_PATH): ModelSpec {
   const spec = loadManifest(manifestPath).models.find((m) => m.name === model);
   if (!spec) throw new ConfigurationError(`Model "${model}" is not in the manifest ${manifestPath}`);
-  if (!spec.definition) throw new ConfigurationError(`Model "${model}" has no "definition" in the manifest to train`);
+  if (!spec.definition)
+    throw new ConfigurationError(`Model "${model}" has no "definition" in the manifest to train`);
   return spec;
 }
 
@@ -27,7 +28,12 @@ export function specOf(model: string, manifestPath = process.env.AIAAS_MANIFEST 
 export async function retrainWithProgress(
   registry: ModelRegistry,
   spec: ModelSpec,
-  options: { force?: boolean; promote?: 'gate' | 'always' | 'never'; runtime?: TfRuntime; stream?: NodeJS.WritableStream } = {},
+  options: {
+    force?: boolean;
+    promote?: 'gate' | 'always' | 'never';
+    runtime?: TfRuntime;
+    stream?: NodeJS.WritableStream;
+  } = {},
 ): Promise<RetrainResult> {
   const runtime = options.runtime ?? (await createRuntime('auto'));
   const bar = new SingleBar({
@@ -68,7 +74,9 @@ export function retrainCommand(
 ) {
   program
     .command('retrain')
-    .description("train the manifest's definition on the model's dataset, publish a version, promote if the gate passes")
+    .description(
+      "train the manifest's definition on the model's dataset, publish a version, promote if the gate passes",
+    )
     .argument('<model>', 'model name', io.modelArg)
     .option('--force', 'train even if data and settings are unchanged since the last retrained version')
     .option('--promote <when>', 'gate (default), always or never', 'gate')
@@ -94,7 +102,10 @@ export function retrainCommand(
     .action(async (model: string, file: string, opts: { name?: string }) => {
       const { registry } = resolveTarget();
       const body = await readFile(file).catch((cause) => {
-        throw new ValidationError(`Cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, { cause });
+        throw new ValidationError(
+          `Cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`,
+          { cause },
+        );
       });
       const key = await registry.putDataset(model, opts.name ?? basename(file), body);
       io.out(`Uploaded ${file} (${body.byteLength} bytes) to ${key}`);

@@ -18,7 +18,12 @@ export async function signedFetchInit(
   body: string,
   region = regionOfFunctionUrl(url) ?? process.env.AWS_REGION ?? 'us-east-1',
 ): Promise<RequestInit> {
-  const signer = new SignatureV4({ service: 'lambda', region, credentials: defaultProvider(), sha256: Sha256 });
+  const signer = new SignatureV4({
+    service: 'lambda',
+    region,
+    credentials: defaultProvider(),
+    sha256: Sha256,
+  });
   const request = new HttpRequest({
     method,
     protocol: url.protocol,
@@ -30,5 +35,9 @@ export async function signedFetchInit(
     body,
   });
   const signed = await signer.sign(request);
-  return { method, headers: signed.headers as Record<string, string>, body: method === 'GET' ? undefined : body };
+  return {
+    method,
+    headers: signed.headers as Record<string, string>,
+    body: method === 'GET' ? undefined : body,
+  };
 }

@@ -2,10 +2,11 @@
  * esbuild bundles of what we deploy. `npm run build`, the local stack, the tests and the CDK app
  * all use these functions, so what is tested is what would be deployed.
  */
-import { build, type BuildOptions } from 'esbuild';
+
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type BuildOptions, build } from 'esbuild';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const DIST = join(ROOT, 'dist');

@@ -11,11 +11,11 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import S3rver from 's3rver';
-import type { FunctionUrlEvent, FunctionUrlResult, Handler } from '../../functions/inference/handler.js';
-import type { InferenceConfig } from '../../functions/inference/config.js';
 import { MAX_BODY_BYTES } from '../../functions/inference/api.js';
-import { ModelRegistry } from '../../functions/shared/registry/registry.js';
+import type { InferenceConfig } from '../../functions/inference/config.js';
+import type { FunctionUrlEvent, FunctionUrlResult, Handler } from '../../functions/inference/handler.js';
 import { NAME_PATTERN } from '../../functions/shared/registry/layout.js';
+import { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import { createS3Client, S3ObjectStore } from '../../functions/shared/registry/store.js';
 import { DIST } from './bundle.js';
 
@@ -31,7 +31,11 @@ export interface LocalS3 {
 }
 
 /** Starts s3rver on loopback with the registry bucket, state kept in `directory`. */
-export async function startLocalS3(options: { directory: string; port?: number; bucket?: string }): Promise<LocalS3> {
+export async function startLocalS3(options: {
+  directory: string;
+  port?: number;
+  bucket?: string;
+}): Promise<LocalS3> {
   const bucket = options.bucket ?? DEFAULT_BUCKET;
   mkdirSync(options.directory, { recursive: true });
   const server = new S3rver({
@@ -105,7 +109,12 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
         alias: 'live',
         endpoint: options.endpoint,
         aliasCheckSeconds: options.aliasCheckSeconds ?? 2,
-        limits: { maxInstances: 10_000, maxElements: 1_000_000, maxBodyBytes: MAX_BODY_BYTES, ...options.env?.limits },
+        limits: {
+          maxInstances: 10_000,
+          maxElements: 1_000_000,
+          maxBodyBytes: MAX_BODY_BYTES,
+          ...options.env?.limits,
+        },
       });
       handlers.set(model, handler);
     }
@@ -121,7 +130,11 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
 
   const server = createServer((req, res) => {
     serve(req, res).catch((error) => {
-      send(res, { statusCode: 500, headers: {}, body: JSON.stringify({ error: `Local server error: ${String(error)}` }) });
+      send(res, {
+        statusCode: 500,
+        headers: {},
+        body: JSON.stringify({ error: `Local server error: ${String(error)}` }),
+      });
     });
   });
   server.keepAliveTimeout = 65_000;
@@ -141,17 +154,30 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
       model = match ? decodeURIComponent(match[1] ?? '') : undefined;
     }
     if (!model) {
-      return send(res, jsonResult(404, {
-        error: `No route for ${path}: use /v1/models/<model>:predict, /v1/models/<model>, /v1/models or /fn/<model>/`,
-      }));
+      return send(
+        res,
+        jsonResult(404, {
+          error: `No route for ${path}: use /v1/models/<model>:predict, /v1/models/<model>, /v1/models or /fn/<model>/`,
+        }),
+      );
     }
     if (!NAME_PATTERN.test(model) || !(await modelExists(model))) {
-      return send(res, jsonResult(404, { error: `Model ${JSON.stringify(model.slice(0, 80))} does not exist in the registry` }));
+      return send(
+        res,
+        jsonResult(404, {
+          error: `Model ${JSON.stringify(model.slice(0, 80))} does not exist in the registry`,
+        }),
+      );
     }
     const body = await readBody(req);
     if (body === 'too-large') {
       // What a real function URL answers before the function runs.
-      return send(res, jsonResult(413, { error: `Request body is larger than ${MAX_BODY_BYTES} bytes, the function URL limit` }));
+      return send(
+        res,
+        jsonResult(413, {
+          error: `Request body is larger than ${MAX_BODY_BYTES} bytes, the function URL limit`,
+        }),
+      );
     }
     const event = toEvent(req, url, path, body);
     send(res, await handlerFor(model)(event, { awsRequestId: event.requestContext?.requestId ?? '' }));

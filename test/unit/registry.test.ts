@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ConflictError, IntegrityError, InvalidNameError, NotFoundError } from '../../functions/shared/errors.js';
+import {
+  ConflictError,
+  IntegrityError,
+  InvalidNameError,
+  NotFoundError,
+} from '../../functions/shared/errors.js';
 import { keys } from '../../functions/shared/registry/layout.js';
 import { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import type { PutOptions } from '../../functions/shared/registry/store.js';
@@ -21,7 +26,13 @@ const files = (tag: string): ArtifactFile[] => [
   { name: 'model.json', bytes: new TextEncoder().encode(JSON.stringify({ tag })) },
   { name: 'group1-shard1of1.bin', bytes: new Uint8Array([1, 2, 3]) },
 ];
-const input = { format: 'layers-model', signature, metrics: {}, source: { kind: 'publish' }, parent: null } as const;
+const input = {
+  format: 'layers-model',
+  signature,
+  metrics: {},
+  source: { kind: 'publish' },
+  parent: null,
+} as const;
 
 for (const [label, Store] of [
   ['a store that enforces conditional writes', MemoryObjectStore],
@@ -29,8 +40,12 @@ for (const [label, Store] of [
 ] as const) {
   describe(`registry on ${label}`, () => {
     it('numbers versions 1, 2, 3 and never overwrites one, even when 12 publishers race', async () => {
-      const registry = new ModelRegistry(new Store(), { retry: { minDelayMs: 1, maxDelayMs: 20, attempts: 200 } });
-      const published = await Promise.all(Array.from({ length: 12 }, (_, i) => registry.publish('m', files(`p${i}`), input)));
+      const registry = new ModelRegistry(new Store(), {
+        retry: { minDelayMs: 1, maxDelayMs: 20, attempts: 200 },
+      });
+      const published = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => registry.publish('m', files(`p${i}`), input)),
+      );
       const numbers = published.map((m) => m.version).sort((a, b) => a - b);
       expect(new Set(numbers).size).toBe(12);
       // Each version still holds exactly what its publisher wrote.
@@ -43,14 +58,18 @@ for (const [label, Store] of [
     });
 
     it('keeps every concurrent promotion in the history, in one order, with the pointer at the last', async () => {
-      const registry = new ModelRegistry(new Store(), { retry: { minDelayMs: 1, maxDelayMs: 20, attempts: 200 } });
+      const registry = new ModelRegistry(new Store(), {
+        retry: { minDelayMs: 1, maxDelayMs: 20, attempts: 200 },
+      });
       for (let i = 0; i < 4; i++) await registry.publish('m', files(`v${i}`), input);
       await Promise.all([1, 2, 3, 4].map((v) => registry.setAlias('m', 'live', v, { who: `user${v}` })));
       const history = await registry.history('m', 'live');
       expect(history.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
       expect(new Set(history.map((e) => e.to))).toEqual(new Set([1, 2, 3, 4]));
       // Each move records where it came from: the chain is unbroken.
-      history.forEach((e, i) => expect(e.from).toBe(i === 0 ? null : history[i - 1]!.to));
+      for (const [i, e] of history.entries()) {
+        expect(e.from).toBe(i === 0 ? null : history[i - 1]!.to);
+      }
       expect((await registry.getAlias('m', 'live'))?.version).toBe(history.at(-1)!.to);
     });
   });
@@ -64,10 +83,18 @@ describe('registry', () => {
     await registry.setAlias('m', 'live', 2, { why: 'better' });
     await registry.setAlias('m', 'live', 3, { why: 'best' });
     const back = await registry.rollback('m', 'live', { why: 'v3 misbehaves' });
-    expect([back.from, back.to, back.kind, back.who, back.why]).toEqual([3, 2, 'rollback', 'tester', 'v3 misbehaves']);
+    expect([back.from, back.to, back.kind, back.who, back.why]).toEqual([
+      3,
+      2,
+      'rollback',
+      'tester',
+      'v3 misbehaves',
+    ]);
     expect((await registry.rollback('m')).to).toBe(1);
     await expect(registry.rollback('m')).rejects.toThrow(ConflictError);
-    await expect(registry.setAlias('m', 'live', 3, { expectedVersion: 2 })).rejects.toThrow(/points to 1, not 2/);
+    await expect(registry.setAlias('m', 'live', 3, { expectedVersion: 2 })).rejects.toThrow(
+      /points to 1, not 2/,
+    );
     const history = await registry.history('m');
     expect(history.map((e) => `${e.kind}:${e.from}->${e.to}`)).toEqual([
       'promote:null->1',
@@ -90,7 +117,9 @@ describe('registry', () => {
     const meta = await registry.publish('m', files('a'), input);
     await store.put(keys.file('m', meta.version, 'group1-shard1of1.bin'), new Uint8Array([9, 9, 9]));
     await expect(registry.readVersion('m', meta.version)).rejects.toThrow(IntegrityError);
-    await expect(registry.readVersion('m', meta.version)).rejects.toThrow(/group1-shard1of1.bin does not match its sha256/);
+    await expect(registry.readVersion('m', meta.version)).rejects.toThrow(
+      /group1-shard1of1.bin does not match its sha256/,
+    );
   });
 
   it('hides a version whose publisher died before metadata.json (the commit)', async () => {

@@ -44,7 +44,8 @@ const HDF5_MAGIC = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
 const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04];
 
 const OPTIMIZER_WARNING = 'optimizer state ignored: not needed for serving';
-const TRAINING_CONFIG_WARNING = 'training configuration (loss, metrics, optimizer) ignored: not needed for serving';
+const TRAINING_CONFIG_WARNING =
+  'training configuration (loss, metrics, optimizer) ignored: not needed for serving';
 
 /**
  * Converts a Keras model file to TF.js LayersModel artifacts. The format is told by the file's
@@ -76,12 +77,14 @@ async function convertH5(bytes: Uint8Array, file: string): Promise<KerasConversi
     const kerasVersion = stringAttr(h5, 'keras_version');
     const backend = stringAttr(h5, 'backend');
     if (kerasVersion?.startsWith('1.')) {
-      throw new KerasFormatError(`${file} was saved by Keras ${kerasVersion}; only Keras 2 and 3 files are read`);
+      throw new KerasFormatError(
+        `${file} was saved by Keras ${kerasVersion}; only Keras 2 and 3 files are read`,
+      );
     }
     if (stringAttr(h5, 'training_config') !== undefined) warnings.push(TRAINING_CONFIG_WARNING);
     if (h5.keys().includes('optimizer_weights')) warnings.push(OPTIMIZER_WARNING);
 
-    const model = normalizeModel(parseJson(rawConfig, `${file}: model_config`), warnings);
+    const model = normalizeModel(parseJson(rawConfig, `${file}: model_config`), warnings, kerasVersion);
     const root = h5.keys().includes('model_weights') ? 'model_weights' : '';
     const weights = model.layers.map((layer) => {
       const expected = expectedWeights(layer);
@@ -101,10 +104,12 @@ async function convertH5(bytes: Uint8Array, file: string): Promise<KerasConversi
       // name when every one is there, so a file with an unusual order still loads right.
       const short = stored.map((name) => name.split('/').pop()?.replace(/:\d+$/, '') ?? name);
       const byName = expected.every((name) => short.includes(name));
-      return expected.map((name, i) => {
+      const ws = expected.map((name, i) => {
         const storedName = byName ? stored[short.indexOf(name)]! : stored[i]!;
         return { name: `${layer.name}/${name}`, ...readDataset(h5, `${groupPath}/${storedName}`, file) };
       });
+      checkKernel(layer, ws, file);
+      return ws;
     });
     return finish(model, weights.flat(), warnings, {
       kind: 'keras-h5',
@@ -139,7 +144,8 @@ async function convertKerasV3(bytes: Uint8Array, file: string): Promise<KerasCon
   const warnings: string[] = [];
   const config = parseJson(strFromU8(configBytes), `${file}: config.json`);
   if (asObject(config)?.compile_config) warnings.push(TRAINING_CONFIG_WARNING);
-  const model = normalizeModel(config, warnings);
+  // An archive without a version is taken as Keras 3, which is what writes .keras files today.
+  const model = normalizeModel(config, warnings, kerasVersion ?? '3');
 
   return withHdf5(weightBytes, `${file}: model.weights.h5`, (h5) => {
     if (h5.keys().includes('optimizer')) warnings.push(OPTIMIZER_WARNING);
@@ -161,10 +167,13 @@ async function convertKerasV3(bytes: Uint8Array, file: string): Promise<KerasCon
           `${file}: layer '${layer.name}' (${layer.className}) has ${stored.length} stored weights at ${varsPath}, expected ${expected.length}${expected.length ? ` (${expected.join(', ')})` : ''}`,
         );
       }
-      return expected.map((name, i) => ({
+      const ws = expected.map((name, i) => ({
         name: `${layer.name}/${name}`,
         ...readDataset(h5, `${varsPath}/${i}`, file),
       }));
+      // A wrong guess of Keras 3's group order would otherwise show only as wrong outputs.
+      checkKernel(layer, ws, file);
+      return ws;
     });
     return finish(model, weights.flat(), warnings, {
       kind: 'keras-v3',
@@ -245,7 +254,10 @@ const WITH_WEIGHTS: Record<string, (c: JsonObject) => string[]> = {
     'moving_mean',
     'moving_variance',
   ],
-  LayerNormalization: (c) => [...(c.scale === false ? [] : ['gamma']), ...(c.center === false ? [] : ['beta'])],
+  LayerNormalization: (c) => [
+    ...(c.scale === false ? [] : ['gamma']),
+    ...(c.center === false ? [] : ['beta']),
+  ],
   Embedding: () => ['embeddings'],
   SimpleRNN: (c) => ['kernel', 'recurrent_kernel', ...bias(c)],
   LSTM: (c) => ['kernel', 'recurrent_kernel', ...bias(c)],
@@ -254,6 +266,41 @@ const WITH_WEIGHTS: Record<string, (c: JsonObject) => string[]> = {
 };
 
 const SUPPORTED_LAYERS = [...NO_WEIGHTS, ...Object.keys(WITH_WEIGHTS)].sort();
+
+/** Output width of the first weight (kernel or embeddings) that a layer's config implies. */
+function kernelWidth(layer: LayerInfo): number | undefined {
+  const c = layer.config;
+  const num = (value: Json | undefined): number | undefined =>
+    typeof value === 'number' ? value : undefined;
+  const units = num(c.units);
+  switch (layer.className) {
+    case 'Dense':
+    case 'SimpleRNN':
+      return units;
+    case 'LSTM':
+      return units === undefined ? undefined : 4 * units;
+    case 'GRU':
+      return units === undefined ? undefined : 3 * units;
+    case 'Conv1D':
+    case 'Conv2D':
+      return num(c.filters);
+    case 'Embedding':
+      return num(c.output_dim);
+    default:
+      return undefined;
+  }
+}
+
+function checkKernel(layer: LayerInfo, weights: NamedWeight[], file: string): void {
+  const want = kernelWidth(layer);
+  const shape = weights[0]?.shape;
+  if (want === undefined || !shape) return;
+  if (shape[shape.length - 1] !== want) {
+    throw new KerasWeightsError(
+      `${file}: layer '${layer.name}' (${layer.className}) got a stored weight of shape [${shape.join(', ')}], which does not fit its config (last dimension ${want})`,
+    );
+  }
+}
 
 function expectedWeights(layer: LayerInfo): string[] {
   return WITH_WEIGHTS[layer.className]?.(layer.config) ?? [];
@@ -299,15 +346,15 @@ const CONSTRAINTS = new Set(['MaxNorm', 'UnitNorm', 'NonNeg', 'MinMaxNorm']);
 
 interface Context {
   warnings: string[];
-  /** Keras 3 redefined some activations (hard_sigmoid) that TF.js keeps with Keras 2 semantics. */
+  /** Keras 3 redefined hard_sigmoid; TF.js keeps Keras 2's definition. */
   keras3: boolean;
 }
 
-function normalizeModel(raw: Json, warnings: string[]): NormalizedModel {
+function normalizeModel(raw: Json, warnings: string[], kerasVersion: string | undefined): NormalizedModel {
   const model = asObject(raw);
   const className = typeof model?.class_name === 'string' ? model.class_name : undefined;
   if (!model || !className) throw new KerasFormatError('the model config has no class_name');
-  const ctx: Context = { warnings, keras3: 'module' in model || 'build_config' in model };
+  const ctx: Context = { warnings, keras3: Number.parseInt(kerasVersion ?? '2', 10) >= 3 };
   if (className === 'Sequential') return normalizeSequential(model, ctx);
   if (className === 'Functional' || className === 'Model') return normalizeFunctional(model, className, ctx);
   throw new UnsupportedKerasLayerError(
@@ -319,14 +366,18 @@ function normalizeModel(raw: Json, warnings: string[]): NormalizedModel {
 
 function normalizeSequential(model: JsonObject, ctx: Context): NormalizedModel {
   // Keras before 2.2.3 stored a Sequential config as the bare list of layers.
-  const raw = Array.isArray(model.config) ? { name: 'sequential', layers: model.config } : asObject(model.config);
+  const raw = Array.isArray(model.config)
+    ? { name: 'sequential', layers: model.config }
+    : asObject(model.config);
   if (!raw || !Array.isArray(raw.layers)) throw new KerasFormatError('the Sequential config has no layers');
   const layers = raw.layers.map((layer) => normalizeLayer(layer, ctx));
   const first = layers[0];
   if (first && first.className !== 'InputLayer' && first.config.batch_input_shape === undefined) {
     // Keras 3 may keep the input shape only in the model's build config.
     const shape =
-      asObject(model.build_config)?.input_shape ?? raw.build_input_shape ?? asObject(raw.build_config)?.input_shape;
+      asObject(model.build_config)?.input_shape ??
+      raw.build_input_shape ??
+      asObject(raw.build_config)?.input_shape;
     if (!Array.isArray(shape)) {
       throw new KerasFormatError('the Sequential model has no input shape (it was saved before being built)');
     }
@@ -366,7 +417,8 @@ function normalizeFunctional(model: JsonObject, className: string, ctx: Context)
 /** Keras 3 writes one model input or output as a bare `[name, node, index]`; TF.js wants a list of them. */
 function tensorRefs(value: Json | undefined): Json {
   if (Array.isArray(value) && typeof value[0] === 'string') return [value];
-  if (asObject(value)) throw new KerasFormatError('models with named (dict) inputs or outputs are not supported');
+  if (asObject(value))
+    throw new KerasFormatError('models with named (dict) inputs or outputs are not supported');
   return value ?? [];
 }
 
@@ -399,7 +451,11 @@ function normalizeNode(node: Json, layer: LayerInfo): Json {
     kwargRefs.push(...refs.splice(before));
   }
   if (kwargRefs.length > 0) {
-    throw new UnsupportedKerasLayerError(layer.name, layer.className, 'it is called with tensors as keyword arguments');
+    throw new UnsupportedKerasLayerError(
+      layer.name,
+      layer.className,
+      'it is called with tensors as keyword arguments',
+    );
   }
   if (refs.length === 0) throw new KerasFormatError(`layer '${layer.name}' is called without input tensors`);
   // Plain keyword arguments (e.g. training flags) ride along on every input, as Keras 2 wrote them.
@@ -410,22 +466,26 @@ function normalizeLayer(raw: Json, ctx: Context): LayerInfo {
   const layer = asObject(raw);
   const className = stringField(layer, 'class_name');
   const config = asObject(layer?.config);
-  if (!layer || !className || !config) throw new KerasFormatError('a layer in the model config has no class_name or config');
+  if (!layer || !className || !config)
+    throw new KerasFormatError('a layer in the model config has no class_name or config');
   const name = stringField(config, 'name') ?? stringField(layer, 'name') ?? className;
   if (className === 'Sequential' || className === 'Functional' || className === 'Model') {
-    throw new UnsupportedKerasLayerError(name, className, 'nested models are not supported; flatten the model before saving');
+    throw new UnsupportedKerasLayerError(
+      name,
+      className,
+      'nested models are not supported; flatten the model before saving',
+    );
   }
   if (!NO_WEIGHTS.has(className) && !(className in WITH_WEIGHTS)) {
     const registered = stringField(layer, 'registered_name');
     const module = stringField(layer, 'module');
     const custom = (registered && registered !== className) || (module && !module.startsWith('keras'));
-    throw new UnsupportedKerasLayerError(
-      name,
-      className,
-      custom
-        ? `it is a custom object (${registered ?? module}), which TF.js cannot rebuild`
-        : `TF.js import supports ${SUPPORTED_LAYERS.join(', ')}`,
-    );
+    const reason = custom
+      ? `it is a custom object (${registered ?? module}), which TF.js cannot rebuild`
+      : className === 'Lambda' || className === 'TFOpLambda'
+        ? 'it wraps Python code, which TF.js cannot run'
+        : `the importer supports ${SUPPORTED_LAYERS.join(', ')}`;
+    throw new UnsupportedKerasLayerError(name, className, reason);
   }
   const out: JsonObject = { name };
   for (const [key, value] of Object.entries(config)) {
@@ -433,7 +493,7 @@ function normalizeLayer(raw: Json, ctx: Context): LayerInfo {
     const normalized = normalizeField(key, value, name, className, ctx);
     if (normalized !== undefined) out[renameField(key, className)] = normalized;
   }
-  checkLayerOptions(name, className, out, ctx);
+  checkLayerOptions(name, className, out);
   return { name, className, config: out };
 }
 
@@ -445,9 +505,16 @@ function renameField(key: string, className: string): string {
 }
 
 /** Returns the TF.js form of one layer config field, or undefined to leave it out. */
-function normalizeField(key: string, value: Json, layer: string, className: string, ctx: Context): Json | undefined {
+function normalizeField(
+  key: string,
+  value: Json,
+  layer: string,
+  className: string,
+  ctx: Context,
+): Json | undefined {
   if (key === 'dtype') return normalizeDtype(value, layer, ctx);
-  if (key === 'activation' || key === 'recurrent_activation') return normalizeActivation(value, layer, className, ctx);
+  if (key === 'activation' || key === 'recurrent_activation')
+    return normalizeActivation(value, layer, className, ctx);
   if (value === null) return null;
   if (key.endsWith('_initializer')) return normalizeInitializer(value);
   if (key.endsWith('_regularizer')) return normalizeRegularizer(value, `${layer}.${key}`, ctx);
@@ -455,7 +522,7 @@ function normalizeField(key: string, value: Json, layer: string, className: stri
   return value;
 }
 
-function checkLayerOptions(name: string, className: string, config: JsonObject, ctx: Context): void {
+function checkLayerOptions(name: string, className: string, config: JsonObject): void {
   if (className === 'GRU' && config.reset_after === true) {
     throw new UnsupportedKerasLayerError(
       name,
@@ -464,10 +531,15 @@ function checkLayerOptions(name: string, className: string, config: JsonObject, 
     );
   }
   if (className === 'ReLU' && ((config.negative_slope ?? 0) !== 0 || (config.threshold ?? 0) !== 0)) {
-    throw new UnsupportedKerasLayerError(name, className, 'negative_slope and threshold are not implemented by TF.js');
+    throw new UnsupportedKerasLayerError(
+      name,
+      className,
+      'negative_slope and threshold are not implemented by TF.js',
+    );
   }
-  if (config.data_format === 'channels_first' && className !== 'Flatten') {
-    ctx.warnings.push(`layer '${name}' uses channels_first, which TF.js's CPU backend may not run for every op`);
+  // tf.keras 2 writes BatchNormalization's axis as a one-element list; TF.js reads a number.
+  if (className === 'BatchNormalization' && Array.isArray(config.axis) && config.axis.length === 1) {
+    config.axis = config.axis[0] ?? -1;
   }
 }
 
@@ -485,10 +557,19 @@ function normalizeActivation(value: Json, layer: string, className: string, ctx:
   if (value === null) return 'linear';
   // Keras 3 may serialize a built-in activation as an object around its name.
   const obj = asObject(value);
-  const raw = typeof value === 'string' ? value : typeof obj?.config === 'string' ? obj.config : stringField(obj, 'class_name');
+  const raw =
+    typeof value === 'string'
+      ? value
+      : typeof obj?.config === 'string'
+        ? obj.config
+        : stringField(obj, 'class_name');
   const name = raw === 'silu' ? 'swish' : raw;
   if (!name || !ACTIVATIONS.has(name)) {
-    throw new UnsupportedKerasLayerError(layer, className, `activation ${JSON.stringify(raw ?? value)} is not available in TF.js`);
+    throw new UnsupportedKerasLayerError(
+      layer,
+      className,
+      `activation ${JSON.stringify(raw ?? value)} is not available in TF.js`,
+    );
   }
   if (name === 'hard_sigmoid' && ctx.keras3) {
     throw new UnsupportedKerasLayerError(
@@ -520,15 +601,20 @@ function normalizeRegularizer(value: Json, where: string, ctx: Context): Json {
   if (cls === 'L1L2' || cls === 'L1' || cls === 'L2') {
     return { class_name: 'L1L2', config: { l1: num('l1'), l2: num('l2') } };
   }
-  ctx.warnings.push(`regularizer ${cls ?? JSON.stringify(value)} on ${where} dropped: it only matters for training`);
+  ctx.warnings.push(
+    `regularizer ${cls ?? JSON.stringify(value)} on ${where} dropped: it only matters for training`,
+  );
   return null;
 }
 
 function normalizeConstraint(value: Json, where: string, ctx: Context): Json {
   const obj = asObject(value);
   const cls = stringField(obj, 'class_name');
-  if (cls && CONSTRAINTS.has(cls)) return { class_name: cls, config: stripKerasMeta(asObject(obj?.config) ?? {}) };
-  ctx.warnings.push(`constraint ${cls ?? JSON.stringify(value)} on ${where} dropped: it only matters for training`);
+  if (cls && CONSTRAINTS.has(cls))
+    return { class_name: cls, config: stripKerasMeta(asObject(obj?.config) ?? {}) };
+  ctx.warnings.push(
+    `constraint ${cls ?? JSON.stringify(value)} on ${where} dropped: it only matters for training`,
+  );
   return null;
 }
 
@@ -619,7 +705,9 @@ function readDataset(h5: H5File, path: string, what: string): { shape: number[];
   // TF.js layers run float32; float64 weights lose nothing that float32 inference would keep.
   if (value instanceof Float64Array) return { shape, data: Float32Array.from(value) };
   if (typeof value === 'number') return { shape, data: Float32Array.of(value) };
-  throw new KerasWeightsError(`${what}: weight ${path} has dtype ${JSON.stringify(dataset.dtype)}; only float32 and float64 are read`);
+  throw new KerasWeightsError(
+    `${what}: weight ${path} has dtype ${JSON.stringify(dataset.dtype)}; only float32 and float64 are read`,
+  );
 }
 
 function stringAttr(node: H5Group, name: string): string | undefined {

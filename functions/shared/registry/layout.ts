@@ -59,17 +59,23 @@ export const keys = {
   modelsRoot: 'models/',
   model: (model: string) => `models/${assertModelName(model)}/`,
   versions: (model: string) => `models/${assertModelName(model)}/versions/`,
-  version: (model: string, version: number) => `models/${assertModelName(model)}/versions/${parseVersion(version)}/`,
+  version: (model: string, version: number) =>
+    `models/${assertModelName(model)}/versions/${parseVersion(version)}/`,
   file: (model: string, version: number, file: string) =>
     `models/${assertModelName(model)}/versions/${parseVersion(version)}/${assertFileName(file)}`,
-  metadata: (model: string, version: number) => `models/${assertModelName(model)}/versions/${parseVersion(version)}/metadata.json`,
-  claims: (model: string, version: number) => `models/${assertModelName(model)}/claims/${parseVersion(version)}/`,
+  metadata: (model: string, version: number) =>
+    `models/${assertModelName(model)}/versions/${parseVersion(version)}/metadata.json`,
+  claims: (model: string, version: number) =>
+    `models/${assertModelName(model)}/claims/${parseVersion(version)}/`,
   claimsRoot: (model: string) => `models/${assertModelName(model)}/claims/`,
-  alias: (model: string, alias: string) => `models/${assertModelName(model)}/aliases/${assertAliasName(alias)}.json`,
+  alias: (model: string, alias: string) =>
+    `models/${assertModelName(model)}/aliases/${assertAliasName(alias)}.json`,
   aliasesRoot: (model: string) => `models/${assertModelName(model)}/aliases/`,
-  history: (model: string, alias: string) => `models/${assertModelName(model)}/aliases/${assertAliasName(alias)}/history/`,
+  history: (model: string, alias: string) =>
+    `models/${assertModelName(model)}/aliases/${assertAliasName(alias)}/history/`,
   historySlot: (model: string, alias: string, seq: number) =>
     `models/${assertModelName(model)}/aliases/${assertAliasName(alias)}/history/${String(seq).padStart(10, '0')}/`,
-  reports: (model: string, version: number) => `models/${assertModelName(model)}/reports/${parseVersion(version)}/`,
+  reports: (model: string, version: number) =>
+    `models/${assertModelName(model)}/reports/${parseVersion(version)}/`,
   dataset: (model: string) => `datasets/${assertModelName(model)}/`,
 };

@@ -1,8 +1,15 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { ConflictError, IntegrityError, NotFoundError } from '../errors.js';
 import { claimSlot, type RetryOptions, withClaimRetries } from './claim.js';
-import { assertAliasName, assertFileName, assertModelName, DEFAULT_ALIAS, keys, parseVersion } from './layout.js';
-import type { ObjectStore, StoredObject } from './store.js';
+import {
+  assertAliasName,
+  assertFileName,
+  assertModelName,
+  DEFAULT_ALIAS,
+  keys,
+  parseVersion,
+} from './layout.js';
+import type { ListedObject, ObjectStore, StoredObject } from './store.js';
 import type { AliasEvent, AliasPointer, ArtifactFile, FileDigest, VersionMetadata } from './types.js';
 
 export function sha256(bytes: Uint8Array): string {
@@ -10,6 +17,8 @@ export function sha256(bytes: Uint8Array): string {
 }
 
 const JSON_TYPE = 'application/json';
+/** A history slot still holding several entries after this long was left by a crashed writer. */
+const STALE_CLAIM_MS = 30_000;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -22,7 +31,10 @@ function parseJson<T>(object: StoredObject, what: string): T {
 }
 
 /** What a publisher states about a new version; the registry adds model, version, files and time. */
-export type PublishInput = Omit<VersionMetadata, 'schema' | 'model' | 'version' | 'createdAt' | 'files' | 'createdBy'> & {
+export type PublishInput = Omit<
+  VersionMetadata,
+  'schema' | 'model' | 'version' | 'createdAt' | 'files' | 'createdBy'
+> & {
   readonly createdBy?: string;
 };
 
@@ -85,7 +97,12 @@ export class ModelRegistry {
     const object = await this.store.get(keys.metadata(model, version));
     if (!object) throw new NotFoundError(`Model "${model}" has no version ${version}`);
     const metadata = parseJson<VersionMetadata>(object, `metadata.json of ${model} v${version}`);
-    if (metadata?.schema !== 1 || metadata.model !== model || metadata.version !== version || !metadata.files) {
+    if (
+      metadata?.schema !== 1 ||
+      metadata.model !== model ||
+      metadata.version !== version ||
+      !metadata.files
+    ) {
       throw new IntegrityError(`metadata.json of ${model} v${version} does not describe that version`);
     }
     return metadata;
@@ -134,7 +151,8 @@ export class ModelRegistry {
     const digests: Record<string, FileDigest> = {};
     for (const file of files) {
       assertFileName(file.name);
-      if (file.name === 'metadata.json') throw new IntegrityError('An artifact may not be named metadata.json');
+      if (file.name === 'metadata.json')
+        throw new IntegrityError('An artifact may not be named metadata.json');
       digests[file.name] = { sha256: sha256(file.bytes), size: file.bytes.byteLength };
     }
     if (!files.some((f) => f.name === 'model.json')) throw new IntegrityError('A version needs a model.json');
@@ -161,7 +179,8 @@ export class ModelRegistry {
     await Promise.all(
       files.map(async (file) => {
         await this.store.put(keys.file(model, version, file.name), file.bytes, {
-          contentType: file.contentType ?? (file.name.endsWith('.json') ? JSON_TYPE : 'application/octet-stream'),
+          contentType:
+            file.contentType ?? (file.name.endsWith('.json') ? JSON_TYPE : 'application/octet-stream'),
           ifNoneMatch: '*',
         });
         done += file.bytes.byteLength;
@@ -205,14 +224,23 @@ export class ModelRegistry {
   }
 
   /** Writes an extra object under the model's report folder (training curves and the like). */
-  async putReport(model: string, version: number, name: string, body: Uint8Array | string, contentType: string) {
+  async putReport(
+    model: string,
+    version: number,
+    name: string,
+    body: Uint8Array | string,
+    contentType: string,
+  ) {
     const key = `${keys.reports(model, version)}${assertFileName(name)}`;
     await this.store.put(key, body, { contentType });
     return key;
   }
 
   /** The alias pointer, or undefined when the alias was never set. */
-  async getAlias(model: string, alias: string = DEFAULT_ALIAS): Promise<(AliasPointer & { etag: string }) | undefined> {
+  async getAlias(
+    model: string,
+    alias: string = DEFAULT_ALIAS,
+  ): Promise<(AliasPointer & { etag: string }) | undefined> {
     const object = await this.store.get(keys.alias(model, alias));
     if (!object) return undefined;
     return { ...this.parsePointer(object, model, alias), etag: object.etag };
@@ -289,7 +317,12 @@ export class ModelRegistry {
    * truth; the pointer is what functions poll). Concurrent moves are serialized: each lands in its
    * own history slot, none is lost.
    */
-  async setAlias(model: string, alias: string, version: number, options: MoveAliasOptions = {}): Promise<AliasEvent> {
+  async setAlias(
+    model: string,
+    alias: string,
+    version: number,
+    options: MoveAliasOptions = {},
+  ): Promise<AliasEvent> {
     assertModelName(model);
     assertAliasName(alias);
     parseVersion(version);
@@ -298,7 +331,9 @@ export class ModelRegistry {
     const event = await withClaimRetries(
       `moving ${model}@${alias}`,
       async () => {
-        const { seq, current } = await this.latestEvent(model, alias);
+        const latest = await this.latestEvent(model, alias);
+        if (latest === 'contended') return undefined;
+        const { seq, current } = latest;
         const from = current?.to ?? null;
         if (options.expectedVersion !== undefined && options.expectedVersion !== from) {
           throw new ConflictError(
@@ -318,7 +353,12 @@ export class ModelRegistry {
           why: options.why ?? '',
           ...(options.details ? { details: options.details } : {}),
         };
-        const claim = await claimSlot(this.store, keys.historySlot(model, alias, seq + 1), JSON.stringify(candidate), id);
+        const claim = await claimSlot(
+          this.store,
+          keys.historySlot(model, alias, seq + 1),
+          JSON.stringify(candidate),
+          id,
+        );
         return claim.won ? candidate : undefined;
       },
       this.options.retry,
@@ -352,17 +392,32 @@ export class ModelRegistry {
     }
   }
 
-  private async latestEvent(model: string, alias: string): Promise<{ seq: number; current?: AliasEvent }> {
-    const slots = await this.store.listPrefixes(keys.history(model, alias));
-    const seqs = slots.map((p) => Number(/\/(\d+)\/$/.exec(p)?.[1] ?? 0)).sort((a, b) => b - a);
+  /**
+   * The newest history slot and the alias state it holds. A top slot still being contended (more
+   * than one entry, written recently) makes the caller wait, so no move is based on a state that
+   * is about to change; one left contended by a crashed writer counts as void after a while.
+   */
+  private async latestEvent(
+    model: string,
+    alias: string,
+  ): Promise<{ seq: number; current?: AliasEvent } | 'contended'> {
+    const root = keys.history(model, alias);
+    const bySlot = new Map<number, ListedObject[]>();
+    for (const object of await this.store.list(root)) {
+      const seq = Number(object.key.slice(root.length).split('/')[0]);
+      if (Number.isInteger(seq)) bySlot.set(seq, [...(bySlot.get(seq) ?? []), object]);
+    }
+    const seqs = [...bySlot.keys()].sort((a, b) => b - a);
     const top = seqs[0] ?? 0;
-    if (top === 0) return { seq: 0 };
-    // The newest decided slot holds the current state.
     for (const seq of seqs) {
-      const entries = await this.store.list(keys.historySlot(model, alias, seq));
+      const entries = bySlot.get(seq)!;
       if (entries.length === 1) {
         const object = await this.store.get(entries[0]!.key);
         if (object) return { seq: top, current: parseJson<AliasEvent>(object, 'alias history entry') };
+        return 'contended'; // deleted since listed: a loser backing off
+      }
+      if (seq === top && entries.some((e) => !e.lastModified || Date.now() - e.lastModified.getTime() < STALE_CLAIM_MS)) {
+        return 'contended';
       }
     }
     return { seq: top };

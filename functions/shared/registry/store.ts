@@ -1,3 +1,5 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -7,9 +9,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
-import { AiaasError, ConflictError, RegistryUnavailableError } from '../errors.js';
+import { type AiaasError, ConflictError, RegistryUnavailableError } from '../errors.js';
 
 /** One stored object: its bytes and its entity tag. */
 export interface StoredObject {
@@ -20,6 +20,7 @@ export interface StoredObject {
 export interface ListedObject {
   readonly key: string;
   readonly size: number;
+  readonly lastModified?: Date;
 }
 
 export interface PutOptions {
@@ -119,7 +120,11 @@ export class S3ObjectStore implements ObjectStore {
   private async fetch(key: string, ifNoneMatch?: string): Promise<StoredObject | 'unchanged' | undefined> {
     try {
       const out = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key, ...(ifNoneMatch ? { IfNoneMatch: ifNoneMatch } : {}) }),
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          ...(ifNoneMatch ? { IfNoneMatch: ifNoneMatch } : {}),
+        }),
       );
       const body = out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
       return { body, etag: out.ETag ?? '' };
@@ -163,7 +168,9 @@ export class S3ObjectStore implements ObjectStore {
           new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
         );
         for (const item of out.Contents ?? []) {
-          if (item.Key) objects.push({ key: item.Key, size: item.Size ?? 0 });
+          if (item.Key) {
+            objects.push({ key: item.Key, size: item.Size ?? 0, ...(item.LastModified ? { lastModified: item.LastModified } : {}) });
+          }
         }
         token = out.IsTruncated ? out.NextContinuationToken : undefined;
       } catch (error) {
@@ -197,7 +204,9 @@ export class S3ObjectStore implements ObjectStore {
     const status = statusOf(error);
     const detail = (error as SdkError)?.name ?? (error as SdkError)?.code ?? 'error';
     if (status === 403) {
-      return new RegistryUnavailableError(`Registry ${this.description} denied access (${action})`, { cause: error });
+      return new RegistryUnavailableError(`Registry ${this.description} denied access (${action})`, {
+        cause: error,
+      });
     }
     return new RegistryUnavailableError(
       `Registry ${this.description} is unavailable (${action}: ${detail}${status ? ` ${status}` : ''})`,

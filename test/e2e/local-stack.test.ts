@@ -1,0 +1,160 @@
+/**
+ * End to end through the local stack: HTTP → payload-2.0 event → the built inference bundle →
+ * s3rver. What is tested is what would be deployed.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keys } from '../../functions/shared/registry/layout.js';
+import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
+import { publishFromDisk } from '../../scripts/cli/publish.js';
+import { linear, publishLinear } from '../support/models.js';
+import { eventually, SHARED, startTestStack, type TestStack } from '../support/stack.js';
+
+const KERAS_DIABETES = join(SHARED, 'models/keras-diabetes');
+const hasKerasDiabetes = existsSync(join(KERAS_DIABETES, 'model.json'));
+if (!hasKerasDiabetes)
+  console.warn(`[skipped] keras-diabetes cases: ${KERAS_DIABETES} is absent (no ../shared here)`);
+
+const W1 = [1, 2, 3] as const;
+const W2 = [-1, 0.5, 4] as const;
+const X = [0.5, -1, 2];
+
+let stack: TestStack;
+const predict = (model: string, body: unknown) =>
+  stack.call('POST', `/v1/models/${model}:predict`, typeof body === 'string' ? body : JSON.stringify(body));
+
+beforeAll(async () => {
+  stack = await startTestStack({ aliasCheckSeconds: 1 });
+  const runtime = await createRuntime('cpu');
+  await publishLinear(runtime, stack.s3.registry, 'linear', W1, 0.25, { promote: true });
+});
+afterAll(async () => {
+  await stack?.close();
+});
+
+describe('local stack', () => {
+  it('predicts, saying which version answered', async () => {
+    const res = await predict('linear', { instances: [X, [0, 0, 0]] });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-aiaas-model-version')).toBe('1');
+    const predictions = res.json.predictions as number[][];
+    expect(predictions[0]![0]).toBeCloseTo(linear(W1, 0.25, X), 5);
+    expect(predictions[1]![0]).toBeCloseTo(0.25, 6);
+    expect(res.json.model_spec).toMatchObject({ name: 'linear', version: '1' });
+  });
+
+  it('answers status, metadata, the model list, the columnar form and the function root', async () => {
+    const status = await stack.call('GET', '/v1/models/linear');
+    expect(status.json).toEqual({
+      model_version_status: [
+        { version: '1', state: 'AVAILABLE', status: { error_code: 'OK', error_message: '' } },
+      ],
+    });
+    const metadata = await stack.call('GET', '/v1/models/linear/metadata');
+    const sig = (
+      metadata.json as {
+        metadata: { signature_def: { signature_def: { serving_default: { inputs: object } } } };
+      }
+    ).metadata.signature_def.signature_def.serving_default;
+    const [input] = Object.values(sig.inputs) as { tensor_shape: { dim: unknown } }[];
+    expect(Object.keys(sig.inputs)).toHaveLength(1);
+    expect(input!.tensor_shape.dim).toEqual([
+      { size: '-1', name: '' },
+      { size: '3', name: '' },
+    ]);
+    expect((await stack.call('GET', '/v1/models')).json.models).toContainEqual({
+      name: 'linear',
+      aliases: { live: '1' },
+    });
+    const columnar = await predict('linear', { inputs: [X] });
+    expect((columnar.json.outputs as number[][])[0]![0]).toBeCloseTo(linear(W1, 0.25, X), 5);
+    const root = await stack.call('POST', '/fn/linear/', JSON.stringify({ instances: [X] }));
+    expect(root.status).toBe(200);
+  });
+
+  it('decodes base64 bodies as function URLs send them', async () => {
+    const res = await stack.call(
+      'POST',
+      '/v1/models/linear:predict',
+      new TextEncoder().encode(JSON.stringify({ instances: [X] })),
+      {
+        'content-type': 'application/octet-stream',
+      },
+    );
+    expect(res.status).toBe(200);
+  });
+
+  it('answers bad requests with a 4xx JSON error that names the problem, and keeps serving', async () => {
+    const cases: [number, RegExp, Promise<Awaited<ReturnType<TestStack['call']>>>][] = [
+      [400, /not valid JSON/, predict('linear', '{"instances": [')],
+      [400, /expects 3/, predict('linear', { instances: [[1, 2]] })],
+      [400, /must be a number, got "a"/, predict('linear', { instances: [[1, 'a', 3]] })],
+      [400, /finite/, predict('linear', '{"instances": [[1, 2, 1e400]]}')],
+      [400, /empty/, predict('linear', { instances: [] })],
+      [400, /limit is 10000/, predict('linear', { instances: Array.from({ length: 10_001 }, () => X) })],
+      [413, /limit/, predict('linear', `{"instances": [${'0,'.repeat(3_200_000)}0]}`)],
+      [405, /Use POST/, stack.call('GET', '/v1/models/linear:predict')],
+      [404, /does not exist/, predict('missing', { instances: [X] })],
+      [404, /not served/, stack.call('GET', '/v1/models/linear/versions/9')],
+    ];
+    for (const [status, message, pending] of cases) {
+      const res = await pending;
+      expect(res.status, res.text).toBe(status);
+      expect(res.headers.get('content-type')).toMatch(/application\/json/);
+      expect(res.json.error).toMatch(message);
+      expect(res.text).not.toMatch(/at .*\.(m?js|ts):\d+/); // never a stack trace
+    }
+    expect((await predict('linear', { instances: [X] })).status).toBe(200);
+  });
+
+  it('swaps to a newly promoted version without a restart, rolls back, and refuses a corrupt version', async () => {
+    const runtime = await createRuntime('cpu');
+    const registry = stack.s3.registry;
+    const v2 = await publishLinear(runtime, registry, 'linear', W2, -1);
+    await registry.setAlias('linear', 'live', v2.version, { why: 'test: hot reload' });
+    await eventually(async () => {
+      const res = await predict('linear', { instances: [X] });
+      expect(res.headers.get('x-aiaas-model-version')).toBe(String(v2.version));
+      expect((res.json.predictions as number[][])[0]![0]).toBeCloseTo(linear(W2, -1, X), 5);
+    });
+
+    await registry.rollback('linear', 'live', { why: 'test: rollback' });
+    await eventually(async () => {
+      const res = await predict('linear', { instances: [X] });
+      expect(res.headers.get('x-aiaas-model-version')).toBe('1');
+    });
+
+    // A promoted version whose weights were corrupted after publishing never replaces the served one.
+    const v3 = await publishLinear(runtime, registry, 'linear', [9, 9, 9], 9);
+    await registry.store.put(keys.file('linear', v3.version, 'group1-shard1of1.bin'), new Uint8Array(16));
+    await registry.setAlias('linear', 'live', v3.version, { why: 'test: corrupt' });
+    await new Promise((r) => setTimeout(r, 2_500));
+    const res = await predict('linear', { instances: [X] });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-aiaas-model-version')).toBe('1');
+  });
+
+  it.runIf(hasKerasDiabetes)(
+    'serves a Keras model converted elsewhere with the original network’s outputs',
+    async () => {
+      const runtime = await createRuntime('cpu');
+      await publishFromDisk(stack.s3.registry, runtime, KERAS_DIABETES, {
+        model: 'keras-diabetes',
+        promote: true,
+      });
+      const reference = JSON.parse(
+        readFileSync(join(import.meta.dirname, '../fixtures/keras-diabetes/reference-outputs.json'), 'utf8'),
+      ) as {
+        rows: number[][];
+        outputs: number[][];
+      };
+      const res = await predict('keras-diabetes', { instances: reference.rows });
+      expect(res.status).toBe(200);
+      const predictions = res.json.predictions as number[][];
+      reference.outputs.forEach((expected, i) => {
+        expect(Math.abs(predictions[i]![0]! - expected[0]!)).toBeLessThan(1e-5);
+      });
+    },
+  );
+});
