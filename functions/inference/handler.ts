@@ -140,8 +140,10 @@ export function errorResponse(error: unknown, log: Log, requestId?: string): Fun
     const headers: Record<string, string> = {};
     if (error instanceof MethodNotAllowedError) headers.allow = error.allow.join(', ');
     if (error.status === 503) headers['retry-after'] = '2';
-    if (error.status >= 500)
+    // 503s were logged with their cause where they happened (once per failed load, not per request).
+    if (error.status >= 500 && error.status !== 503) {
       log.error(error.message, { error: error.name, cause: String((error as Error).cause ?? '') });
+    }
     return json(error.status, { error: error.message }, headers);
   }
   log.error('unexpected error', { error: error instanceof Error ? error.stack : String(error) });

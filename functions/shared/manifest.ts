@@ -8,7 +8,9 @@ import { NAME_PATTERN } from './registry/layout.js';
  * the retraining function and the CLI, so a model is declared once.
  */
 
-const name = z.string().regex(NAME_PATTERN, 'must be 1-63 characters of a-z, 0-9, "-" or "_", starting with a letter or digit');
+const name = z
+  .string()
+  .regex(NAME_PATTERN, 'must be 1-63 characters of a-z, 0-9, "-" or "_", starting with a letter or digit');
 
 const layerSchema = z.strictObject({
   type: z.literal('dense'),
@@ -27,7 +29,9 @@ const definitionSchema = z.strictObject({
   compile: z.strictObject({
     optimizer: z.enum(['adam', 'sgd', 'rmsprop']).default('adam'),
     learningRate: z.number().positive().default(0.001),
-    loss: z.enum(['binaryCrossentropy', 'meanSquaredError', 'categoricalCrossentropy']).default('binaryCrossentropy'),
+    loss: z
+      .enum(['binaryCrossentropy', 'meanSquaredError', 'categoricalCrossentropy'])
+      .default('binaryCrossentropy'),
     metrics: z.array(z.string()).default(['accuracy']),
   }),
   fit: z.strictObject({
@@ -68,7 +72,9 @@ const modelSchema = z
     aliasCheckSeconds: z.number().int().min(1).max(3600).default(60),
     retrain: z
       .strictObject({
-        schedule: z.string().regex(/^(rate|cron)\(.+\)$/, 'must be an EventBridge rate(...) or cron(...) expression'),
+        schedule: z
+          .string()
+          .regex(/^(rate|cron)\(.+\)$/, 'must be an EventBridge rate(...) or cron(...) expression'),
         datasetPrefix: z.string().optional(),
         timeoutSeconds: z.number().int().min(60).max(900).default(900),
         memoryMiB: z.number().int().min(128).max(10_240).default(2048),
@@ -78,13 +84,25 @@ const modelSchema = z
   })
   .superRefine((m, ctx) => {
     if (m.cors && m.auth !== 'NONE') {
-      ctx.addIssue({ code: 'custom', path: ['cors'], message: 'CORS is only for auth "NONE" (IAM-signed calls come from servers)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cors'],
+        message: 'CORS is only for auth "NONE" (IAM-signed calls come from servers)',
+      });
     }
     if (m.retrain && !m.definition) {
-      ctx.addIssue({ code: 'custom', path: ['retrain'], message: 'retraining needs a "definition" to train' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['retrain'],
+        message: 'retraining needs a "definition" to train',
+      });
     }
     if (m.reservedConcurrency !== undefined && m.provisionedConcurrency > m.reservedConcurrency) {
-      ctx.addIssue({ code: 'custom', path: ['provisionedConcurrency'], message: 'cannot exceed reservedConcurrency' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['provisionedConcurrency'],
+        message: 'cannot exceed reservedConcurrency',
+      });
     }
   });
 
@@ -115,7 +133,8 @@ export function parseManifest(input: unknown, source = 'manifest'): Manifest {
   }
   const seen = new Set<string>();
   for (const model of result.data.models) {
-    if (seen.has(model.name)) throw new ConfigurationError(`Invalid ${source}: model "${model.name}" is declared twice`);
+    if (seen.has(model.name))
+      throw new ConfigurationError(`Invalid ${source}: model "${model.name}" is declared twice`);
     seen.add(model.name);
   }
   return result.data;
@@ -133,7 +152,9 @@ export function loadManifest(path: string): Manifest {
   try {
     json = JSON.parse(text);
   } catch (cause) {
-    throw new ConfigurationError(`Manifest ${path} is not valid JSON: ${(cause as Error).message}`, { cause });
+    throw new ConfigurationError(`Manifest ${path} is not valid JSON: ${(cause as Error).message}`, {
+      cause,
+    });
   }
   return parseManifest(json, `manifest ${path}`);
 }

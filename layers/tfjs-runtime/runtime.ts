@@ -6,14 +6,15 @@
  * Packages are imported one by one (core, layers, converter, backends), never the umbrella
  * `@tensorflow/tfjs`, which would also pull the WebGL backend and its start-up cost.
  */
-import * as tfconv from '@tensorflow/tfjs-converter';
-import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
-import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import * as tfconv from '@tensorflow/tfjs-converter';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import type { RuntimeKind, RuntimePreference, TfRuntime } from '../../functions/shared/runtime/types.js';
 
 const WASM_FILE = 'tfjs-backend-wasm-simd.wasm';

@@ -122,10 +122,15 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
   };
   const known = new Set<string>();
   const modelExists = async (model: string) => {
-    if (known.has(model)) return true;
-    const found = (await options.registry.listModels()).includes(model);
-    if (found) known.add(model);
-    return found;
+    if (known.has(model) || handlers.has(model)) return true;
+    try {
+      const found = (await options.registry.listModels()).includes(model);
+      if (found) known.add(model);
+      return found;
+    } catch {
+      // The registry is down: let the function answer (503), as a deployed one would.
+      return true;
+    }
   };
 
   const server = createServer((req, res) => {

@@ -7,7 +7,12 @@ import {
   predictResponse,
   route,
 } from '../../functions/inference/api.js';
-import { MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ValidationError } from '../../functions/shared/errors.js';
+import {
+  MethodNotAllowedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ValidationError,
+} from '../../functions/shared/errors.js';
 import type { Signature } from '../../functions/shared/registry/types.js';
 
 const single: Signature = {
@@ -38,8 +43,16 @@ function rejects(text: string, signature: Signature = single, limits = DEFAULT_L
 describe('route', () => {
   it('maps the TF Serving paths of the served model', () => {
     expect(route('POST', '/v1/models/m:predict', 'm')).toEqual({ kind: 'predict', model: 'm' });
-    expect(route('POST', '/v1/models/m/versions/3:predict', 'm')).toEqual({ kind: 'predict', model: 'm', version: 3 });
-    expect(route('POST', '/v1/models/m/labels/live:predict', 'm')).toEqual({ kind: 'predict', model: 'm', label: 'live' });
+    expect(route('POST', '/v1/models/m/versions/3:predict', 'm')).toEqual({
+      kind: 'predict',
+      model: 'm',
+      version: 3,
+    });
+    expect(route('POST', '/v1/models/m/labels/live:predict', 'm')).toEqual({
+      kind: 'predict',
+      model: 'm',
+      label: 'live',
+    });
     expect(route('GET', '/v1/models/m', 'm')).toEqual({ kind: 'status', model: 'm' });
     expect(route('GET', '/v1/models/m/', 'm')).toEqual({ kind: 'status', model: 'm' });
     expect(route('GET', '/v1/models/m/metadata', 'm')).toEqual({ kind: 'metadata', model: 'm' });
@@ -48,7 +61,13 @@ describe('route', () => {
   });
 
   it('answers 404 for other models, unknown paths and verbs, and never reaches outside the layout', () => {
-    for (const path of ['/v1/models/other:predict', '/v1/models/..%2Fother:predict', '/nope', '/v1/models/m:classify', '/v1/models/m/versions/0']) {
+    for (const path of [
+      '/v1/models/other:predict',
+      '/v1/models/..%2Fother:predict',
+      '/nope',
+      '/v1/models/m:classify',
+      '/v1/models/m/versions/0',
+    ]) {
       expect(() => route('POST', path, 'm'), path).toThrow(NotFoundError);
     }
   });
@@ -74,8 +93,14 @@ describe('parsePredictRequest', () => {
   it('accepts the columnar form and named instances', () => {
     expect(parsePredictRequest('{"inputs": [[1,2,3]]}', single, DEFAULT_LIMITS).format).toBe('columnar');
     expect(parsePredictRequest('{"inputs": {"features": [[1,2,3]]}}', single, DEFAULT_LIMITS).batch).toBe(1);
-    expect(parsePredictRequest('{"instances": [{"features": [1,2,3]}]}', single, DEFAULT_LIMITS).batch).toBe(1);
-    const m = parsePredictRequest('{"instances": [{"a": [1,2], "b": 7}, {"a": [3,4], "b": 8}]}', multi, DEFAULT_LIMITS);
+    expect(parsePredictRequest('{"instances": [{"features": [1,2,3]}]}', single, DEFAULT_LIMITS).batch).toBe(
+      1,
+    );
+    const m = parsePredictRequest(
+      '{"instances": [{"a": [1,2], "b": 7}, {"a": [3,4], "b": 8}]}',
+      multi,
+      DEFAULT_LIMITS,
+    );
     expect(m.inputs.map((i) => i.shape)).toEqual([[2, 2], [2]]);
     expect(m.inputs[1]!.values).toBeInstanceOf(Int32Array);
   });
@@ -88,7 +113,9 @@ describe('parsePredictRequest', () => {
     expect(rejects('{"instances": [], "inputs": []}')).toMatch(/not both/);
     expect(rejects('{"instances": []}')).toMatch(/empty/);
     expect(rejects('{"instances": 5}')).toMatch(/must be an array/);
-    expect(rejects('{"instances": [[1,2]]}')).toMatch(/instances\[0\] has 2 values; input "features" expects 3/);
+    expect(rejects('{"instances": [[1,2]]}')).toMatch(
+      /instances\[0\] has 2 values; input "features" expects 3/,
+    );
     expect(rejects('{"instances": [[1,2,3],[1,2]]}')).toMatch(/instances\[1\] has 2 values/);
     expect(rejects('{"instances": [1]}')).toMatch(/rank 1/);
     expect(rejects('{"instances": [[[1],[2],[3]]]}')).toMatch(/must be a number, got an array/);
@@ -105,7 +132,9 @@ describe('parsePredictRequest', () => {
   });
 
   it('refuses bodies over the size limit with 413', () => {
-    expect(() => decodeBody('x'.repeat(11), false, { ...DEFAULT_LIMITS, maxBodyBytes: 10 })).toThrow(PayloadTooLargeError);
+    expect(() => decodeBody('x'.repeat(11), false, { ...DEFAULT_LIMITS, maxBodyBytes: 10 })).toThrow(
+      PayloadTooLargeError,
+    );
     expect(decodeBody(Buffer.from('{"a":1}').toString('base64'), true, DEFAULT_LIMITS)).toBe('{"a":1}');
   });
 });
@@ -120,8 +149,16 @@ describe('responses', () => {
   });
 
   it('returns predictions per instance, named when there are several outputs, and the version', () => {
-    const one = predictResponse({ format: 'row', batch: 2 }, [{ name: 'p', shape: [2, 1], values: [0.1, 0.9] }], 'm', 4);
-    expect(one).toEqual({ predictions: [[0.1], [0.9]], model_spec: { name: 'm', version: '4', signature_name: 'serving_default' } });
+    const one = predictResponse(
+      { format: 'row', batch: 2 },
+      [{ name: 'p', shape: [2, 1], values: [0.1, 0.9] }],
+      'm',
+      4,
+    );
+    expect(one).toEqual({
+      predictions: [[0.1], [0.9]],
+      model_spec: { name: 'm', version: '4', signature_name: 'serving_default' },
+    });
     const two = predictResponse(
       { format: 'row', batch: 2 },
       [
@@ -135,7 +172,12 @@ describe('responses', () => {
       { x: [1], y: [3, 4] },
       { x: [2], y: [5, 6] },
     ]);
-    const columnar = predictResponse({ format: 'columnar', batch: 2 }, [{ name: 'p', shape: [2, 1], values: [0.1, 0.9] }], 'm', 4);
+    const columnar = predictResponse(
+      { format: 'columnar', batch: 2 },
+      [{ name: 'p', shape: [2, 1], values: [0.1, 0.9] }],
+      'm',
+      4,
+    );
     expect(columnar.outputs).toEqual([[0.1], [0.9]]);
   });
 });

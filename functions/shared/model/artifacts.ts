@@ -1,7 +1,7 @@
-import type { io, Tensor } from '@tensorflow/tfjs-core';
-import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import type { io, Tensor } from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { IntegrityError, ValidationError } from '../errors.js';
 import type { ModelRegistry } from '../registry/registry.js';
 import type { ArtifactFile, Signature, TensorSpec, VersionMetadata } from '../registry/types.js';
@@ -50,7 +50,10 @@ export function artifactsToFiles(artifacts: io.ModelArtifacts, shardBytes = SHAR
     ...(artifacts.userDefinedMetadata ? { userDefinedMetadata: artifacts.userDefinedMetadata } : {}),
     ...(artifacts.modelInitializer ? { modelInitializer: artifacts.modelInitializer } : {}),
   };
-  return [{ name: 'model.json', bytes: encoder.encode(JSON.stringify(modelJson)), contentType: 'application/json' }, ...shards];
+  return [
+    { name: 'model.json', bytes: encoder.encode(JSON.stringify(modelJson)), contentType: 'application/json' },
+    ...shards,
+  ];
 }
 
 function concat(parts: Uint8Array[], total: number): Uint8Array {
@@ -65,7 +68,11 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
 
 /** An ArrayBuffer holding exactly these bytes, without a copy when the view already spans its buffer. */
 function exactBuffer(bytes: Uint8Array): ArrayBuffer {
-  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) {
+  if (
+    bytes.byteOffset === 0 &&
+    bytes.byteLength === bytes.buffer.byteLength &&
+    bytes.buffer instanceof ArrayBuffer
+  ) {
     return bytes.buffer;
   }
   return bytes.slice().buffer as ArrayBuffer;
@@ -79,7 +86,9 @@ export function parseModelJson(bytes: Uint8Array, what = 'model.json'): ModelJso
     throw new IntegrityError(`${what} is not valid JSON`, { cause });
   }
   if (!json || typeof json !== 'object' || !json.modelTopology || !Array.isArray(json.weightsManifest)) {
-    throw new IntegrityError(`${what} is not a TensorFlow.js model (needs modelTopology and weightsManifest)`);
+    throw new IntegrityError(
+      `${what} is not a TensorFlow.js model (needs modelTopology and weightsManifest)`,
+    );
   }
   return json;
 }
@@ -123,7 +132,10 @@ export async function readModelFromDisk(path: string): Promise<io.ModelArtifacts
   try {
     modelBytes = await readFile(modelPath);
   } catch (cause) {
-    throw new ValidationError(`Cannot read ${modelPath}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, { cause });
+    throw new ValidationError(
+      `Cannot read ${modelPath}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`,
+      { cause },
+    );
   }
   const json = parseModelJson(modelBytes, modelPath);
   const files = new Map<string, Uint8Array>([['model.json', modelBytes]]);
@@ -134,7 +146,9 @@ export async function readModelFromDisk(path: string): Promise<io.ModelArtifacts
         try {
           files.set(basename(p), await readFile(join(dir, p)));
         } catch (cause) {
-          throw new ValidationError(`Cannot read weight shard ${join(dir, p)} named in ${modelPath}`, { cause });
+          throw new ValidationError(`Cannot read weight shard ${join(dir, p)} named in ${modelPath}`, {
+            cause,
+          });
         }
       }),
     ),
@@ -169,7 +183,11 @@ export function captureIOHandler(): io.IOHandler & { artifacts?: io.ModelArtifac
   return handler;
 }
 
-function spec(name: string, dtype: string | undefined, shape: readonly (number | null | undefined)[] | undefined): TensorSpec {
+function spec(
+  name: string,
+  dtype: string | undefined,
+  shape: readonly (number | null | undefined)[] | undefined,
+): TensorSpec {
   return {
     name,
     dtype: (dtype ?? 'float32') as TensorSpec['dtype'],
@@ -191,7 +209,10 @@ export type AnyModel =
   | { readonly format: 'graph-model'; readonly model: Awaited<ReturnType<TfRuntime['loadGraphModel']>> };
 
 /** Loads artifacts into the runtime, as a LayersModel or a GraphModel depending on their format. */
-export async function loadModel(runtime: TfRuntime, handler: io.IOHandler): Promise<AnyModel & { signature: Signature }> {
+export async function loadModel(
+  runtime: TfRuntime,
+  handler: io.IOHandler,
+): Promise<AnyModel & { signature: Signature }> {
   // The handler is read once here, whichever loader then consumes it.
   const artifacts = await handler.load!();
   const memory = runtime.tf.io.fromMemory(artifacts);

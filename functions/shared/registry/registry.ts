@@ -379,7 +379,8 @@ export class ModelRegistry {
     };
     for (let attempt = 0; attempt < 10; attempt++) {
       const current = await this.getAlias(event.model, event.alias);
-      if (current && current.seq >= event.seq) return;
+      // A later move already wrote it. (A pointer edited by hand, with no valid time, is replaced.)
+      if (current && current.seq >= event.seq && Date.parse(current.updatedAt) >= Date.parse(event.at)) return;
       try {
         await this.store.put(keys.alias(event.model, event.alias), JSON.stringify(pointer), {
           contentType: JSON_TYPE,

@@ -17,7 +17,8 @@ export function resolveRuntimeModule(env: NodeJS.ProcessEnv = process.env): stri
     fileURLToPath(new URL('../../layers/tfjs-runtime/aiaas-runtime/runtime.mjs', import.meta.url)),
   ];
   const found = candidates.find((path) => existsSync(path));
-  if (!found) throw new Error(`tfjs runtime module not found (looked in ${candidates.join(', ')}); run npm run build`);
+  if (!found)
+    throw new Error(`tfjs runtime module not found (looked in ${candidates.join(', ')}); run npm run build`);
   return found;
 }
 
