@@ -28,9 +28,9 @@ function defaultWasmDir(): string | undefined {
   return undefined;
 }
 
-// The cpu backend registers itself when its module runs; naming an export keeps bundlers from
-// dropping that module as side-effect free.
-void MathBackendCPU;
+// The cpu backend registers itself (and its kernels) when its module runs. Its package marks that
+// module side-effect free, so a bundler drops it unless something uses an export: this does.
+if (!tf.findBackendFactory('cpu')) tf.registerBackend('cpu', () => new MathBackendCPU(), 1);
 
 let pending: Promise<TfRuntime> | undefined;
 

@@ -100,7 +100,6 @@ async function aliasesByVersion(registry: ModelRegistry, model: string): Promise
 export function buildProgram(): Command {
   const program = new Command('aiaas')
     .description('Publish, promote, roll back, retrain and call TensorFlow.js models served by aiaas')
-    .showHelpAfterError()
     .exitOverride();
 
   program

@@ -40,6 +40,9 @@ export async function retrainWithProgress(
     format: `training ${spec.name} [{bar}] epoch {value}/{total} | loss {loss} | val_loss {val_loss} | val_accuracy {val_accuracy}`,
     hideCursor: true,
     stream: options.stream ?? process.stderr,
+    // In logs and CI (no TTY) a line every few seconds instead of a redrawn bar.
+    noTTYOutput: true,
+    notTTYSchedule: 3000,
   });
   let started = false;
   try {
@@ -64,8 +67,26 @@ export async function retrainWithProgress(
   }
 }
 
+/** What a person wants to read after a retrain: the version, its numbers, the gate's decision. */
 export function describeRetrain(model: string, result: RetrainResult): string[] {
-  return [JSON.stringify(result)];
+  if (result.status === 'unchanged') {
+    return [`${model}: nothing to do — ${result.reason} (v${result.version}); use --force to train anyway`];
+  }
+  const m = result.metrics;
+  const fmt = (k: string) => (m[k] === undefined ? '-' : m[k]!.toFixed(4));
+  const lines = [
+    `${model} v${result.version}: trained on ${result.rows} rows (${result.rejectedRows} rejected) in ${(result.durationMs / 1000).toFixed(1)} s`,
+    `  loss ${fmt('loss')}  accuracy ${fmt('accuracy')}  val_loss ${fmt('val_loss')}  val_accuracy ${fmt('val_accuracy')}`,
+  ];
+  for (const r of result.rejections.slice(0, 5)) lines.push(`  rejected: ${JSON.stringify(r)}`);
+  const d = result.decision;
+  lines.push(
+    d.promoted
+      ? `  promoted ${model}@${d.alias}: ${d.from === null ? 'none' : `v${d.from}`} → v${d.to} (${d.reason})`
+      : `  not promoted: ${d.reason}`,
+  );
+  lines.push(`  training report: ${result.reportKey}`);
+  return lines;
 }
 
 export function retrainCommand(

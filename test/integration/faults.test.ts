@@ -9,7 +9,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys } from '../../functions/shared/registry/layout.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { type FunctionUrlServer, type LocalS3, startFunctionUrlServer, startLocalS3 } from '../../scripts/lib/local-stack.js';
+import {
+  type FunctionUrlServer,
+  type LocalS3,
+  startFunctionUrlServer,
+  startLocalS3,
+} from '../../scripts/lib/local-stack.js';
 import { publishLinear } from '../support/models.js';
 import { eventually, sleep } from '../support/stack.js';
 
@@ -19,16 +24,29 @@ let server: FunctionUrlServer;
 let port: number;
 
 async function call(model: string, body: unknown = { instances: [[1, 2, 3]] }) {
-  const res = await fetch(`${server.url}/v1/models/${model}:predict`, { method: 'POST', body: JSON.stringify(body) });
+  const res = await fetch(`${server.url}/v1/models/${model}:predict`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+  });
   const json = (await res.json()) as { error?: string; predictions?: number[][] };
-  return { status: res.status, retryAfter: res.headers.get('retry-after'), version: res.headers.get('x-aiaas-model-version'), json };
+  return {
+    status: res.status,
+    retryAfter: res.headers.get('retry-after'),
+    version: res.headers.get('x-aiaas-model-version'),
+    json,
+  };
 }
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'aiaas-faults-'));
   s3 = await startLocalS3({ directory: dir });
   port = Number(new URL(s3.endpoint).port);
-  server = await startFunctionUrlServer({ endpoint: s3.endpoint, bucket: s3.bucket, registry: s3.registry, aliasCheckSeconds: 1 });
+  server = await startFunctionUrlServer({
+    endpoint: s3.endpoint,
+    bucket: s3.bucket,
+    registry: s3.registry,
+    aliasCheckSeconds: 1,
+  });
   const runtime = await createRuntime('cpu');
   for (const model of ['steady', 'cold', 'broken', 'dangling', 'vanishing']) {
     await publishLinear(runtime, s3.registry, model, [1, 1, 1], 0, { promote: true });
@@ -70,8 +88,19 @@ describe('faults', () => {
 
     const malformed = await registry.publish(
       'broken',
-      [{ name: 'model.json', bytes: new TextEncoder().encode('{"modelTopology": {"nonsense": true}, "weightsManifest": []}') }],
-      { format: 'layers-model', signature: { inputs: [], outputs: [] }, metrics: {}, source: { kind: 'publish' }, parent: 1 },
+      [
+        {
+          name: 'model.json',
+          bytes: new TextEncoder().encode('{"modelTopology": {"nonsense": true}, "weightsManifest": []}'),
+        },
+      ],
+      {
+        format: 'layers-model',
+        signature: { inputs: [], outputs: [] },
+        metrics: {},
+        source: { kind: 'publish' },
+        parent: 1,
+      },
     );
     await sleep(1_200);
     expect((await call('broken')).version).toBe('1');
@@ -84,7 +113,14 @@ describe('faults', () => {
     await registry.store.put(keys.metadata('broken', badMeta.version), '{not json');
     await registry.store.put(
       keys.alias('broken', 'live'),
-      JSON.stringify({ model: 'broken', alias: 'live', version: badMeta.version, seq: 99, eventId: 'x', updatedAt: '' }),
+      JSON.stringify({
+        model: 'broken',
+        alias: 'live',
+        version: badMeta.version,
+        seq: 99,
+        eventId: 'x',
+        updatedAt: '',
+      }),
     );
     await sleep(1_200);
     expect((await call('broken')).version).toBe('1');
@@ -101,7 +137,10 @@ describe('faults', () => {
     expect((await call('dangling')).status).toBe(200);
     const pointer = { model: 'dangling', alias: 'live', version: 42, seq: 9, eventId: 'x', updatedAt: '' };
     await s3.registry.store.put(keys.alias('dangling', 'live'), JSON.stringify(pointer));
-    await s3.registry.store.put(keys.alias('vanishing', 'live'), JSON.stringify({ ...pointer, model: 'vanishing' }));
+    await s3.registry.store.put(
+      keys.alias('vanishing', 'live'),
+      JSON.stringify({ ...pointer, model: 'vanishing' }),
+    );
     await sleep(1_200);
     expect((await call('dangling')).version).toBe('1');
     // 'vanishing' was never loaded by this server: it cannot serve and says why.
@@ -114,7 +153,8 @@ describe('faults', () => {
     const runtime = await createRuntime('cpu');
     await publishLinear(runtime, s3.registry, 'deleted', [1, 1, 1], 0, { promote: true });
     expect((await call('deleted')).status).toBe(200);
-    for (const { key } of await s3.registry.store.list('models/deleted/')) await s3.registry.store.delete(key);
+    for (const { key } of await s3.registry.store.list('models/deleted/'))
+      await s3.registry.store.delete(key);
     await sleep(1_200);
     const res = await call('deleted');
     expect([res.status, res.version]).toEqual([200, '1']);

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { filesToArtifacts } from '../../functions/shared/model/artifacts.js';
 import { keys } from '../../functions/shared/registry/layout.js';
-import { type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
+import { type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
 import { publishLinear } from '../support/models.js';
 
 let s3: LocalS3;
@@ -35,7 +35,9 @@ describe('registry on s3rver', () => {
       expect(filesToArtifacts(files).weightSpecs?.length).toBe(2);
     }
 
-    await Promise.all(versions.slice(0, 4).map((v) => s3.registry.setAlias('race', 'live', v, { why: `race ${v}` })));
+    await Promise.all(
+      versions.slice(0, 4).map((v) => s3.registry.setAlias('race', 'live', v, { why: `race ${v}` })),
+    );
     const history = await s3.registry.history('race', 'live');
     expect(history.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
     expect(new Set(history.map((e) => e.to))).toEqual(new Set(versions.slice(0, 4)));
@@ -57,7 +59,10 @@ describe('registry on s3rver', () => {
     const runtime = await createRuntime('cpu');
     const v1 = await publishLinear(runtime, s3.registry, 'half', [1, 1, 1], 0);
     // A publisher killed after its shard and before metadata.json:
-    await s3.registry.store.put(keys.file('half', v1.version + 1, 'group1-shard1of1.bin'), new Uint8Array(16));
+    await s3.registry.store.put(
+      keys.file('half', v1.version + 1, 'group1-shard1of1.bin'),
+      new Uint8Array(16),
+    );
     expect(await s3.registry.listVersions('half')).toEqual([v1.version]);
     await expect(s3.registry.setAlias('half', 'live', v1.version + 1)).rejects.toThrow(/no version/);
   });

@@ -198,8 +198,13 @@ function spec(
 /** The input/output signature of a LayersModel (names, shapes with the batch dimension as null, dtypes). */
 export function signatureOf(_runtime: TfRuntime, model: LayersModel): Signature {
   return {
-    inputs: model.inputs.map((t, i) => spec(model.inputNames[i] ?? t.name, t.dtype, t.shape)),
-    outputs: model.outputs.map((t, i) => spec(model.outputLayers[i]?.name ?? t.name, t.dtype, t.shape)),
+    inputs: model.inputs.map((t, i) =>
+      spec(model.inputNames[i] ?? t.sourceLayer?.name ?? t.name, t.dtype, t.shape),
+    ),
+    // Keras names outputs after their layers (`dense_3`), not the tensors (`dense_3/dense_3`).
+    outputs: model.outputs.map((t, i) =>
+      spec(model.outputNames[i] ?? t.sourceLayer?.name ?? t.name, t.dtype, t.shape),
+    ),
   };
 }
 

@@ -145,7 +145,14 @@ export class ModelRegistry {
     model: string,
     files: readonly ArtifactFile[],
     input: PublishInput,
-    options: { onProgress?: (bytesDone: number, bytesTotal: number) => void } = {},
+    options: {
+      onProgress?: (bytesDone: number, bytesTotal: number) => void;
+      /**
+       * Runs once the number is known and the files are up, before the commit: the place to write
+       * files named after the version (a training report) and record them in the metadata.
+       */
+      beforeCommit?: (version: number) => Promise<Pick<VersionMetadata, 'report'>>;
+    } = {},
   ): Promise<VersionMetadata> {
     assertModelName(model);
     const digests: Record<string, FileDigest> = {};
@@ -187,6 +194,8 @@ export class ModelRegistry {
         options.onProgress?.(done, total);
       }),
     );
+    const extra = options.beforeCommit ? await options.beforeCommit(version) : {};
+    const report = extra.report ?? input.report;
     const metadata: VersionMetadata = {
       schema: 1,
       model,
@@ -200,7 +209,7 @@ export class ModelRegistry {
       source: input.source,
       parent: input.parent,
       ...(input.training ? { training: input.training } : {}),
-      ...(input.report ? { report: input.report } : {}),
+      ...(report ? { report } : {}),
     };
     await this.store.put(keys.metadata(model, version), JSON.stringify(metadata, null, 2), {
       contentType: JSON_TYPE,
@@ -380,7 +389,8 @@ export class ModelRegistry {
     for (let attempt = 0; attempt < 10; attempt++) {
       const current = await this.getAlias(event.model, event.alias);
       // A later move already wrote it. (A pointer edited by hand, with no valid time, is replaced.)
-      if (current && current.seq >= event.seq && Date.parse(current.updatedAt) >= Date.parse(event.at)) return;
+      if (current && current.seq >= event.seq && Date.parse(current.updatedAt) >= Date.parse(event.at))
+        return;
       try {
         await this.store.put(keys.alias(event.model, event.alias), JSON.stringify(pointer), {
           contentType: JSON_TYPE,
@@ -417,7 +427,10 @@ export class ModelRegistry {
         if (object) return { seq: top, current: parseJson<AliasEvent>(object, 'alias history entry') };
         return 'contended'; // deleted since listed: a loser backing off
       }
-      if (seq === top && entries.some((e) => !e.lastModified || Date.now() - e.lastModified.getTime() < STALE_CLAIM_MS)) {
+      if (
+        seq === top &&
+        entries.some((e) => !e.lastModified || Date.now() - e.lastModified.getTime() < STALE_CLAIM_MS)
+      ) {
         return 'contended';
       }
     }

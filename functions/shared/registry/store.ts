@@ -133,7 +133,19 @@ export class S3ObjectStore implements ObjectStore {
       // s3rver and S3 both answer 304 for a matching If-None-Match; the SDK surfaces it as an error.
       if (status === 304) return 'unchanged';
       if (status === 404 || (error as SdkError).name === 'NoSuchKey') return undefined;
+      // S3 answers 403, not 404, for a missing key when the caller may list only a prefix of the
+      // bucket (least privilege). Listing that key tells a missing object from a real denial.
+      if (status === 403 && (await this.missing(key))) return undefined;
       throw this.fault(`read ${key}`, error);
+    }
+  }
+
+  private async missing(key: string): Promise<boolean> {
+    try {
+      const out = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: key, MaxKeys: 1 }));
+      return !(out.Contents ?? []).some((item) => item.Key === key);
+    } catch {
+      return false;
     }
   }
 
@@ -169,7 +181,11 @@ export class S3ObjectStore implements ObjectStore {
         );
         for (const item of out.Contents ?? []) {
           if (item.Key) {
-            objects.push({ key: item.Key, size: item.Size ?? 0, ...(item.LastModified ? { lastModified: item.LastModified } : {}) });
+            objects.push({
+              key: item.Key,
+              size: item.Size ?? 0,
+              ...(item.LastModified ? { lastModified: item.LastModified } : {}),
+            });
           }
         }
         token = out.IsTruncated ? out.NextContinuationToken : undefined;

@@ -1,5 +1,5 @@
-import { parse } from 'csv-parse/sync';
 import { createHash } from 'node:crypto';
+import { parse } from 'csv-parse/sync';
 import { ConfigurationError, ValidationError } from '../errors.js';
 import type { ModelDefinition } from '../manifest.js';
 import type { ObjectStore } from '../registry/store.js';
@@ -222,7 +222,8 @@ export async function loadDataset(
   // One object at a time, so peak memory is one file's text plus the numbers so far.
   for (const { key } of listed) {
     const object = await store.get(key);
-    if (!object) throw new ConfigurationError(`${key} disappeared while reading the training data; try again`);
+    if (!object)
+      throw new ConfigurationError(`${key} disappeared while reading the training data; try again`);
     const digest = sha256(object.body);
     fingerprint.update(`${key}\0${digest}\n`);
     const parsed = parseCsv(object.body, key, definition);

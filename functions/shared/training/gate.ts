@@ -7,7 +7,7 @@ export interface GateThresholds {
   readonly metric: string;
   readonly minImprovement: number;
   readonly maxRegression: number;
-  /** The smallest improvement that passes: min(minImprovement, -maxRegression). */
+  /** The smallest improvement that passes: minImprovement, or -maxRegression when that is lower and > 0. */
   readonly required: number;
   readonly lowerIsBetter: boolean;
 }
@@ -40,8 +40,8 @@ const signed = (n: number) => (n >= 0 ? `+${fmt(n)}` : fmt(n));
 
 /**
  * Decides whether a candidate may replace the baseline. The candidate passes when it improves the
- * metric by at least `minImprovement`, or, when `maxRegression` tolerates it, loses by at most
- * that much; that is, when its improvement is at least min(minImprovement, -maxRegression).
+ * metric by at least `minImprovement`, or, when `maxRegression` (> 0) tolerates it, loses by at
+ * most that much.
  * Metrics whose name contains 'loss' (or 'error') improve downwards. No baseline: pass. A
  * candidate without a finite value of the metric never passes. Pure: no I/O.
  */
@@ -52,8 +52,15 @@ export function evaluateGate(
 ): GateDecision {
   const { metric, minImprovement, maxRegression } = settings;
   const lower = lowerIsBetter(metric);
-  const required = Math.min(minImprovement, -maxRegression);
-  const thresholds: GateThresholds = { metric, minImprovement, maxRegression, required, lowerIsBetter: lower };
+  // maxRegression 0 means no regression is tolerated, not "a tie is enough": minImprovement rules.
+  const required = maxRegression > 0 ? Math.min(minImprovement, -maxRegression) : minImprovement;
+  const thresholds: GateThresholds = {
+    metric,
+    minImprovement,
+    maxRegression,
+    required,
+    lowerIsBetter: lower,
+  };
   const value = candidate[metric];
   const base = (value: number, rest: Omit<GateDecision, 'candidate' | 'thresholds'>): GateDecision => ({
     candidate: value,

@@ -14,13 +14,23 @@ export interface ReportInput {
 }
 
 const WIDTH = 980;
-const HEIGHT = 460;
-const PANEL = { top: 96, bottom: 64, left: 72, right: 24, gap: 56 };
-const COLORS = { train: '#1f77b4', validation: '#ff7f0e', grid: '#e5e5e5', axis: '#333', text: '#222', muted: '#666' };
+const HEIGHT = 510;
+const PANEL = { top: 96, bottom: 114, left: 80, right: 28 };
+const COLORS = {
+  train: '#1f77b4',
+  validation: '#ff7f0e',
+  grid: '#e5e5e5',
+  axis: '#333',
+  text: '#222',
+  muted: '#666',
+};
 const FONT = 'font-family="Helvetica, Arial, sans-serif"';
 
 function escapeXml(text: string): string {
-  return text.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
+  return text.replace(
+    /[<>&'"]/g,
+    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!,
+  );
 }
 
 /** Round axis steps (1, 2, 2.5, 5 × 10^n) giving about `count` ticks over [lo, hi]. */
@@ -49,7 +59,14 @@ interface Series {
   readonly dashed: boolean;
 }
 
-function panel(x0: number, width: number, title: string, yLabel: string, series: Series[], fixedRange?: [number, number]) {
+function panel(
+  x0: number,
+  width: number,
+  title: string,
+  yLabel: string,
+  series: Series[],
+  fixedRange?: [number, number],
+) {
   const y0 = PANEL.top;
   const height = HEIGHT - PANEL.top - PANEL.bottom;
   const epochs = Math.max(1, ...series.map((s) => s.values.length));
@@ -67,7 +84,9 @@ function panel(x0: number, width: number, title: string, yLabel: string, series:
   hi = Math.max(hi, yTicks[yTicks.length - 1]!);
   const sx = (epoch: number) => x0 + (epochs === 1 ? width / 2 : ((epoch - 1) / (epochs - 1)) * width);
   const sy = (v: number) => y0 + height - ((v - lo) / (hi - lo || 1)) * height;
-  const xTicks = niceTicks(1, epochs, Math.min(8, epochs - 1 || 1)).filter((t) => Number.isInteger(t) && t >= 1);
+  const xTicks = niceTicks(1, epochs, Math.min(8, epochs - 1 || 1)).filter(
+    (t) => Number.isInteger(t) && t >= 1,
+  );
 
   const out: string[] = [];
   out.push(`<g class="panel" aria-label="${escapeXml(title)}">`);
@@ -76,14 +95,18 @@ function panel(x0: number, width: number, title: string, yLabel: string, series:
   );
   for (const t of yTicks) {
     const y = sy(t).toFixed(1);
-    out.push(`<line x1="${x0}" y1="${y}" x2="${x0 + width}" y2="${y}" stroke="${COLORS.grid}" stroke-width="1"/>`);
+    out.push(
+      `<line x1="${x0}" y1="${y}" x2="${x0 + width}" y2="${y}" stroke="${COLORS.grid}" stroke-width="1"/>`,
+    );
     out.push(
       `<text x="${x0 - 8}" y="${y}" dy="4" text-anchor="end" font-size="12" fill="${COLORS.muted}" ${FONT}>${label(t)}</text>`,
     );
   }
   for (const t of xTicks) {
     const x = sx(t).toFixed(1);
-    out.push(`<line x1="${x}" y1="${y0 + height}" x2="${x}" y2="${y0 + height + 5}" stroke="${COLORS.axis}"/>`);
+    out.push(
+      `<line x1="${x}" y1="${y0 + height}" x2="${x}" y2="${y0 + height + 5}" stroke="${COLORS.axis}"/>`,
+    );
     out.push(
       `<text x="${x}" y="${y0 + height + 20}" text-anchor="middle" font-size="12" fill="${COLORS.muted}" ${FONT}>${t}</text>`,
     );
@@ -113,23 +136,21 @@ function panel(x0: number, width: number, title: string, yLabel: string, series:
     }
   }
 
-  // Legend inside the panel's top-right corner, with each series' last value.
-  const legendWidth = 190;
-  const lx = x0 + width - legendWidth - 8;
-  const ly = y0 + 8;
-  out.push(
-    `<rect x="${lx}" y="${ly}" width="${legendWidth}" height="${12 + series.length * 20}" fill="#fff" fill-opacity="0.9" stroke="${COLORS.grid}"/>`,
-  );
-  series.forEach((s, i) => {
-    const y = ly + 18 + i * 20;
+  // Legend under the axis title, outside the plot, one entry a line, so it never hides a curve; each entry shows the
+  // series' last value.
+  const lx = x0;
+  let ly = y0 + height + 66;
+  for (const s of series) {
     const last = [...s.values].reverse().find(Number.isFinite);
+    const text = `${s.name}${last === undefined ? '' : `: ${label(last)}`}`;
     out.push(
-      `<line x1="${lx + 10}" y1="${y - 4}" x2="${lx + 38}" y2="${y - 4}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="7 4"' : ''}/>`,
+      `<line x1="${lx}" y1="${ly - 4}" x2="${lx + 28}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2.5"${s.dashed ? ' stroke-dasharray="7 4"' : ''}/>`,
     );
     out.push(
-      `<text x="${lx + 46}" y="${y}" font-size="12" fill="${COLORS.text}" ${FONT}>${escapeXml(s.name)}${last === undefined ? '' : ` (${label(last)})`}</text>`,
+      `<text x="${lx + 34}" y="${ly}" font-size="12" fill="${COLORS.text}" ${FONT}>${escapeXml(text)}</text>`,
     );
-  });
+    ly += 18;
+  }
   out.push('</g>');
   return out.join('\n');
 }
@@ -157,15 +178,17 @@ export function renderTrainingReport(input: ReportInput): string {
     // Accuracy lives in [0, 1]; zoom to where the curves are, but never past those bounds.
     const lo = Math.max(0, Math.floor((Math.min(...values) - 0.02) * 20) / 20);
     const hi = Math.min(1, Math.ceil((Math.max(...values) + 0.02) * 20) / 20);
-    panels.push({ title: 'Accuracy', yLabel: 'accuracy', series: accuracy, range: [lo, hi > lo ? hi : lo + 0.05] });
+    panels.push({
+      title: 'Accuracy',
+      yLabel: 'accuracy',
+      series: accuracy,
+      range: [lo, hi > lo ? hi : lo + 0.05],
+    });
   }
   const title = `${input.model} v${input.version} · training report`;
-  const inner = WIDTH - PANEL.left - PANEL.right;
-  const count = Math.max(1, panels.length);
-  const panelWidth = (inner - PANEL.gap * (count - 1) - (count - 1) * PANEL.left) / count;
-
+  const slot = WIDTH / Math.max(1, panels.length);
   const body = panels.map((p, i) =>
-    panel(PANEL.left + i * (panelWidth + PANEL.gap + PANEL.left), panelWidth, p.title, p.yLabel, p.series, p.range),
+    panel(i * slot + PANEL.left, slot - PANEL.left - PANEL.right, p.title, p.yLabel, p.series, p.range),
   );
   if (panels.length === 0) {
     body.push(

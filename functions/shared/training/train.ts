@@ -205,7 +205,9 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
         const number = typeof value === 'number' ? value : (value?.dataSync()[0] ?? Number.NaN);
         const key = kerasMetricName(name);
         logs[key] = number;
-        (history[key] ??= []).push(number);
+        const series = history[key] ?? [];
+        series.push(number);
+        history[key] = series;
       }
       await onEpoch?.({ epoch, epochs, logs });
     }

@@ -1,0 +1,60 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { ApplicationLogLevel } from 'aws-cdk-lib/aws-lambda';
+import { type BundlingOptions, LogLevel, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+import { common } from '../../scripts/lib/bundle.js';
+
+/** Log levels shared by Powertools (`POWERTOOLS_LOG_LEVEL`) and Lambda's application log filter. */
+export type FunctionLogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+
+export const APPLICATION_LOG_LEVEL: Record<FunctionLogLevel, ApplicationLogLevel> = {
+  DEBUG: ApplicationLogLevel.DEBUG,
+  INFO: ApplicationLogLevel.INFO,
+  WARN: ApplicationLogLevel.WARN,
+  ERROR: ApplicationLogLevel.ERROR,
+};
+
+export const DEFAULT_LOG_RETENTION = RetentionDays.ONE_MONTH;
+
+/**
+ * esbuild options of every function bundle, matching `scripts/lib/bundle.ts` (`npm run build`):
+ * ESM, minified, linked source maps, the createRequire banner for CommonJS dependencies. The
+ * tfjs runtime is not bundled (it is the layer, loaded from /opt at run time), nor is
+ * @tensorflow/tfjs-node (only in the native image). The AWS SDK is bundled, pinned by our lock
+ * file rather than whatever the managed runtime ships. Local esbuild only, never Docker.
+ */
+export const FUNCTION_BUNDLING: BundlingOptions = {
+  format: OutputFormat.ESM,
+  target: 'node24',
+  minify: true,
+  sourceMap: true,
+  sourceMapMode: SourceMapMode.DEFAULT,
+  sourcesContent: false,
+  mainFields: ['module', 'main'],
+  banner: (common.banner as { js: string }).js,
+  externalModules: ['@tensorflow/tfjs-node', '/opt/*'],
+  logLevel: LogLevel.ERROR,
+  forceDockerBundling: false,
+};
+
+/**
+ * A function role with no managed policies: it may write to its own log group and nothing else
+ * until granted more (see grantRegistryAccess).
+ */
+export function functionRole(scope: Construct, id: string, description: string): Role {
+  return new Role(scope, id, { assumedBy: new ServicePrincipal('lambda.amazonaws.com'), description });
+}
+
+/** The function's log group, with retention; kept when the stack is deleted (the audit trail). */
+export function functionLogGroup(
+  scope: Construct,
+  id: string,
+  retention: RetentionDays,
+  role: Role,
+): LogGroup {
+  const logGroup = new LogGroup(scope, id, { retention, removalPolicy: RemovalPolicy.RETAIN });
+  logGroup.grantWrite(role);
+  return logGroup;
+}

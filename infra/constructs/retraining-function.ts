@@ -1,0 +1,197 @@
+import { Aws, Duration } from 'aws-cdk-lib';
+import type { IAlarmAction } from 'aws-cdk-lib/aws-cloudwatch';
+import { Role as IamRole, PolicyStatement, type Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Architecture, LoggingFormat, Runtime, SystemLogLevel } from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import type { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { CfnSchedule } from 'aws-cdk-lib/aws-scheduler';
+import { Construct } from 'constructs';
+import { paths } from '../paths.js';
+import { FunctionAlarms } from './function-alarms.js';
+import {
+  APPLICATION_LOG_LEVEL,
+  DEFAULT_LOG_RETENTION,
+  FUNCTION_BUNDLING,
+  type FunctionLogLevel,
+  functionLogGroup,
+  functionRole,
+} from './function-defaults.js';
+import { grantRegistryAccess } from './registry-access.js';
+import { TfjsRuntimeLayer } from './tfjs-runtime-layer.js';
+
+/** Lambda's limit on the total size of a function's environment variables. */
+const ENVIRONMENT_LIMIT_BYTES = 4096;
+
+export interface RetrainingFunctionProps {
+  readonly modelName: string;
+  /** Registry bucket name (plain or from pseudo parameters; not a cross-stack reference). */
+  readonly bucketName: string;
+  readonly runtimeLayer: TfjsRuntimeLayer;
+  /** EventBridge Scheduler expression: `rate(...)`, `cron(...)` or `at(...)`. */
+  readonly schedule: string;
+  /** The model's manifest entry, passed to the function as `AIAAS_MODEL_SPEC` (JSON). */
+  readonly modelSpec: unknown;
+  /**
+   * Prefix of the training data, read-only.
+   *
+   * @default `datasets/<modelName>/`
+   */
+  readonly datasetPrefix?: string;
+  /**
+   * Time zone of a cron schedule.
+   *
+   * @default 'UTC'
+   */
+  readonly scheduleTimezone?: string;
+  /**
+   * The schedule may fire up to this much later, so that many models on the same schedule do not
+   * all train in the same minute. `Duration.minutes(0)` fires exactly on time.
+   *
+   * @default Duration.minutes(15)
+   */
+  readonly flexibleWindow?: Duration;
+  /**
+   * @default 2048
+   */
+  readonly memorySize?: number;
+  /**
+   * @default Duration.minutes(15)
+   */
+  readonly timeout?: Duration;
+  /**
+   * @default RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: RetentionDays;
+  /**
+   * @default 'INFO'
+   */
+  readonly logLevel?: FunctionLogLevel;
+  /**
+   * @default 'aiaas'
+   */
+  readonly metricsNamespace?: string;
+  /**
+   * Where the error alarm is sent.
+   *
+   * @default - no actions
+   */
+  readonly alarmActions?: readonly IAlarmAction[];
+}
+
+/**
+ * A model's retraining function and its schedule. The function may read the model's dataset
+ * prefix and read/write only `models/<name>/`; it runs one at a time (reserved concurrency 1) and
+ * is not retried by Lambda (a failed run waits for the next schedule, and the error alarm fires).
+ * The schedule's role may invoke this function and nothing else.
+ */
+export class RetrainingFunction extends Construct {
+  readonly function: NodejsFunction;
+  readonly role: Role;
+  readonly logGroup: LogGroup;
+  readonly schedule: CfnSchedule;
+  readonly schedulerRole: Role;
+  readonly alarms: FunctionAlarms;
+
+  constructor(scope: Construct, id: string, props: RetrainingFunctionProps) {
+    super(scope, id);
+    const datasetPrefix = props.datasetPrefix ?? `datasets/${props.modelName}/`;
+    const logLevel = props.logLevel ?? 'INFO';
+    const spec = JSON.stringify(props.modelSpec);
+
+    this.role = functionRole(this, 'Role', `aiaas retraining for model ${props.modelName}`);
+    this.logGroup = functionLogGroup(this, 'Logs', props.logRetention ?? DEFAULT_LOG_RETENTION, this.role);
+    grantRegistryAccess(this.role, {
+      bucketName: props.bucketName,
+      read: [datasetPrefix],
+      write: [`models/${props.modelName}/`],
+    });
+
+    const environment: Record<string, string> = {
+      AIAAS_BUCKET: props.bucketName,
+      AIAAS_MODEL: props.modelName,
+      AIAAS_MODEL_SPEC: spec,
+      AIAAS_RUNTIME_MODULE: TfjsRuntimeLayer.MODULE_PATH,
+      POWERTOOLS_SERVICE_NAME: `aiaas-retrain-${props.modelName}`,
+      POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace ?? 'aiaas',
+      POWERTOOLS_LOG_LEVEL: logLevel,
+      NODE_OPTIONS: '--enable-source-maps',
+    };
+    // The bucket name may be a token; count it at its maximum length (63).
+    const size = Object.entries(environment).reduce(
+      (total, [key, value]) => total + key.length + (key === 'AIAAS_BUCKET' ? 63 : Buffer.byteLength(value)),
+      0,
+    );
+    if (size > ENVIRONMENT_LIMIT_BYTES) {
+      throw new Error(
+        `Model "${props.modelName}": the retraining function's environment would be ${size} bytes (Lambda allows ${ENVIRONMENT_LIMIT_BYTES}); shorten the manifest entry (AIAAS_MODEL_SPEC is ${spec.length} bytes)`,
+      );
+    }
+
+    this.function = new NodejsFunction(this, 'Function', {
+      description: `aiaas retraining: model ${props.modelName}`,
+      entry: paths.retrainEntry,
+      handler: 'handler',
+      runtime: Runtime.NODEJS_24_X,
+      architecture: Architecture.ARM_64,
+      memorySize: props.memorySize ?? 2048,
+      timeout: props.timeout ?? Duration.minutes(15),
+      role: this.role,
+      logGroup: this.logGroup,
+      loggingFormat: LoggingFormat.JSON,
+      applicationLogLevelV2: APPLICATION_LOG_LEVEL[logLevel],
+      systemLogLevelV2: SystemLogLevel.INFO,
+      environment,
+      reservedConcurrentExecutions: 1,
+      retryAttempts: 0,
+      maxEventAge: Duration.hours(1),
+      layers: [props.runtimeLayer.layer],
+      projectRoot: paths.root,
+      depsLockFilePath: paths.lockFile,
+      bundling: FUNCTION_BUNDLING,
+    });
+
+    this.schedulerRole = new IamRole(this, 'SchedulerRole', {
+      description: `EventBridge Scheduler: invoke the aiaas retraining function of model ${props.modelName}`,
+      assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
+        conditions: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
+      }),
+    });
+    this.schedulerRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'InvokeRetrainingFunction',
+        actions: ['lambda:InvokeFunction'],
+        resources: [this.function.functionArn],
+      }),
+    );
+
+    const window = props.flexibleWindow ?? Duration.minutes(15);
+    this.schedule = new CfnSchedule(this, 'Schedule', {
+      description: `Retrain aiaas model ${props.modelName}`,
+      scheduleExpression: props.schedule,
+      scheduleExpressionTimezone: props.scheduleTimezone ?? 'UTC',
+      state: 'ENABLED',
+      flexibleTimeWindow:
+        window.toMinutes() > 0
+          ? { mode: 'FLEXIBLE', maximumWindowInMinutes: window.toMinutes() }
+          : { mode: 'OFF' },
+      target: {
+        arn: this.function.functionArn,
+        roleArn: this.schedulerRole.roleArn,
+        input: JSON.stringify({ source: 'aiaas.schedule', model: props.modelName }),
+        // Training is long and not worth repeating blindly: a failure waits for the next run.
+        retryPolicy: { maximumRetryAttempts: 0, maximumEventAgeInSeconds: 3600 },
+      },
+    });
+    // The role must exist with its policy before the schedule first fires.
+    this.schedule.node.addDependency(this.schedulerRole);
+
+    this.alarms = new FunctionAlarms(this, 'Alarms', {
+      fn: this.function,
+      subject: `aiaas model "${props.modelName}" retraining`,
+      // Runs never overlap (reserved concurrency 1); a throttle means a run was skipped, which the
+      // error alarm and the next schedule cover.
+      throttles: false,
+      ...(props.alarmActions ? { actions: props.alarmActions } : {}),
+    });
+  }
+}

@@ -1,0 +1,13 @@
+// A fresh process → the first prediction through the built inference bundle, as a Lambda cold start.
+const started = performance.now();
+const { handler } = await import(process.env.BENCH_BUNDLE);
+const res = await handler({
+  rawPath: `/v1/models/${process.env.AIAAS_MODEL}:predict`,
+  requestContext: { http: { method: 'POST' } },
+  body: JSON.stringify({ instances: [[6, 148, 72, 35, 0, 33.6, 0.627, 50]] }),
+});
+if (res.statusCode !== 200) {
+  console.error(res.body);
+  process.exit(1);
+}
+process.stdout.write(JSON.stringify({ inProcessMs: performance.now() - started }));

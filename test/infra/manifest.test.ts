@@ -1,0 +1,67 @@
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { paths } from '../../infra/paths.js';
+import { buildApp, exampleManifest, tempDir } from './helpers.js';
+
+/** Runs the CDK app entry point (what `cdk synth` runs) on a manifest file. */
+function synthWith(manifest: unknown) {
+  const dir = tempDir('aiaas-manifest-');
+  const file = join(dir, 'manifest.json');
+  writeFileSync(file, typeof manifest === 'string' ? manifest : JSON.stringify(manifest));
+  return spawnSync(process.execPath, ['--import', 'tsx', join(paths.root, 'infra/app.ts')], {
+    cwd: paths.root,
+    env: { ...process.env, AIAAS_MANIFEST: file, CDK_OUTDIR: join(dir, 'cdk.out') },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+}
+
+describe('manifest errors fail synth', { timeout: 90_000 }, () => {
+  it('names the model and the field', () => {
+    const run = synthWith({
+      app: 'aiaas',
+      models: [{ name: 'good' }, { name: 'diabetes', memoryMiB: 64 }],
+    });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toMatch(/model "diabetes": field "memoryMiB"/);
+  });
+
+  it('names the model for cross-field rules (CORS needs auth NONE)', () => {
+    const run = synthWith({ models: [{ name: 'leaky', cors: { allowOrigins: ['*'] } }] });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toMatch(/model "leaky": field "cors"/);
+  });
+
+  it('reports a manifest that is not JSON', () => {
+    const run = synthWith('{ "models": [');
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toMatch(/is not valid JSON/);
+  });
+});
+
+describe('manifest rules the CDK app adds', () => {
+  const withModels = (models: unknown[]) => ({ app: 'aiaas', models });
+  const definition = (exampleManifest() as { models: { definition: unknown }[] }).models[0]!.definition;
+
+  it('keeps a dataset prefix out of models/ (no reading another model)', () => {
+    expect(() =>
+      buildApp(
+        withModels([
+          {
+            name: 'thief',
+            definition,
+            retrain: { schedule: 'rate(1 day)', datasetPrefix: 'models/diabetes/' },
+          },
+        ]),
+      ),
+    ).toThrow(/Model "thief": field "retrain.datasetPrefix"/);
+  });
+
+  it('refuses two models that would deploy as the same stack', () => {
+    expect(() => buildApp(withModels([{ name: 'a_b' }, { name: 'a-b' }]))).toThrow(
+      /Models "a_b" and "a-b" would both deploy as stack aiaas-Model-a-b/,
+    );
+  });
+});
