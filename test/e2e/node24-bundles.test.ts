@@ -1,0 +1,109 @@
+/**
+ * The built bundles, invoked once each under Node.js 24 (the Lambda runtime we target) with the
+ * payload-2.0 events in events/, against the local registry: what `sam local invoke` would do,
+ * without Docker.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadManifest } from '../../functions/shared/manifest.js';
+import { generateDiabetesCsv } from '../../functions/shared/training/synthetic.js';
+import { DIST, ROOT } from '../../scripts/lib/bundle.js';
+import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
+import { node24 } from '../../scripts/lib/node24.js';
+
+const NODE = node24() ?? process.execPath;
+if (NODE === process.execPath)
+  console.warn(
+    `[note] Node 24 binary unavailable on ${process.platform}/${process.arch}; using ${process.version}`,
+  );
+
+let s3: LocalS3;
+let dir: string;
+let env: NodeJS.ProcessEnv;
+
+/** Runs the bundle in a child process (asynchronously: s3rver lives in this one and must answer). */
+async function invoke(bundle: string, eventFile: string | undefined, extraEnv: NodeJS.ProcessEnv = {}) {
+  let stdout = '';
+  try {
+    ({ stdout } = await promisify(execFile)(
+      NODE,
+      [join(ROOT, 'test/support/invoke-bundle.mjs'), bundle, ...(eventFile ? [eventFile] : [])],
+      { env: { ...env, ...extraEnv }, encoding: 'utf8', timeout: 120_000, maxBuffer: 16 * 1024 * 1024 },
+    ));
+  } catch (error) {
+    const e = error as { stderr?: string; stdout?: string; code?: number };
+    throw new Error(`bundle failed (exit ${e.code}): ${e.stderr || e.stdout}`);
+  }
+  const line = stdout.split('\n').find((l) => l.startsWith('@@RESULT@@'));
+  if (!line) throw new Error(`bundle printed no result: ${stdout}`);
+  return JSON.parse(line.slice('@@RESULT@@'.length)) as {
+    node: string;
+    result: { statusCode: number; body: string } & Record<string, unknown>;
+  };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'aiaas-node24-'));
+  s3 = await startLocalS3({ directory: dir });
+  env = {
+    PATH: process.env.PATH,
+    AIAAS_BUCKET: s3.bucket,
+    AIAAS_S3_ENDPOINT: s3.endpoint,
+    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    AWS_REGION: 'us-east-1',
+    AIAAS_RUNTIME: 'wasm',
+    POWERTOOLS_METRICS_DISABLED: 'true',
+    POWERTOOLS_LOG_LEVEL: 'WARN',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
+});
+afterAll(async () => {
+  await s3?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('bundles under Node.js 24', () => {
+  it('the retraining bundle trains the manifest model and publishes a promoted version', async () => {
+    await s3.registry.putDataset(
+      'diabetes',
+      'synthetic.csv',
+      new TextEncoder().encode(generateDiabetesCsv(300)),
+    );
+    const spec = loadManifest(join(ROOT, 'models/manifest.json')).models.find((m) => m.name === 'diabetes')!;
+    const quick = {
+      ...spec,
+      definition: { ...spec.definition!, fit: { ...spec.definition!.fit, epochs: 3 } },
+    };
+    const { node, result } = await invoke(join(DIST, 'functions/retrain/index.mjs'), undefined, {
+      AIAAS_MODEL: 'diabetes',
+      AIAAS_MODEL_SPEC: JSON.stringify(quick),
+    });
+    if (NODE !== process.execPath) expect(node).toMatch(/^v24\./);
+    expect(JSON.stringify(result)).toMatch(/promoted/);
+    expect((await s3.registry.getAlias('diabetes', 'live'))?.version).toBe(1);
+  });
+
+  it.each(readdirSync(join(ROOT, 'events')).filter((f) => f.endsWith('.json')))(
+    'the inference bundle answers events/%s',
+    async (file) => {
+      const { result } = await invoke(
+        join(DIST, 'functions/inference/index.mjs'),
+        join(ROOT, 'events', file),
+        { AIAAS_MODEL: 'diabetes' },
+      );
+      const body = JSON.parse(result.body) as Record<string, unknown>;
+      if (file.startsWith('bad')) {
+        expect(result.statusCode).toBe(400);
+        expect(body.error).toMatch(/JSON/);
+      } else {
+        expect(result.statusCode, result.body).toBe(200);
+        if (file.startsWith('predict')) expect((body.predictions as number[][])[0]).toHaveLength(1);
+      }
+    },
+  );
+});
