@@ -43,7 +43,10 @@ const MODEL_PATH =
  * status of the function's own model.
  */
 export function route(method: string, rawPath: string, servedModel: string): Route {
-  const path = rawPath.length > 1 ? rawPath.replace(/\/+$/, '') : rawPath;
+  // Trailing slashes trimmed with a loop: /\/+$/ is quadratic on a long run of '/' not at the end.
+  let end = rawPath.length;
+  if (end > 1) while (end > 0 && rawPath.charCodeAt(end - 1) === 47) end--;
+  const path = rawPath.slice(0, end);
   if (path === '' || path === '/') {
     if (method === 'POST') return { kind: 'predict', model: servedModel };
     if (method === 'GET' || method === 'HEAD') return { kind: 'status', model: servedModel };

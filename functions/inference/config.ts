@@ -10,6 +10,11 @@ export interface InferenceConfig {
   /** An S3-compatible endpoint for local use; AWS S3 when unset. */
   readonly endpoint?: string;
   readonly aliasCheckSeconds: number;
+  /**
+   * Give up on an S3 request that has not answered in this long (per attempt, two attempts), so a
+   * cold start with S3 unreachable answers 503 quickly instead of hanging until the Lambda timeout.
+   */
+  readonly s3TimeoutMs?: number;
   readonly limits: Limits;
 }
 
@@ -24,7 +29,7 @@ function positiveInt(env: NodeJS.ProcessEnv, key: string, fallback: number): num
 
 /**
  * Reads AIAAS_BUCKET, AIAAS_MODEL, AIAAS_ALIAS (default live), AIAAS_ALIAS_CHECK_SECONDS (default 60),
- * AIAAS_S3_ENDPOINT, AIAAS_MAX_INSTANCES, AIAAS_MAX_ELEMENTS.
+ * AIAAS_S3_ENDPOINT, AIAAS_S3_TIMEOUT_MS (default 3000), AIAAS_MAX_INSTANCES, AIAAS_MAX_ELEMENTS.
  */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): InferenceConfig {
   const bucket = env.AIAAS_BUCKET;
@@ -36,6 +41,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): InferenceCo
     alias: assertAliasName(env.AIAAS_ALIAS || DEFAULT_ALIAS),
     ...(env.AIAAS_S3_ENDPOINT ? { endpoint: env.AIAAS_S3_ENDPOINT } : {}),
     aliasCheckSeconds: positiveInt(env, 'AIAAS_ALIAS_CHECK_SECONDS', 60),
+    s3TimeoutMs: positiveInt(env, 'AIAAS_S3_TIMEOUT_MS', 3_000),
     limits: {
       maxInstances: positiveInt(env, 'AIAAS_MAX_INSTANCES', DEFAULT_LIMITS.maxInstances),
       maxElements: positiveInt(env, 'AIAAS_MAX_ELEMENTS', DEFAULT_LIMITS.maxElements),

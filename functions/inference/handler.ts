@@ -73,7 +73,12 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
       limits: config.limits,
       registry: new ModelRegistry(
         new S3ObjectStore(
-          deps.s3 ?? createS3Client({ endpoint: config.endpoint }),
+          deps.s3 ??
+            createS3Client({
+              ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+              requestTimeoutMs: config.s3TimeoutMs ?? 3_000,
+              maxAttempts: 2,
+            }),
           config.bucket,
           config.endpoint,
         ),

@@ -81,6 +81,11 @@ export function createS3Client(settings: Omit<S3Settings, 'bucket'>): S3Client {
       httpsAgent: new HttpsAgent(agentOptions),
       connectionTimeout: settings.connectionTimeoutMs ?? 2_000,
       requestTimeout: settings.requestTimeoutMs ?? 30_000,
+      // Without this, requestTimeout only logs a warning: an S3 that accepts the connection but
+      // never answers would hold the call (and a cold start) until the Lambda timeout.
+      throwOnRequestTimeout: true,
+      // ...and give up on a response body that stalls this long (requestTimeout ends at the headers).
+      socketTimeout: settings.requestTimeoutMs ?? 30_000,
     }),
   });
 }
@@ -142,7 +147,9 @@ export class S3ObjectStore implements ObjectStore {
 
   private async missing(key: string): Promise<boolean> {
     try {
-      const out = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: key, MaxKeys: 1 }));
+      const out = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: key, MaxKeys: 1 }),
+      );
       return !(out.Contents ?? []).some((item) => item.Key === key);
     } catch {
       return false;
