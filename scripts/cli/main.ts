@@ -3,7 +3,7 @@
  * runs (`npm start`), else to the registry named by AIAAS_BUCKET (+ AIAAS_S3_ENDPOINT).
  */
 
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
@@ -211,6 +211,28 @@ export function buildProgram(): Command {
           ]),
         ]),
       );
+    });
+
+  program
+    .command('report')
+    .description("save a version's training report (loss and accuracy curves, SVG) to a file")
+    .argument('<model>', 'model name', modelArg)
+    .argument('[version]', 'version number (default: the live one)', versionArg)
+    .option('-o, --out <file>', 'where to write it (default: <model>-v<version>-training-report.svg)')
+    .action(async (model: string, version: number | undefined, opts: { out?: string }) => {
+      const { registry } = resolveTarget();
+      const v = version ?? (await registry.getAlias(model, DEFAULT_ALIAS))?.version;
+      if (v === undefined)
+        throw new ValidationError(`${model} has no live version; name one: aiaas report ${model} <version>`);
+      const key = (await registry.getMetadata(model, v)).report?.lossCurve;
+      if (!key?.startsWith(`models/${model}/reports/${v}/`)) {
+        throw new ValidationError(`${model} v${v} has no training report (only retrained versions have one)`);
+      }
+      const object = await registry.store.get(key);
+      if (!object) throw new ValidationError(`${model} v${v}: the report ${key} is missing`);
+      const file = opts.out ?? `${model}-v${v}-training-report.svg`;
+      await writeFile(file, object.body);
+      out(`Wrote ${file} (${bytes(object.body.byteLength)})`);
     });
 
   program

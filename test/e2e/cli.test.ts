@@ -97,7 +97,7 @@ describe('aiaas CLI', () => {
     const history = JSON.parse((await aiaas('history', 'tiny', '--json')).stdout);
     expect(history.events.map((e: { to: number; who: string; why: string }) => [e.to, e.who, e.why])).toEqual(
       [
-        [1, 'cli-test', 'published from ' + work.split('/').at(-1)],
+        [1, 'cli-test', `published from ${work.split('/').at(-1)}`],
         [2, 'cli-test', 'second'],
       ],
     );
@@ -122,6 +122,9 @@ describe('aiaas CLI', () => {
     expect(res.stdout).toMatch(/training report: models\/diabetes\/reports\/1\/training-report\.svg/);
     expect(res.stderr).toMatch(/epoch/);
     expect((await aiaas('retrain', 'diabetes')).stdout).toMatch(/nothing to do/);
+    const saved = await aiaas('report', 'diabetes', '--out', join(work, 'report.svg'));
+    expect(saved.code, saved.stderr).toBe(0);
+    expect(readFileSync(join(work, 'report.svg'), 'utf8')).toMatch(/<svg[\s\S]*val_loss[\s\S]*<\/svg>\s*$/);
   });
 
   it('fails with one clear line and a non-zero exit', async () => {

@@ -55,6 +55,12 @@ export function assertFileName(name: string): string {
   return name;
 }
 
+function assertSeq(seq: number): number {
+  if (!Number.isSafeInteger(seq) || seq < 1)
+    throw new InvalidNameError(`Invalid history sequence number ${seq}`);
+  return seq;
+}
+
 export const keys = {
   modelsRoot: 'models/',
   model: (model: string) => `models/${assertModelName(model)}/`,
@@ -74,7 +80,7 @@ export const keys = {
   history: (model: string, alias: string) =>
     `models/${assertModelName(model)}/aliases/${assertAliasName(alias)}/history/`,
   historySlot: (model: string, alias: string, seq: number) =>
-    `models/${assertModelName(model)}/aliases/${assertAliasName(alias)}/history/${String(seq).padStart(10, '0')}/`,
+    `models/${assertModelName(model)}/aliases/${assertAliasName(alias)}/history/${String(assertSeq(seq)).padStart(10, '0')}/`,
   reports: (model: string, version: number) =>
     `models/${assertModelName(model)}/reports/${parseVersion(version)}/`,
   dataset: (model: string) => `datasets/${assertModelName(model)}/`,
