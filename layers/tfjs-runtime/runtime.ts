@@ -4,15 +4,16 @@
  * imported directly by the CLI and tests.
  *
  * Packages are imported one by one (core, layers, converter, backends), never the umbrella
- * `@tensorflow/tfjs`, which would also pull the WebGL backend and its start-up cost.
+ * `@tensorflow/tfjs`, which would also pull the WebGL backend and its start-up cost. What a cold
+ * start of a layers model on wasm does not need is imported on first use: the converter (graph
+ * models only) and the cpu backend (only when wasm cannot start, or when asked for).
  */
 
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import * as tfconv from '@tensorflow/tfjs-converter';
+import type * as tfconv from '@tensorflow/tfjs-converter';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { RuntimeKind, RuntimePreference, TfRuntime } from '../../functions/shared/runtime/types.js';
@@ -28,9 +29,25 @@ function defaultWasmDir(): string | undefined {
   return undefined;
 }
 
-// The cpu backend registers itself (and its kernels) when its module runs. Its package marks that
-// module side-effect free, so a bundler drops it unless something uses an export: this does.
-if (!tf.findBackendFactory('cpu')) tf.registerBackend('cpu', () => new MathBackendCPU(), 1);
+// The cpu backend registers itself and its kernels when its module runs; importing it costs a cold
+// start ~10 ms, so it is imported only when the cpu backend is first initialized (tfjs accepts an
+// async backend factory). Its own registration then finds this one and keeps it.
+if (!tf.findBackendFactory('cpu')) {
+  tf.registerBackend(
+    'cpu',
+    async () => {
+      const { MathBackendCPU } = await import('@tensorflow/tfjs-backend-cpu');
+      return new MathBackendCPU();
+    },
+    1,
+  );
+}
+
+/** The converter is needed for graph models only: imported (and its ops registered) on first use. */
+const loadGraphModel: typeof tfconv.loadGraphModel = async (...args) => {
+  const { loadGraphModel: load } = await import('@tensorflow/tfjs-converter');
+  return load(...args);
+};
 
 let pending: Promise<TfRuntime> | undefined;
 
@@ -60,7 +77,7 @@ async function init(preference: RuntimePreference, wasmDir: string | undefined):
       }
       if (!(await tf.setBackend(kind))) throw new Error(`backend ${kind} did not initialize`);
       await tf.ready();
-      return { kind, tf, layers: tfl, loadGraphModel: tfconv.loadGraphModel, notes };
+      return { kind, tf, layers: tfl, loadGraphModel, notes };
     } catch (error) {
       notes.push(`${kind} backend unavailable: ${(error as Error).message}`);
     }

@@ -38,8 +38,10 @@ export const common: BuildOptions = {
   legalComments: 'none',
   logLevel: 'warning',
   banner: { js: requireShim },
-  // Optional at run time: present only in the native container image.
-  external: ['@tensorflow/tfjs-node'],
+  // @tensorflow/tfjs-node is optional at run time: present only in the native container image.
+  // node-fetch (with whatwg-url and tr46, ~300 kB of the runtime) is what tfjs-core's Node platform
+  // requires only when there is no global fetch, which never happens on Node ≥ 18.
+  external: ['@tensorflow/tfjs-node', 'node-fetch'],
 };
 
 /** The tfjs runtime module and its .wasm files: the content of the Lambda layer (under /opt). */
