@@ -2,12 +2,15 @@
  * End to end through the local stack: HTTP → payload-2.0 event → the built inference bundle →
  * s3rver. What is tested is what would be deployed.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { artifactsToFiles } from '../../functions/shared/model/artifacts.js';
 import { keys } from '../../functions/shared/registry/layout.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
 import { publishFromDisk } from '../../scripts/cli/publish.js';
+import { linearGraphModel } from '../support/graph-model.js';
 import { linear, publishLinear } from '../support/models.js';
 import { eventually, SHARED, startTestStack, type TestStack } from '../support/stack.js';
 
@@ -133,6 +136,31 @@ describe('local stack', () => {
     const res = await predict('linear', { instances: [X] });
     expect(res.status).toBe(200);
     expect(res.headers.get('x-aiaas-model-version')).toBe('1');
+  });
+
+  it('serves a GraphModel (the SavedModel conversion format) with named inputs and outputs', async () => {
+    const runtime = await createRuntime('cpu');
+    const dir = mkdtempSync(join(tmpdir(), 'aiaas-graph-'));
+    for (const file of artifactsToFiles(linearGraphModel([1, 2, 3], 0.5)))
+      writeFileSync(join(dir, file.name), file.bytes);
+    const { metadata } = await publishFromDisk(stack.s3.registry, runtime, dir, {
+      model: 'graph',
+      promote: true,
+    });
+    expect(metadata.format).toBe('graph-model');
+    expect(metadata.signature.inputs).toEqual([{ name: 'x', dtype: 'float32', shape: [null, 3] }]);
+    const res = await predict('graph', {
+      instances: [
+        [1, 1, 1],
+        [0, 0, 0],
+      ],
+    });
+    expect(res.status, res.text).toBe(200);
+    const predictions = res.json.predictions as number[][];
+    expect(predictions[0]![0]).toBeCloseTo(1 / (1 + Math.exp(-6.5)), 6);
+    expect(predictions[1]![0]).toBeCloseTo(1 / (1 + Math.exp(-0.5)), 6);
+    expect((await predict('graph', { instances: [[1, 1]] })).status).toBe(400);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it.runIf(hasKerasDiabetes)(
