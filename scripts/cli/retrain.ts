@@ -56,7 +56,7 @@ export async function retrainWithProgress(
         const fmt = (k: string) => (typeof logs[k] === 'number' ? (logs[k] as number).toFixed(4) : '-');
         const payload = { loss: fmt('loss'), val_loss: fmt('val_loss'), val_accuracy: fmt('val_accuracy') };
         if (!started) {
-          bar.start(epochs, 0, payload);
+          bar.start(epochs, epoch, payload);
           started = true;
         }
         bar.update(epoch, payload);
