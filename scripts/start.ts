@@ -42,7 +42,7 @@ for (const spec of manifest.models) {
     await s3.registry.putDataset(spec.name, 'synthetic.csv', new TextEncoder().encode(generateDiabetesCsv()));
     say(
       `${spec.name}: first run — training on a generated data set with the Pima Indians Diabetes schema ` +
-        `(${prefix}synthetic.csv); put the real data there with: npx aiaas dataset put ${spec.name} <file.csv>`,
+        `(${prefix}synthetic.csv); replace it with real data: npx aiaas dataset put ${spec.name} <file.csv> --replace`,
     );
   }
   const result = await retrainWithProgress(s3.registry, spec, { promote: 'always' });

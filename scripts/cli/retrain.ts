@@ -120,7 +120,11 @@ export function retrainCommand(
     .argument('<model>', 'model name', io.modelArg)
     .argument('<file>', 'CSV file')
     .option('--name <name>', 'object name under the prefix (default: the file name)')
-    .action(async (model: string, file: string, opts: { name?: string }) => {
+    .option(
+      '--replace',
+      "remove the model's other training data (e.g. the generated data set) after the upload",
+    )
+    .action(async (model: string, file: string, opts: { name?: string; replace?: boolean }) => {
       const { registry } = resolveTarget();
       const body = await readFile(file).catch((cause) => {
         throw new ValidationError(
@@ -130,5 +134,33 @@ export function retrainCommand(
       });
       const key = await registry.putDataset(model, opts.name ?? basename(file), body);
       io.out(`Uploaded ${file} (${body.byteLength} bytes) to ${key}`);
+      if (opts.replace) {
+        for (const removed of await registry.removeDataset(model, { keep: key }))
+          io.out(`Removed ${removed}`);
+      }
+    });
+
+  dataset
+    .command('ls')
+    .description("list a model's training data: every CSV under datasets/<model>/ is used")
+    .argument('<model>', 'model name', io.modelArg)
+    .action(async (model: string) => {
+      const { registry } = resolveTarget();
+      const objects = await registry.listDataset(model);
+      if (objects.length === 0)
+        return io.out(`No training data for ${model}: aiaas dataset put ${model} <file.csv>`);
+      for (const o of objects) io.out(`${o.key}  ${o.size} bytes`);
+    });
+
+  dataset
+    .command('rm')
+    .description('remove one CSV from the training data')
+    .argument('<model>', 'model name', io.modelArg)
+    .argument('<name>', 'object name under datasets/<model>/')
+    .action(async (model: string, name: string) => {
+      const { registry } = resolveTarget();
+      const removed = await registry.removeDataset(model, { only: name });
+      if (removed.length === 0) throw new ValidationError(`datasets/${model}/${name} does not exist`);
+      io.out(`Removed ${removed.join(', ')}`);
     });
 }

@@ -115,6 +115,9 @@ describe('aiaas CLI', () => {
     expect((await aiaas('dataset', 'put', 'diabetes', join(work, 'data.csv'))).stdout).toMatch(
       /datasets\/diabetes\/data\.csv/,
     );
+    expect((await aiaas('dataset', 'ls', 'diabetes')).stdout).toMatch(
+      /datasets\/diabetes\/data\.csv\s+\d+ bytes/,
+    );
     const res = await aiaas('retrain', 'diabetes');
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toMatch(/diabetes v1: trained on 200 rows/);
@@ -122,6 +125,11 @@ describe('aiaas CLI', () => {
     expect(res.stdout).toMatch(/training report: models\/diabetes\/reports\/1\/training-report\.svg/);
     expect(res.stderr).toMatch(/epoch/);
     expect((await aiaas('retrain', 'diabetes')).stdout).toMatch(/nothing to do/);
+    await aiaas('dataset', 'put', 'diabetes', join(work, 'data.csv'), '--name', 'extra.csv');
+    const replaced = await aiaas('dataset', 'put', 'diabetes', join(work, 'data.csv'), '--replace');
+    expect(replaced.stdout).toMatch(/Removed datasets\/diabetes\/extra\.csv/);
+    expect((await aiaas('dataset', 'ls', 'diabetes')).stdout).not.toMatch(/extra\.csv/);
+    expect((await aiaas('dataset', 'rm', 'diabetes', 'nope.csv')).code).not.toBe(0);
     const saved = await aiaas('report', 'diabetes', '--out', join(work, 'report.svg'));
     expect(saved.code, saved.stderr).toBe(0);
     expect(readFileSync(join(work, 'report.svg'), 'utf8')).toMatch(/<svg[\s\S]*val_loss[\s\S]*<\/svg>\s*$/);

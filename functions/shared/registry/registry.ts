@@ -466,6 +466,24 @@ export class ModelRegistry {
     await this.store.put(key, body, { contentType });
     return key;
   }
+
+  /** The objects under the model's dataset prefix (every one of them is training data). */
+  listDataset(model: string) {
+    return this.store.list(keys.dataset(model));
+  }
+
+  /** Removes objects under the model's dataset prefix, all but `keep` when given. */
+  async removeDataset(model: string, options: { only?: string; keep?: string } = {}): Promise<string[]> {
+    const only =
+      options.only === undefined ? undefined : `${keys.dataset(model)}${assertFileName(options.only)}`;
+    const removed: string[] = [];
+    for (const { key } of await this.listDataset(model)) {
+      if (key === options.keep || (only !== undefined && key !== only)) continue;
+      await this.store.delete(key);
+      removed.push(key);
+    }
+    return removed;
+  }
 }
 
 function verify(model: string, version: number, name: string, bytes: Uint8Array, digest: FileDigest) {
