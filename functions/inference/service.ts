@@ -152,25 +152,16 @@ export class InferenceService {
     }
   }
 
-  /**
-   * The model to serve now. The first request waits for the load; after that, a due alias check
-   * runs in the background and requests keep being answered from memory, so a slow or unreachable
-   * registry never delays a warm prediction.
-   */
+  /** The model to serve now: loads it on first use, re-checks the alias when the interval is up. */
   async current(): Promise<Served> {
     const now = this.now();
-    const served = this.served;
-    if (served && now - this.lastCheck < this.options.aliasCheckMs) return served;
-    if (!served && this.lastFailure && now - this.lastFailureAt < (this.options.retryAfterMs ?? 1_000)) {
+    if (this.served && now - this.lastCheck < this.options.aliasCheckMs) return this.served;
+    if (!this.served && this.lastFailure && now - this.lastFailureAt < (this.options.retryAfterMs ?? 1_000)) {
       throw this.lastFailure;
     }
     this.refreshing ??= this.refresh().finally(() => {
       this.refreshing = undefined;
     });
-    if (served) {
-      this.refreshing.catch(() => undefined); // refresh() logs its own failures
-      return served;
-    }
     return this.refreshing;
   }
 
