@@ -152,7 +152,12 @@ export class InferenceService {
     }
   }
 
-  /** The model to serve now: loads it on first use, re-checks the alias when the interval is up. */
+  /**
+   * The model to serve now: loads it on first use, re-checks the alias when the interval is up.
+   * The check runs inside the invocation (one conditional GET, a load only after a promotion):
+   * Lambda freezes the environment when the handler returns, so background work would stall and
+   * its S3 timers would expire during the freeze.
+   */
   async current(): Promise<Served> {
     const now = this.now();
     if (this.served && now - this.lastCheck < this.options.aliasCheckMs) return this.served;

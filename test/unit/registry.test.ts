@@ -106,6 +106,35 @@ describe('registry', () => {
     expect(history.every((e) => !Number.isNaN(Date.parse(e.at)))).toBe(true);
   });
 
+  it('a loser that died before removing its history entry neither blocks the alias nor breaks the chain', async () => {
+    const store = new MemoryObjectStore();
+    const registry = new ModelRegistry(store);
+    for (let i = 0; i < 3; i++) await registry.publish('m', files(`v${i}`), input);
+    await registry.setAlias('m', 'live', 1);
+    await registry.setAlias('m', 'live', 2);
+    const dead = {
+      id: 'dead',
+      seq: 2,
+      model: 'm',
+      alias: 'live',
+      kind: 'promote',
+      from: 1,
+      to: 3,
+      at: '',
+      who: 'x',
+      why: '',
+    };
+    await store.put(`${keys.historySlot('m', 'live', 2)}dead.json`, JSON.stringify(dead));
+    const third = await registry.setAlias('m', 'live', 3);
+    expect([third.from, third.to]).toEqual([2, 3]);
+    expect((await registry.history('m')).map((e) => `${e.from}->${e.to}`)).toEqual([
+      'null->1',
+      '1->2',
+      '2->3',
+    ]);
+    expect((await registry.rollback('m')).to).toBe(2);
+  });
+
   it('refuses to promote a version that does not exist', async () => {
     const registry = new ModelRegistry(new MemoryObjectStore());
     await expect(registry.setAlias('m', 'live', 7)).rejects.toThrow(NotFoundError);

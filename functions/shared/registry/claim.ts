@@ -29,7 +29,16 @@ export async function claimSlot(
   }
   const present = await store.list(slotPrefix);
   if (present.length === 1 && present[0]?.key === key) return { won: true, key };
-  await store.delete(key);
+  // A loser's entry left behind would hold the slot contended until it goes stale: insist a little.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await store.delete(key);
+      break;
+    } catch (error) {
+      if (attempt >= 3) throw error;
+      await sleep(50 * (attempt + 1));
+    }
+  }
   return { won: false, key };
 }
 

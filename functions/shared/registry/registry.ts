@@ -304,21 +304,26 @@ export class ModelRegistry {
       if (!Number.isInteger(seq)) continue;
       slots.set(seq, [...(slots.get(seq) ?? []), key]);
     }
-    const chosen: string[] = [];
-    for (const [seq, entries] of [...slots].sort((a, b) => a[0] - b[0])) {
-      if (entries.length === 1) chosen.push(entries[0]!);
-      else if (pointer?.seq === seq) {
-        const match = entries.find((k) => k.endsWith(`/${pointer.eventId}.json`));
-        if (match) chosen.push(match);
-      }
-    }
-    const events = await Promise.all(
-      chosen.map(async (key) => {
+    const read = new Map<string, AliasEvent>();
+    await Promise.all(
+      objects.map(async ({ key }) => {
         const object = await this.store.get(key);
-        return object ? parseJson<AliasEvent>(object, `history entry ${key}`) : undefined;
+        if (object) read.set(key, parseJson<AliasEvent>(object, `history entry ${key}`));
       }),
     );
-    return events.filter((e): e is AliasEvent => !!e);
+    // Newest first: a slot holding several entries is settled by the pointer, or by the `prev`
+    // of the event decided after it.
+    const events: AliasEvent[] = [];
+    let prev: string | null | undefined;
+    for (const [seq, entries] of [...slots].sort((a, b) => b[0] - a[0])) {
+      const id = entries.length === 1 ? undefined : pointer?.seq === seq ? pointer.eventId : prev;
+      const key =
+        entries.length === 1 ? entries[0] : id ? entries.find((k) => k.endsWith(`/${id}.json`)) : undefined;
+      const event = key ? read.get(key) : undefined;
+      prev = event?.prev;
+      if (event) events.unshift(event);
+    }
+    return events;
   }
 
   /**
@@ -361,6 +366,7 @@ export class ModelRegistry {
           who: options.who ?? this.actor,
           why: options.why ?? '',
           ...(options.details ? { details: options.details } : {}),
+          prev: current?.id ?? null,
         };
         const claim = await claimSlot(
           this.store,
@@ -376,31 +382,38 @@ export class ModelRegistry {
     return event;
   }
 
-  /** Writes the pointer unless a later event already did (moves may finish out of order). */
-  private async writePointer(event: AliasEvent): Promise<void> {
-    const pointer: AliasPointer = {
-      model: event.model,
-      alias: event.alias,
-      version: event.to,
-      seq: event.seq,
-      eventId: event.id,
-      updatedAt: event.at,
-    };
+  /**
+   * Points the alias at the newest decided event of its history. Moves can finish out of order
+   * and clocks can disagree, so the history (not the old pointer) decides: after each write the
+   * history is read again, until the pointer matches its newest event.
+   */
+  private async writePointer(won: AliasEvent): Promise<void> {
+    let event = won;
     for (let attempt = 0; attempt < 10; attempt++) {
-      const current = await this.getAlias(event.model, event.alias);
-      // A later move already wrote it. (A pointer edited by hand, with no valid time, is replaced.)
-      if (current && current.seq >= event.seq && Date.parse(current.updatedAt) >= Date.parse(event.at))
-        return;
+      const latest = await this.latestEvent(event.model, event.alias);
+      if (latest !== 'contended' && latest.current && latest.current.seq > event.seq) event = latest.current;
+      const current = await this.getAlias(event.model, event.alias).catch(() => undefined);
+      if (current && current.seq === event.seq && current.eventId === event.id) return;
+      const pointer: AliasPointer = {
+        model: event.model,
+        alias: event.alias,
+        version: event.to,
+        seq: event.seq,
+        eventId: event.id,
+        updatedAt: event.at,
+      };
       try {
         await this.store.put(keys.alias(event.model, event.alias), JSON.stringify(pointer), {
           contentType: JSON_TYPE,
-          ...(current ? { ifMatch: current.etag } : { ifNoneMatch: '*' }),
+          ...(current ? { ifMatch: current.etag } : {}),
         });
-        return;
       } catch (error) {
         if (!(error instanceof ConflictError)) throw error;
       }
     }
+    throw new ConflictError(
+      `${won.model}@${won.alias}: the move was recorded, but the alias pointer kept changing; run the command again`,
+    );
   }
 
   /**
@@ -420,19 +433,26 @@ export class ModelRegistry {
     }
     const seqs = [...bySlot.keys()].sort((a, b) => b - a);
     const top = seqs[0] ?? 0;
+    let pointer: AliasPointer | undefined | null = null; // read once, only if a slot needs it
     for (const seq of seqs) {
       const entries = bySlot.get(seq)!;
-      if (entries.length === 1) {
-        const object = await this.store.get(entries[0]!.key);
-        if (object) return { seq: top, current: parseJson<AliasEvent>(object, 'alias history entry') };
-        return 'contended'; // deleted since listed: a loser backing off
+      let key = entries.length === 1 ? entries[0]!.key : undefined;
+      if (!key) {
+        // Several entries: the winner already wrote the pointer, or a loser has not removed its
+        // entry yet (or died before it could). The pointer settles it; otherwise wait, and treat
+        // a slot still undecided after STALE_CLAIM_MS as void.
+        if (pointer === null) pointer = await this.getAlias(model, alias).catch(() => undefined);
+        const eventId = pointer?.seq === seq ? pointer.eventId : undefined;
+        if (eventId) key = entries.find((e) => e.key.endsWith(`/${eventId}.json`))?.key;
+        const fresh = entries.some(
+          (e) => !e.lastModified || Date.now() - e.lastModified.getTime() < STALE_CLAIM_MS,
+        );
+        if (!key && seq === top && fresh) return 'contended';
+        if (!key) continue;
       }
-      if (
-        seq === top &&
-        entries.some((e) => !e.lastModified || Date.now() - e.lastModified.getTime() < STALE_CLAIM_MS)
-      ) {
-        return 'contended';
-      }
+      const object = await this.store.get(key);
+      if (!object) return 'contended'; // deleted since listed: a loser backing off
+      return { seq: top, current: parseJson<AliasEvent>(object, 'alias history entry') };
     }
     return { seq: top };
   }

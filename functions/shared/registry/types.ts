@@ -67,6 +67,8 @@ export interface AliasEvent {
   readonly why: string;
   /** Numbers behind the decision (gate metrics, thresholds), when there are any. */
   readonly details?: Readonly<Record<string, unknown>>;
+  /** Id of the event this one followed: settles a slot a crashed contender left ambiguous. */
+  readonly prev?: string | null;
 }
 
 export interface ArtifactFile {
