@@ -4,7 +4,7 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadManifest } from '../functions/shared/manifest.js';
+import { datasetPrefix, loadManifest } from '../functions/shared/manifest.js';
 import { generateDiabetesCsv } from '../functions/shared/training/synthetic.js';
 import { STACK_FILE } from './cli/context.js';
 import { MANIFEST_PATH, retrainWithProgress } from './cli/retrain.js';
@@ -31,7 +31,7 @@ say(`registry   s3://${s3.bucket} at ${s3.endpoint} (state in ${stateDir})`);
 // First run: train and publish every manifest model that has a definition but no version yet.
 for (const spec of manifest.models) {
   if (!spec.definition || (await s3.registry.listVersions(spec.name)).length > 0) continue;
-  const prefix = `datasets/${spec.name}/`;
+  const prefix = datasetPrefix(spec);
   if ((await s3.registry.store.list(prefix)).length === 0) {
     if (spec.name !== 'diabetes') {
       say(
@@ -39,7 +39,14 @@ for (const spec of manifest.models) {
       );
       continue;
     }
-    await s3.registry.putDataset(spec.name, 'synthetic.csv', new TextEncoder().encode(generateDiabetesCsv()));
+    await s3.registry.putDataset(
+      spec.name,
+      'synthetic.csv',
+      new TextEncoder().encode(generateDiabetesCsv()),
+      {
+        prefix,
+      },
+    );
     say(
       `${spec.name}: first run — training on a generated data set with the Pima Indians Diabetes schema ` +
         `(${prefix}synthetic.csv); replace it with real data: npx aiaas dataset put ${spec.name} <file.csv> --replace`,
@@ -55,6 +62,7 @@ const server = await startFunctionUrlServer({
   bucket: s3.bucket,
   registry: s3.registry,
   aliasCheckSeconds: Number(process.env.AIAAS_ALIAS_CHECK_SECONDS ?? 2),
+  aliases: Object.fromEntries(manifest.models.map((m) => [m.name, m.alias])),
 }).catch(async (error: NodeJS.ErrnoException) => {
   await s3.close();
   if (error.code === 'EADDRINUSE') {

@@ -182,7 +182,8 @@ function parseRows(instances: unknown, specs: readonly TensorSpec[], limits: Lim
     );
   }
   const batch = instances.length;
-  const builders = specs.map((spec) => new TensorBuilder(spec, batch, limits));
+  const budget = { left: limits.maxElements };
+  const builders = specs.map((spec) => new TensorBuilder(spec, batch, limits, budget));
   const single = specs.length === 1 ? specs[0]! : undefined;
   for (let i = 0; i < batch; i++) {
     const instance = instances[i];
@@ -216,6 +217,7 @@ function parseColumns(inputs: unknown, specs: readonly TensorSpec[], limits: Lim
   checkNames(named, specs, '"inputs"');
   let batch: number | undefined;
   const tensors: InputTensor[] = [];
+  const budget = { left: limits.maxElements };
   for (const spec of specs) {
     const value = named[spec.name];
     const where = `inputs.${spec.name}`;
@@ -231,7 +233,7 @@ function parseColumns(inputs: unknown, specs: readonly TensorSpec[], limits: Lim
       throw new ValidationError(`${where} has ${value.length} instances but other inputs have ${batch}`);
     }
     batch = value.length;
-    const builder = new TensorBuilder(spec, value.length, limits);
+    const builder = new TensorBuilder(spec, value.length, limits, budget);
     value.forEach((v, i) => {
       builder.addInstance(v, `${where}[${i}]`);
     });
@@ -265,6 +267,8 @@ class TensorBuilder {
     private readonly spec: TensorSpec,
     private readonly batch: number,
     private readonly limits: Limits,
+    /** Numbers still allowed in this request, shared by all its inputs. */
+    private readonly budget: { left: number },
   ) {
     this.inner = spec.shape.slice(1).map((d) => (d === null || d < 0 ? null : d));
     if (spec.dtype !== 'float32' && spec.dtype !== 'int32' && spec.dtype !== 'bool') {
@@ -281,11 +285,12 @@ class TensorBuilder {
       const shape = this.shapeOf(value, where);
       const size = shape.reduce((a, b) => a * b, 1);
       const total = size * this.batch;
-      if (total > this.limits.maxElements) {
+      if (total > this.budget.left) {
         throw new ValidationError(
-          `Input "${this.spec.name}" would hold ${total} numbers; the limit is ${this.limits.maxElements} per request`,
+          `Input "${this.spec.name}" would hold ${total} numbers, more than the ${this.limits.maxElements} a request may hold in all its inputs`,
         );
       }
+      this.budget.left -= total;
       this.fixInner(shape);
       this.perInstance = size;
       this.values =

@@ -251,10 +251,15 @@ export class InferenceService {
         });
         return served;
       }
+      // Whatever the registry holds wrong (a malformed alias object, say) is the service's state,
+      // not the caller's mistake: 503, retried by itself.
       const failure =
-        error instanceof AiaasError
+        error instanceof RegistryUnavailableError || error instanceof ModelUnavailableError
           ? error
-          : new ModelUnavailableError(`Model "${model}" could not be loaded`, { cause: error });
+          : new ModelUnavailableError(
+              `Model "${model}" cannot be served: ${error instanceof AiaasError ? error.message : 'load failed'}`,
+              { cause: error },
+            );
       this.lastFailure = failure;
       this.lastFailureAt = this.now();
       log.error('model could not be loaded', { alias, reason: failure.message, cause: describeCause(error) });

@@ -131,7 +131,10 @@ export function createRetrainHandler(config: RetrainConfig, deps: RetrainHandler
     if (request.model !== undefined && request.model !== config.model) {
       throw new ValidationError(`This function retrains "${config.model}", not "${request.model}"`);
     }
-    const trigger = request.source === 'aws.scheduler' || request['detail-type'] ? 'schedule' : 'invoke';
+    // The CDK schedule sends {source: 'aiaas.schedule'}; EventBridge envelopes carry detail-type.
+    const scheduled =
+      request.source === 'aiaas.schedule' || request.source === 'aws.scheduler' || !!request['detail-type'];
+    const trigger = scheduled ? 'schedule' : 'invoke';
     const remaining = context?.getRemainingTimeInMillis?.();
     try {
       runtime ??= (deps.runtime ?? (() => loadRuntimeModule()))();

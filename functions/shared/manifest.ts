@@ -90,6 +90,18 @@ const modelSchema = z
         message: 'CORS is only for auth "NONE" (IAM-signed calls come from servers)',
       });
     }
+    const prefix = m.retrain?.datasetPrefix;
+    if (
+      prefix !== undefined &&
+      (!prefix.startsWith(`datasets/${m.name}/`) || /\.\.|\*/.test(prefix) || !prefix.endsWith('/'))
+    ) {
+      // The retraining role may read only its own model's data.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['retrain', 'datasetPrefix'],
+        message: `must be datasets/${m.name}/ or a folder below it, ending in "/"`,
+      });
+    }
     if (m.retrain && !m.definition) {
       ctx.addIssue({
         code: 'custom',

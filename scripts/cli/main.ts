@@ -18,7 +18,7 @@ import type { ModelRegistry } from '../../functions/shared/registry/registry.js'
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
 import { resolveTarget } from './context.js';
 import { publishFromDisk } from './publish.js';
-import { retrainCommand } from './retrain.js';
+import { manifestEntry, retrainCommand } from './retrain.js';
 import { regionOfFunctionUrl, signedFetchInit } from './sign.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -50,6 +50,11 @@ function versionArg(value: string): number {
   } catch (error) {
     throw new InvalidArgumentError((error as Error).message);
   }
+}
+
+/** The alias a model is served under: the manifest's, for models it declares; else live. */
+function aliasOf(model: string): string {
+  return manifestEntry(model)?.alias ?? DEFAULT_ALIAS;
 }
 
 function table(rows: string[][]): string {
@@ -136,37 +141,43 @@ export function buildProgram(): Command {
     .argument('<path>', 'model folder, model.json, model.h5 or model.keras')
     .requiredOption('-m, --model <name>', 'model name in the registry', modelArg)
     .option('--promote', 'move the alias to the new version')
-    .option('-a, --alias <alias>', 'alias to move with --promote', aliasArg, DEFAULT_ALIAS)
+    .option(
+      '-a, --alias <alias>',
+      "alias to move with --promote (default: the manifest's, else live)",
+      aliasArg,
+    )
     .option('--why <reason>', 'reason recorded in the alias history')
-    .action(async (path: string, opts: { model: string; promote?: boolean; alias: string; why?: string }) => {
-      const { registry, description } = resolveTarget();
-      const runtime = await createRuntime('cpu');
-      const bar = progressBar(`uploading ${basename(path)}`);
-      const { metadata, event } = await publishFromDisk(registry, runtime, path, {
-        model: opts.model,
-        alias: opts.alias,
-        ...(opts.promote ? { promote: true } : {}),
-        ...(opts.why ? { why: opts.why } : {}),
-        onProgress: (done, total) => bar.update(done, total),
-        warn: (w) => note(`warning: ${w}`),
-      }).finally(() => bar.stop());
-      const size = Object.values(metadata.files).reduce((n, f) => n + f.size, 0);
-      out(
-        `Published ${opts.model} v${metadata.version} to ${description} (${Object.keys(metadata.files).length} files, ${bytes(size)})`,
-      );
-      const sig = metadata.signature;
-      out(
-        `  inputs:  ${sig.inputs.map((s) => `${s.name} ${s.dtype}[${s.shape.map((d) => d ?? -1).join(',')}]`).join(', ')}`,
-      );
-      out(
-        `  outputs: ${sig.outputs.map((s) => `${s.name} ${s.dtype}[${s.shape.map((d) => d ?? -1).join(',')}]`).join(', ')}`,
-      );
-      if (event)
+    .action(
+      async (path: string, opts: { model: string; promote?: boolean; alias?: string; why?: string }) => {
+        const { registry, description } = resolveTarget();
+        const runtime = await createRuntime('cpu');
+        const bar = progressBar(`uploading ${basename(path)}`);
+        const { metadata, event } = await publishFromDisk(registry, runtime, path, {
+          model: opts.model,
+          alias: opts.alias ?? aliasOf(opts.model),
+          ...(opts.promote ? { promote: true } : {}),
+          ...(opts.why ? { why: opts.why } : {}),
+          onProgress: (done, total) => bar.update(done, total),
+          warn: (w) => note(`warning: ${w}`),
+        }).finally(() => bar.stop());
+        const size = Object.values(metadata.files).reduce((n, f) => n + f.size, 0);
         out(
-          `Promoted ${opts.model}@${event.alias}: ${event.from === null ? 'none' : `v${event.from}`} → v${event.to}`,
+          `Published ${opts.model} v${metadata.version} to ${description} (${Object.keys(metadata.files).length} files, ${bytes(size)})`,
         );
-      else out(`Not promoted; serve it with: aiaas promote ${opts.model} ${metadata.version}`);
-    });
+        const sig = metadata.signature;
+        out(
+          `  inputs:  ${sig.inputs.map((s) => `${s.name} ${s.dtype}[${s.shape.map((d) => d ?? -1).join(',')}]`).join(', ')}`,
+        );
+        out(
+          `  outputs: ${sig.outputs.map((s) => `${s.name} ${s.dtype}[${s.shape.map((d) => d ?? -1).join(',')}]`).join(', ')}`,
+        );
+        if (event)
+          out(
+            `Promoted ${opts.model}@${event.alias}: ${event.from === null ? 'none' : `v${event.from}`} → v${event.to}`,
+          );
+        else out(`Not promoted; serve it with: aiaas promote ${opts.model} ${metadata.version}`);
+      },
+    );
 
   program
     .command('versions')
@@ -221,7 +232,7 @@ export function buildProgram(): Command {
     .option('-o, --out <file>', 'where to write it (default: <model>-v<version>-training-report.svg)')
     .action(async (model: string, version: number | undefined, opts: { out?: string }) => {
       const { registry } = resolveTarget();
-      const v = version ?? (await registry.getAlias(model, DEFAULT_ALIAS))?.version;
+      const v = version ?? (await registry.getAlias(model, aliasOf(model)))?.version;
       if (v === undefined)
         throw new ValidationError(`${model} has no live version; name one: aiaas report ${model} <version>`);
       const key = (await registry.getMetadata(model, v)).report?.lossCurve;
@@ -242,11 +253,11 @@ export function buildProgram(): Command {
     )
     .argument('<model>', 'model name', modelArg)
     .argument('<version>', 'version number', versionArg)
-    .option('-a, --alias <alias>', 'alias to move', aliasArg, DEFAULT_ALIAS)
+    .option('-a, --alias <alias>', "alias to move (default: the manifest's, else live)", aliasArg)
     .option('--why <reason>', 'reason recorded in the alias history')
-    .action(async (model: string, version: number, opts: { alias: string; why?: string }) => {
+    .action(async (model: string, version: number, opts: { alias?: string; why?: string }) => {
       const { registry } = resolveTarget();
-      const event = await registry.setAlias(model, opts.alias, version, {
+      const event = await registry.setAlias(model, opts.alias ?? aliasOf(model), version, {
         why: opts.why ?? 'promoted by hand',
       });
       out(`${model}@${event.alias}: ${event.from === null ? 'none' : `v${event.from}`} → v${event.to}`);
@@ -256,11 +267,13 @@ export function buildProgram(): Command {
     .command('rollback')
     .description('move an alias back to the version it pointed to before')
     .argument('<model>', 'model name', modelArg)
-    .option('-a, --alias <alias>', 'alias to move', aliasArg, DEFAULT_ALIAS)
+    .option('-a, --alias <alias>', "alias to move (default: the manifest's, else live)", aliasArg)
     .option('--why <reason>', 'reason recorded in the alias history')
-    .action(async (model: string, opts: { alias: string; why?: string }) => {
+    .action(async (model: string, opts: { alias?: string; why?: string }) => {
       const { registry } = resolveTarget();
-      const event = await registry.rollback(model, opts.alias, { why: opts.why ?? 'rolled back by hand' });
+      const event = await registry.rollback(model, opts.alias ?? aliasOf(model), {
+        why: opts.why ?? 'rolled back by hand',
+      });
       out(`${model}@${event.alias} rolled back: v${event.from} → v${event.to}`);
     });
 
@@ -268,13 +281,14 @@ export function buildProgram(): Command {
     .command('history')
     .description("show an alias's history: every move, when, by whom and why")
     .argument('<model>', 'model name', modelArg)
-    .option('-a, --alias <alias>', 'alias', aliasArg, DEFAULT_ALIAS)
+    .option('-a, --alias <alias>', "alias (default: the manifest's, else live)", aliasArg)
     .option('--json', 'machine-readable output')
-    .action(async (model: string, opts: { alias: string; json?: boolean }) => {
+    .action(async (model: string, opts: { alias?: string; json?: boolean }) => {
       const { registry } = resolveTarget();
-      const events = await registry.history(model, opts.alias);
-      if (opts.json) return out(JSON.stringify({ model, alias: opts.alias, events }, null, 2));
-      if (events.length === 0) return out(`${model}@${opts.alias} has never been set`);
+      const alias = opts.alias ?? aliasOf(model);
+      const events = await registry.history(model, alias);
+      if (opts.json) return out(JSON.stringify({ model, alias, events }, null, 2));
+      if (events.length === 0) return out(`${model}@${alias} has never been set`);
       out(
         table([
           ['SEQ', 'WHEN', 'KIND', 'MOVE', 'WHO', 'WHY'],

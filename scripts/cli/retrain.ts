@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { ConfigurationError, ValidationError } from '../../functions/shared/errors.js';
-import { loadManifest, type ModelSpec } from '../../functions/shared/manifest.js';
+import { datasetPrefix, loadManifest, type ModelSpec } from '../../functions/shared/manifest.js';
 import type { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import type { TfRuntime } from '../../functions/shared/runtime/types.js';
 import { type RetrainResult, retrain } from '../../functions/shared/training/retrain.js';
@@ -12,6 +12,24 @@ import { ROOT } from '../lib/bundle.js';
 import { resolveTarget } from './context.js';
 
 export const MANIFEST_PATH = join(ROOT, 'models/manifest.json');
+
+/** The model's manifest entry, when the manifest declares it (the CLI also serves models that are not). */
+export function manifestEntry(
+  model: string,
+  manifestPath = process.env.AIAAS_MANIFEST ?? MANIFEST_PATH,
+): ModelSpec | undefined {
+  try {
+    return loadManifest(manifestPath).models.find((m) => m.name === model);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where a model's training data lives: the manifest's dataset prefix, else datasets/<model>/. */
+function dataPrefix(model: string): { prefix?: string } {
+  const spec = manifestEntry(model);
+  return spec ? { prefix: datasetPrefix(spec) } : {};
+}
 
 export function specOf(model: string, manifestPath = process.env.AIAAS_MANIFEST ?? MANIFEST_PATH): ModelSpec {
   const spec = loadManifest(manifestPath).models.find((m) => m.name === model);
@@ -132,10 +150,10 @@ export function retrainCommand(
           { cause },
         );
       });
-      const key = await registry.putDataset(model, opts.name ?? basename(file), body);
+      const key = await registry.putDataset(model, opts.name ?? basename(file), body, dataPrefix(model));
       io.out(`Uploaded ${file} (${body.byteLength} bytes) to ${key}`);
       if (opts.replace) {
-        for (const removed of await registry.removeDataset(model, { keep: key }))
+        for (const removed of await registry.removeDataset(model, { keep: key, ...dataPrefix(model) }))
           io.out(`Removed ${removed}`);
       }
     });
@@ -146,7 +164,7 @@ export function retrainCommand(
     .argument('<model>', 'model name', io.modelArg)
     .action(async (model: string) => {
       const { registry } = resolveTarget();
-      const objects = await registry.listDataset(model);
+      const objects = await registry.listDataset(model, dataPrefix(model).prefix);
       if (objects.length === 0)
         return io.out(`No training data for ${model}: aiaas dataset put ${model} <file.csv>`);
       for (const o of objects) io.out(`${o.key}  ${o.size} bytes`);
@@ -159,7 +177,7 @@ export function retrainCommand(
     .argument('<name>', 'object name under datasets/<model>/')
     .action(async (model: string, name: string) => {
       const { registry } = resolveTarget();
-      const removed = await registry.removeDataset(model, { only: name });
+      const removed = await registry.removeDataset(model, { only: name, ...dataPrefix(model) });
       if (removed.length === 0) throw new ValidationError(`datasets/${model}/${name} does not exist`);
       io.out(`Removed ${removed.join(', ')}`);
     });

@@ -72,6 +72,8 @@ export interface FunctionUrlServerOptions {
   /** Lists the models for GET /v1/models. */
   readonly registry: ModelRegistry;
   readonly env?: Partial<Pick<InferenceConfig, 'limits'>>;
+  /** The alias each model's function serves, from the manifest. @default live */
+  readonly aliases?: Readonly<Record<string, string>>;
 }
 
 export interface FunctionUrlServer {
@@ -106,7 +108,7 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
       handler = mod.createHandler({
         bucket: options.bucket,
         model,
-        alias: 'live',
+        alias: options.aliases?.[model] ?? 'live',
         endpoint: options.endpoint,
         aliasCheckSeconds: options.aliasCheckSeconds ?? 2,
         limits: {
@@ -150,13 +152,13 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
     let model: string | undefined;
     const fn = FUNCTION_PREFIX.exec(path);
     if (fn) {
-      model = decodeURIComponent(fn[1] ?? '');
+      model = safeDecode(fn[1] ?? '');
       path = fn[2] ?? '/';
     } else if (path === '/v1/models' || path === '/v1/models/') {
       return send(res, await listModels(options.registry));
     } else {
       const match = MODEL_IN_PATH.exec(path);
-      model = match ? decodeURIComponent(match[1] ?? '') : undefined;
+      model = match ? safeDecode(match[1] ?? '') : undefined;
     }
     if (!model) {
       return send(
@@ -188,7 +190,13 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
     send(res, await handlerFor(model)(event, { awsRequestId: event.requestContext?.requestId ?? '' }));
   }
 
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
@@ -209,6 +217,15 @@ async function listModels(registry: ModelRegistry): Promise<FunctionUrlResult> {
     }),
   );
   return jsonResult(200, { models });
+}
+
+/** A path segment decoded, or '' when its percent-encoding is malformed (then: 404, not 500). */
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return '';
+  }
 }
 
 function jsonResult(statusCode: number, body: unknown): FunctionUrlResult {

@@ -4,7 +4,7 @@
  * without Docker.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -79,13 +79,20 @@ describe('bundles under Node.js 24', () => {
       ...spec,
       definition: { ...spec.definition!, fit: { ...spec.definition!.fit, epochs: 3 } },
     };
-    const { node, result } = await invoke(join(DIST, 'functions/retrain/index.mjs'), undefined, {
+    // Exactly what the CDK schedule sends (infra/constructs/retraining-function.ts).
+    const scheduled = join(dir, 'schedule-event.json');
+    writeFileSync(scheduled, JSON.stringify({ source: 'aiaas.schedule', model: 'diabetes' }));
+    const { node, result } = await invoke(join(DIST, 'functions/retrain/index.mjs'), scheduled, {
       AIAAS_MODEL: 'diabetes',
       AIAAS_MODEL_SPEC: JSON.stringify(quick),
     });
     if (NODE !== process.execPath) expect(node).toMatch(/^v24\./);
     expect(JSON.stringify(result)).toMatch(/promoted/);
     expect((await s3.registry.getAlias('diabetes', 'live'))?.version).toBe(1);
+    expect((await s3.registry.getMetadata('diabetes', 1)).source).toMatchObject({
+      kind: 'retrain',
+      trigger: 'schedule',
+    });
   });
 
   it.each(readdirSync(join(ROOT, 'events')).filter((f) => f.endsWith('.json')))(

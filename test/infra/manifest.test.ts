@@ -45,18 +45,29 @@ describe('manifest rules the CDK app adds', () => {
   const withModels = (models: unknown[]) => ({ app: 'aiaas', models });
   const definition = (exampleManifest() as { models: { definition: unknown }[] }).models[0]!.definition;
 
-  it('keeps a dataset prefix out of models/ (no reading another model)', () => {
+  it.each(['models/diabetes/', 'datasets/', 'datasets/diabetes/', 'backups/', 'datasets/thief/../diabetes/'])(
+    'keeps a dataset prefix inside the model’s own datasets/<name>/ (refuses %s)',
+    (datasetPrefix) => {
+      expect(() =>
+        buildApp(
+          withModels([{ name: 'thief', definition, retrain: { schedule: 'rate(1 day)', datasetPrefix } }]),
+        ),
+      ).toThrow(/model "thief": field "retrain.datasetPrefix": must be datasets\/thief\//);
+    },
+  );
+
+  it('accepts a folder below datasets/<name>/ as the dataset prefix', () => {
     expect(() =>
       buildApp(
         withModels([
           {
-            name: 'thief',
+            name: 'owner',
             definition,
-            retrain: { schedule: 'rate(1 day)', datasetPrefix: 'models/diabetes/' },
+            retrain: { schedule: 'rate(1 day)', datasetPrefix: 'datasets/owner/2026/' },
           },
         ]),
       ),
-    ).toThrow(/Model "thief": field "retrain.datasetPrefix"/);
+    ).not.toThrow();
   });
 
   it('refuses two models that would deploy as the same stack', () => {

@@ -128,7 +128,14 @@ describe('parsePredictRequest', () => {
     expect(rejects('{"instances": [[1,2,3]], "signature_name": "other"}')).toMatch(/signature_name/);
     const limits = { ...DEFAULT_LIMITS, maxInstances: 2, maxElements: 5 };
     expect(rejects('{"instances": [[1,2,3],[1,2,3],[1,2,3]]}', single, limits)).toMatch(/limit is 2/);
-    expect(rejects('{"instances": [[1,2,3],[1,2,3]]}', single, limits)).toMatch(/6 numbers; the limit is 5/);
+    expect(rejects('{"instances": [[1,2,3],[1,2,3]]}', single, limits)).toMatch(/6 numbers, more than the 5/);
+  });
+
+  it('counts the number limit over all inputs of a request together', () => {
+    const limits = { ...DEFAULT_LIMITS, maxElements: 5 };
+    expect(rejects('{"instances": [{"a": [1,2], "b": 7}, {"a": [3,4], "b": 8}]}', multi, limits)).toMatch(
+      /more than the 5 a request may hold in all its inputs/,
+    );
   });
 
   it('refuses bodies over the size limit with 413', () => {

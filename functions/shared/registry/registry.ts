@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { ConflictError, IntegrityError, NotFoundError } from '../errors.js';
+import { ConflictError, IntegrityError, InvalidNameError, NotFoundError } from '../errors.js';
 import { claimSlot, type RetryOptions, withClaimRetries } from './claim.js';
 import {
   assertAliasName,
@@ -480,24 +480,44 @@ export class ModelRegistry {
     });
   }
 
-  /** Writes bytes under the model's dataset prefix. */
-  async putDataset(model: string, name: string, body: Uint8Array, contentType = 'text/csv') {
-    const key = `${keys.dataset(model)}${assertFileName(name)}`;
-    await this.store.put(key, body, { contentType });
+  /** The dataset prefix of a model: `datasets/<model>/`, or a folder below it. */
+  datasetPrefix(model: string, prefix?: string): string {
+    const root = keys.dataset(model);
+    if (prefix === undefined) return root;
+    if (!prefix.startsWith(root) || !prefix.endsWith('/') || prefix.includes('..')) {
+      throw new InvalidNameError(
+        `Dataset prefix ${JSON.stringify(prefix)} is not ${root} or a folder below it`,
+      );
+    }
+    return prefix;
+  }
+
+  /** Writes a training data object under the model's dataset prefix. */
+  async putDataset(
+    model: string,
+    name: string,
+    body: Uint8Array,
+    options: { prefix?: string; contentType?: string } = {},
+  ) {
+    const key = `${this.datasetPrefix(model, options.prefix)}${assertFileName(name)}`;
+    await this.store.put(key, body, { contentType: options.contentType ?? 'text/csv' });
     return key;
   }
 
   /** The objects under the model's dataset prefix (every one of them is training data). */
-  listDataset(model: string) {
-    return this.store.list(keys.dataset(model));
+  listDataset(model: string, prefix?: string) {
+    return this.store.list(this.datasetPrefix(model, prefix));
   }
 
-  /** Removes objects under the model's dataset prefix, all but `keep` when given. */
-  async removeDataset(model: string, options: { only?: string; keep?: string } = {}): Promise<string[]> {
-    const only =
-      options.only === undefined ? undefined : `${keys.dataset(model)}${assertFileName(options.only)}`;
+  /** Removes objects under the model's dataset prefix: all but `keep`, or `only` that one. */
+  async removeDataset(
+    model: string,
+    options: { prefix?: string; only?: string; keep?: string } = {},
+  ): Promise<string[]> {
+    const root = this.datasetPrefix(model, options.prefix);
+    const only = options.only === undefined ? undefined : `${root}${assertFileName(options.only)}`;
     const removed: string[] = [];
-    for (const { key } of await this.listDataset(model)) {
+    for (const { key } of await this.listDataset(model, options.prefix)) {
       if (key === options.keep || (only !== undefined && key !== only)) continue;
       await this.store.delete(key);
       removed.push(key);
