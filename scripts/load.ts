@@ -25,7 +25,12 @@ import { ModelRegistry } from '../functions/shared/registry/registry.js';
 import { createS3Client, S3ObjectStore } from '../functions/shared/registry/store.js';
 import type { TfRuntime } from '../functions/shared/runtime/types.js';
 import { DIST, ROOT } from './lib/bundle.js';
-import { LOCAL_CREDENTIALS, startFunctionUrlServer, startLocalS3 } from './lib/local-stack.js';
+import {
+  LOCAL_CREDENTIALS,
+  localFunctionEnv,
+  startFunctionUrlServer,
+  startLocalS3,
+} from './lib/local-stack.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
@@ -309,14 +314,8 @@ async function run(options: Options) {
   try {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
-      AIAAS_BUCKET: s3.bucket,
-      AIAAS_S3_ENDPOINT: s3.endpoint,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-      AWS_REGION: 'us-east-1',
-      POWERTOOLS_METRICS_DISABLED: 'true',
-      // Only warnings and errors from the function (e.g. "tensors leaked"), counted below.
-      POWERTOOLS_LOG_LEVEL: 'WARN',
+      // Only warnings and errors from the function (e.g. "tensors leaked") are logged; counted below.
+      ...localFunctionEnv(s3),
     };
     const child = startServerChild(env, options);
     server = child.child;

@@ -31,7 +31,7 @@ import { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import { createS3Client, S3ObjectStore } from '../../functions/shared/registry/store.js';
 import type { TfRuntime } from '../../functions/shared/runtime/types.js';
 import { DIST, ROOT } from '../lib/bundle.js';
-import { DEFAULT_BUCKET, LOCAL_CREDENTIALS } from '../lib/local-stack.js';
+import { DEFAULT_BUCKET, LOCAL_CREDENTIALS, localFunctionEnv } from '../lib/local-stack.js';
 import { node24 } from '../lib/node24.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -189,14 +189,8 @@ async function main() {
     const example = await publishExample(runtime, s3.registry, 'diabetes', [10, 1]);
     const env = {
       ...process.env,
-      AIAAS_BUCKET: s3.bucket,
+      ...localFunctionEnv(s3),
       AIAAS_MODEL: 'diabetes',
-      AIAAS_S3_ENDPOINT: s3.endpoint,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-      AWS_REGION: 'us-east-1',
-      POWERTOOLS_METRICS_DISABLED: 'true',
-      POWERTOOLS_LOG_LEVEL: 'WARN',
       BENCH_BUNDLE: join(DIST, 'functions/inference/index.mjs'),
       BENCH_VERSION: String(example.version),
     };

@@ -30,27 +30,19 @@ const note = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
 
-function modelArg(value: string): string {
-  try {
-    return assertModelName(value);
-  } catch (error) {
-    throw new InvalidArgumentError((error as Error).message);
-  }
+/** Turns a registry name check into a commander argument parser (a one-line usage error). */
+function cliArg<T>(check: (value: string) => T): (value: string) => T {
+  return (value) => {
+    try {
+      return check(value);
+    } catch (error) {
+      throw new InvalidArgumentError((error as Error).message);
+    }
+  };
 }
-function aliasArg(value: string): string {
-  try {
-    return assertAliasName(value);
-  } catch (error) {
-    throw new InvalidArgumentError((error as Error).message);
-  }
-}
-function versionArg(value: string): number {
-  try {
-    return parseVersion(value);
-  } catch (error) {
-    throw new InvalidArgumentError((error as Error).message);
-  }
-}
+const modelArg = cliArg(assertModelName);
+const aliasArg = cliArg(assertAliasName);
+const versionArg = cliArg(parseVersion);
 
 /** The alias a model is served under: the manifest's, for models it declares; else live. */
 function aliasOf(model: string): string {

@@ -23,6 +23,26 @@ import { DIST } from './bundle.js';
 export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 export const DEFAULT_BUCKET = 'aiaas-models';
 
+/**
+ * The environment a function process gets to reach the local registry, as Lambda would give it
+ * (credentials in the environment), with metrics off and only warnings logged.
+ */
+export function localFunctionEnv(s3: {
+  readonly bucket: string;
+  readonly endpoint: string;
+}): NodeJS.ProcessEnv {
+  return {
+    AIAAS_BUCKET: s3.bucket,
+    AIAAS_S3_ENDPOINT: s3.endpoint,
+    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    AWS_REGION: 'us-east-1',
+    POWERTOOLS_METRICS_DISABLED: 'true',
+    POWERTOOLS_LOG_LEVEL: 'WARN',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
+}
+
 export interface LocalS3 {
   readonly endpoint: string;
   readonly bucket: string;

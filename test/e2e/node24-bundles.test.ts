@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadManifest } from '../../functions/shared/manifest.js';
 import { generateDiabetesCsv } from '../../functions/shared/training/synthetic.js';
 import { DIST, ROOT } from '../../scripts/lib/bundle.js';
-import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
+import { type LocalS3, localFunctionEnv, startLocalS3 } from '../../scripts/lib/local-stack.js';
 import { node24 } from '../../scripts/lib/node24.js';
 
 const NODE = node24() ?? process.execPath;
@@ -49,18 +49,7 @@ async function invoke(bundle: string, eventFile: string | undefined, extraEnv: N
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'aiaas-node24-'));
   s3 = await startLocalS3({ directory: dir });
-  env = {
-    PATH: process.env.PATH,
-    AIAAS_BUCKET: s3.bucket,
-    AIAAS_S3_ENDPOINT: s3.endpoint,
-    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-    AWS_REGION: 'us-east-1',
-    AIAAS_RUNTIME: 'wasm',
-    POWERTOOLS_METRICS_DISABLED: 'true',
-    POWERTOOLS_LOG_LEVEL: 'WARN',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  };
+  env = { PATH: process.env.PATH, ...localFunctionEnv(s3), AIAAS_RUNTIME: 'wasm' };
 });
 afterAll(async () => {
   await s3?.close();
