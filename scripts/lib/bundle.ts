@@ -66,6 +66,10 @@ export async function buildFunction(name: 'inference' | 'retrain', outDir = join
   mkdirSync(outDir, { recursive: true });
   await build({
     ...common,
+    // What the CDK's NodejsFunction does for ESM output (FUNCTION_BUNDLING), so the bundle tested
+    // here resolves packages as the deployed one does.
+    mainFields: ['module', 'main'],
+    target: 'node24',
     entryPoints: [join(ROOT, 'functions', name, 'handler.ts')],
     outfile: join(outDir, 'index.mjs'),
   });

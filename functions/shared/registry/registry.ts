@@ -437,6 +437,18 @@ export class ModelRegistry {
     for (const seq of seqs) {
       const entries = bySlot.get(seq)!;
       let key = entries.length === 1 ? entries[0]!.key : undefined;
+      if (key && seq === top) {
+        // One entry is not yet a decision: it may be a winner that has not written the pointer,
+        // or the last of two losers about to remove its entry. Until the pointer names it (or it
+        // goes stale), a move based on it could chain onto a move that never happened.
+        if (pointer === null) pointer = await this.getAlias(model, alias).catch(() => undefined);
+        const confirmed = pointer?.seq === seq && key.endsWith(`/${pointer.eventId}.json`);
+        const pending = (pointer?.seq ?? 0) === seq - 1;
+        const fresh = entries.some(
+          (e) => !e.lastModified || Date.now() - e.lastModified.getTime() < STALE_CLAIM_MS,
+        );
+        if (!confirmed && pending && fresh) return 'contended';
+      }
       if (!key) {
         // Several entries: the winner already wrote the pointer, or a loser has not removed its
         // entry yet (or died before it could). The pointer settles it; otherwise wait, and treat
