@@ -261,6 +261,8 @@ class TensorBuilder {
   private readonly dtype: InputTensor['dtype'];
   private values: Float32Array | Int32Array | Uint8Array | undefined;
   private perInstance = -1;
+  /** Sizes of the inner dimensions, fixed by the first instance. */
+  private fixedInner: number[] = [];
   private count = 0;
 
   constructor(
@@ -291,7 +293,7 @@ class TensorBuilder {
         );
       }
       this.budget.left -= total;
-      this.fixInner(shape);
+      this.fixedInner = shape;
       this.perInstance = size;
       this.values =
         this.dtype === 'int32'
@@ -305,12 +307,6 @@ class TensorBuilder {
     if (written !== offset + this.perInstance)
       throw new ValidationError(`${where} does not have the expected size`);
     this.count++;
-  }
-
-  private fixedInner: number[] = [];
-
-  private fixInner(shape: number[]) {
-    this.fixedInner = shape;
   }
 
   /** Shape of the first instance, checked against the signature's rank and fixed sizes. */

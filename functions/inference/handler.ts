@@ -63,6 +63,15 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
     });
   metrics.setDefaultDimensions({ model: config.model });
   let service: InferenceService | undefined;
+  // Every alias check asks for the runtime: resolve and import it once (again only after a failure).
+  let runtime: Promise<TfRuntime> | undefined;
+  const loadRuntimeOnce = () => {
+    runtime ??= loadRuntimeModule().catch((error) => {
+      runtime = undefined;
+      throw error;
+    });
+    return runtime;
+  };
   let coldStart = true;
 
   const getService = () => {
@@ -83,7 +92,7 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
           config.endpoint,
         ),
       ),
-      runtime: deps.runtime ?? (() => loadRuntimeModule()),
+      runtime: deps.runtime ?? loadRuntimeOnce,
       log: logger,
     });
     return service;

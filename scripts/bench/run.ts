@@ -115,6 +115,19 @@ function remoteS3(endpoint: string) {
   };
 }
 
+/** The example model's service in this process, alias never re-checked, nothing logged. */
+function exampleService(registry: ModelRegistry, runtime: TfRuntime): InferenceService {
+  return new InferenceService({
+    model: 'diabetes',
+    alias: 'live',
+    aliasCheckMs: 3_600_000,
+    limits: DEFAULT_LIMITS,
+    registry,
+    runtime: async () => runtime,
+    log: { info() {}, warn() {}, error() {} },
+  });
+}
+
 function startChild(
   bin: string,
   argv: string[],
@@ -279,15 +292,7 @@ async function main() {
     const backends: TfRuntime['kind'][] = ['wasm', 'cpu'];
     for (const kind of backends) {
       await runtime.tf.setBackend(kind);
-      const service = new InferenceService({
-        model: 'diabetes',
-        alias: 'live',
-        aliasCheckMs: 3_600_000,
-        limits: DEFAULT_LIMITS,
-        registry: s3.registry,
-        runtime: async () => ({ ...runtime, kind }),
-        log: { info() {}, warn() {}, error() {} },
-      });
+      const service = exampleService(s3.registry, { ...runtime, kind });
       batch[kind] = {};
       for (const size of [1, 100, 10_000]) {
         const request = JSON.stringify({
@@ -393,15 +398,7 @@ async function main() {
 
     // 7. Memory over 10,000 predictions.
     log('memory over 10,000 predictions…');
-    const service = new InferenceService({
-      model: 'diabetes',
-      alias: 'live',
-      aliasCheckMs: 3_600_000,
-      limits: DEFAULT_LIMITS,
-      registry: s3.registry,
-      runtime: async () => runtime,
-      log: { info() {}, warn() {}, error() {} },
-    });
+    const service = exampleService(s3.registry, runtime);
     await service.handle({ kind: 'predict', model: 'diabetes' }, body);
     const rss: number[] = [];
     const tensors: number[] = [];

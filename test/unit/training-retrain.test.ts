@@ -6,7 +6,7 @@ import type { TfRuntime } from '../../functions/shared/runtime/types.js';
 import { parseCsv, splitDataset } from '../../functions/shared/training/dataset.js';
 import { renderTrainingReport } from '../../functions/shared/training/report.js';
 import { type RetrainResult, retrain } from '../../functions/shared/training/retrain.js';
-import { generateDiabetesCsv } from '../../functions/shared/training/synthetic.js';
+import { generateDiabetesCsv, PIMA_HEADER } from '../../functions/shared/training/synthetic.js';
 import { evaluateModel, kerasMetricName, trainModel } from '../../functions/shared/training/train.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
 import { MemoryObjectStore } from '../support/memory-store.js';
@@ -18,16 +18,7 @@ function specWith(gate: Record<string, unknown> = {}, fit: Record<string, unknow
         name: 'diabetes',
         retrain: { schedule: 'rate(1 day)' },
         definition: {
-          features: [
-            'pregnancies',
-            'glucose',
-            'blood_pressure',
-            'skin_thickness',
-            'insulin',
-            'bmi',
-            'diabetes_pedigree',
-            'age',
-          ],
+          features: PIMA_HEADER.filter((c) => c !== 'outcome'),
           label: 'outcome',
           layers: [
             { type: 'dense', units: 10, activation: 'relu' },

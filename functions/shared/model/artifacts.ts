@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { io, Tensor } from '@tensorflow/tfjs-core';
+import type { io } from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { IntegrityError, ValidationError } from '../errors.js';
 import type { ModelRegistry } from '../registry/registry.js';
@@ -238,5 +238,3 @@ export function disposeModel(loaded: AnyModel): void {
   if (loaded.format === 'layers-model') loaded.model.dispose();
   else loaded.model.dispose();
 }
-
-export type { Tensor };

@@ -19,7 +19,6 @@ export function sha256(bytes: Uint8Array): string {
 const JSON_TYPE = 'application/json';
 /** A history slot still holding several entries after this long was left by a crashed writer. */
 const STALE_CLAIM_MS = 30_000;
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 function parseJson<T>(object: StoredObject, what: string): T {
@@ -545,5 +544,3 @@ function verify(model: string, version: number, name: string, bytes: Uint8Array,
     );
   }
 }
-
-export { encoder as utf8 };
