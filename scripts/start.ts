@@ -63,6 +63,7 @@ const server = await startFunctionUrlServer({
   registry: s3.registry,
   aliasCheckSeconds: Number(process.env.AIAAS_ALIAS_CHECK_SECONDS ?? 2),
   aliases: Object.fromEntries(manifest.models.map((m) => [m.name, m.alias])),
+  fastPath: Object.fromEntries(manifest.models.map((m) => [m.name, m.fastPath])),
 }).catch(async (error: NodeJS.ErrnoException) => {
   await s3.close();
   if (error.code === 'EADDRINUSE') {

@@ -15,6 +15,8 @@ export interface InferenceConfig {
    * cold start with S3 unreachable answers 503 quickly instead of hanging until the Lambda timeout.
    */
   readonly s3TimeoutMs?: number;
+  /** `auto`: small dense models run without tfjs (see fast-path.ts); `off`: every model on tfjs. */
+  readonly fastPath?: 'auto' | 'off';
   readonly limits: Limits;
 }
 
@@ -29,12 +31,16 @@ function positiveInt(env: NodeJS.ProcessEnv, key: string, fallback: number): num
 
 /**
  * Reads AIAAS_BUCKET, AIAAS_MODEL, AIAAS_ALIAS (default live), AIAAS_ALIAS_CHECK_SECONDS (default 60),
- * AIAAS_S3_ENDPOINT, AIAAS_S3_TIMEOUT_MS (default 3000), AIAAS_MAX_INSTANCES, AIAAS_MAX_ELEMENTS.
+ * AIAAS_S3_ENDPOINT, AIAAS_S3_TIMEOUT_MS (default 3000), AIAAS_FAST_PATH (auto or off, default auto),
+ * AIAAS_MAX_INSTANCES, AIAAS_MAX_ELEMENTS.
  */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): InferenceConfig {
   const bucket = env.AIAAS_BUCKET;
   if (!bucket) throw new ConfigurationError('AIAAS_BUCKET is not set');
   if (!env.AIAAS_MODEL) throw new ConfigurationError('AIAAS_MODEL is not set');
+  const fastPath = env.AIAAS_FAST_PATH || 'auto';
+  if (fastPath !== 'auto' && fastPath !== 'off')
+    throw new ConfigurationError(`AIAAS_FAST_PATH must be auto or off, got "${fastPath}"`);
   return {
     bucket,
     model: assertModelName(env.AIAAS_MODEL),
@@ -42,6 +48,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): InferenceCo
     ...(env.AIAAS_S3_ENDPOINT ? { endpoint: env.AIAAS_S3_ENDPOINT } : {}),
     aliasCheckSeconds: positiveInt(env, 'AIAAS_ALIAS_CHECK_SECONDS', 60),
     s3TimeoutMs: positiveInt(env, 'AIAAS_S3_TIMEOUT_MS', 3_000),
+    fastPath,
     limits: {
       maxInstances: positiveInt(env, 'AIAAS_MAX_INSTANCES', DEFAULT_LIMITS.maxInstances),
       maxElements: positiveInt(env, 'AIAAS_MAX_ELEMENTS', DEFAULT_LIMITS.maxElements),

@@ -1,4 +1,3 @@
-import type { Tensor } from '@tensorflow/tfjs-core';
 import {
   AiaasError,
   IntegrityError,
@@ -6,20 +5,20 @@ import {
   NotFoundError,
   RegistryUnavailableError,
 } from '../shared/errors.js';
-import { type AnyModel, disposeModel, loadModel, registryIOHandler } from '../shared/model/artifacts.js';
+import { filesToArtifacts, loadModel, parseModelJson } from '../shared/model/artifacts.js';
+import { compileFastPath, fastPathReason } from '../shared/model/fast-path.js';
 import type { ModelRegistry } from '../shared/registry/registry.js';
-import type { Signature, VersionMetadata } from '../shared/registry/types.js';
+import type { VersionMetadata } from '../shared/registry/types.js';
 import type { TfRuntime } from '../shared/runtime/types.js';
 import {
   type Limits,
   metadataResponse,
-  type OutputTensor,
-  type PredictRequest,
   parsePredictRequest,
   predictResponse,
   type Route,
   statusResponse,
 } from './api.js';
+import { type Executor, fastPathExecutor, tfjsExecutor, warmUp } from './executor.js';
 
 /** Minimal structured logger (Powertools' Logger fits). */
 export interface Log {
@@ -35,8 +34,13 @@ export interface InferenceOptions {
   readonly aliasCheckMs: number;
   readonly limits: Limits;
   readonly registry: ModelRegistry;
-  /** Loads tfjs; called at the first request, never at import. */
+  /** Loads tfjs; called only for a version that needs it, never at import. */
   readonly runtime: () => Promise<TfRuntime>;
+  /**
+   * `auto`: small dense models run on the fast path (no tfjs), the rest on tfjs; `off`: all on tfjs.
+   * @default 'auto'
+   */
+  readonly fastPath?: 'auto' | 'off';
   readonly log: Log;
   readonly now?: () => number;
   /** After a failed cold load, wait this long before the next attempt (answering 503 meanwhile). */
@@ -47,8 +51,7 @@ export interface InferenceOptions {
 interface Served {
   readonly version: number;
   readonly etag: string;
-  readonly runtime: TfRuntime;
-  readonly loaded: AnyModel & { signature: Signature };
+  readonly executor: Executor;
   readonly metadata: VersionMetadata;
 }
 
@@ -102,9 +105,9 @@ export class InferenceService {
         return {
           status: 200,
           version: served.version,
-          body: metadataResponse(this.options.model, served.version, served.loaded.signature, {
+          body: metadataResponse(this.options.model, served.version, served.executor.signature, {
             alias: this.options.alias,
-            runtime: served.runtime.kind,
+            runtime: served.executor.runtime,
             created_at: served.metadata.createdAt,
             source: served.metadata.source,
             metrics: served.metadata.metrics,
@@ -112,43 +115,14 @@ export class InferenceService {
           }),
         };
       case 'predict': {
-        const request = parsePredictRequest(body, served.loaded.signature, this.options.limits);
-        const outputs = this.run(served, request);
+        const request = parsePredictRequest(body, served.executor.signature, this.options.limits);
+        const outputs = served.executor.predict(request.inputs);
         return {
           status: 200,
           version: served.version,
           body: predictResponse(request, outputs, this.options.model, served.version),
         };
       }
-    }
-  }
-
-  /** Runs the model synchronously, so no swap can dispose it mid-flight; frees every tensor it made. */
-  private run(served: Served, request: PredictRequest): OutputTensor[] {
-    const { tf } = served.runtime;
-    const names = served.loaded.signature.outputs.map((o) => o.name);
-    const before = tf.memory().numTensors;
-    const inputs = request.inputs.map((i) => tf.tensor(i.values, i.shape, i.dtype));
-    let outputs: Tensor[] = [];
-    try {
-      if (served.loaded.format === 'layers-model') {
-        const out = served.loaded.model.predict(inputs.length === 1 ? inputs[0]! : inputs);
-        outputs = Array.isArray(out) ? out : [out];
-      } else {
-        const feed = Object.fromEntries(request.inputs.map((spec, k) => [spec.name, inputs[k]!]));
-        const out = served.loaded.model.execute(feed, names);
-        outputs = Array.isArray(out) ? out : [out];
-      }
-      return outputs.map((t, k) => ({
-        name: names[k] ?? `output_${k}`,
-        shape: t.shape,
-        values: t.dataSync() as Float32Array,
-      }));
-    } finally {
-      for (const t of inputs) t.dispose();
-      for (const t of outputs) t.dispose();
-      const leaked = tf.memory().numTensors - before;
-      if (leaked > 0) this.options.log.warn('tensors leaked by a prediction', { leaked });
     }
   }
 
@@ -173,9 +147,6 @@ export class InferenceService {
   private async refresh(): Promise<Served> {
     const { registry, model, alias, log } = this.options;
     const served = this.served;
-    // Start tfjs while the registry answers: a cold start pays for the slower of the two, not both.
-    const runtime = this.options.runtime();
-    runtime.catch(() => undefined);
     try {
       const pointer = served
         ? await registry.getAliasIfChanged(model, alias, served.etag)
@@ -206,19 +177,14 @@ export class InferenceService {
         );
       }
       try {
-        const next = await this.load(pointer.version, pointer.etag, await runtime);
+        const next = await this.load(pointer.version, pointer.etag);
         this.served = next;
         this.lastFailure = undefined;
         if (served) {
-          disposeModel(served.loaded);
+          served.executor.dispose();
           log.info('now serving a newly promoted version', { alias, from: served.version, to: next.version });
         } else {
-          log.info('model loaded', {
-            alias,
-            version: next.version,
-            runtime: next.runtime.kind,
-            notes: next.runtime.notes,
-          });
+          log.info('model loaded', { alias, version: next.version, runtime: next.executor.runtime });
         }
         return next;
       } catch (error) {
@@ -267,41 +233,62 @@ export class InferenceService {
     }
   }
 
-  private async load(version: number, etag: string, runtime: TfRuntime): Promise<Served> {
-    const handler = registryIOHandler(this.options.registry, this.options.model, version);
-    let loaded: Awaited<ReturnType<typeof loadModel>>;
+  /**
+   * Reads and verifies a version, then compiles it for the fast path or loads it in tfjs. tfjs is
+   * imported only for a version that needs it, and then as soon as model.json says so, so its start
+   * overlaps the download of the weights.
+   */
+  private async load(version: number, etag: string): Promise<Served> {
+    const { registry, model, log } = this.options;
+    const fastPath = this.options.fastPath ?? 'auto';
+    let runtime: Promise<TfRuntime> | undefined;
+    const startRuntime = () => {
+      if (!runtime) {
+        runtime = this.options.runtime();
+        runtime.catch(() => undefined);
+      }
+      return runtime;
+    };
+    if (fastPath === 'off') startRuntime();
+    const { metadata, files } = await registry.readVersion(model, version, {
+      onFile: (name, bytes) => {
+        if (name !== 'model.json' || fastPath === 'off') return;
+        try {
+          if (fastPathReason(parseModelJson(bytes)) !== undefined) startRuntime();
+        } catch {
+          // A model.json that does not parse is reported below, where it is read again.
+        }
+      },
+    });
+    let why = 'the fast path is off';
+    if (fastPath === 'auto') {
+      const compiled = compileFastPath(
+        parseModelJson(files.get('model.json') ?? new Uint8Array()),
+        files,
+        metadata.signature,
+      );
+      if ('model' in compiled) return this.ready(version, etag, metadata, fastPathExecutor(compiled.model));
+      why = compiled.reason;
+    }
+    const tf = await startRuntime();
+    let executor: Executor;
     try {
-      loaded = await loadModel(runtime, handler);
+      const loaded = await loadModel(tf, { load: async () => filesToArtifacts(files) });
+      executor = tfjsExecutor(tf, loaded, (leaked) => log.warn('tensors leaked by a prediction', { leaked }));
     } catch (error) {
       if (error instanceof AiaasError) throw error;
       throw new IntegrityError(`version ${version} does not load in tfjs: ${(error as Error).message}`, {
         cause: error,
       });
     }
-    this.warmUp(runtime, loaded);
-    return { version, etag, runtime, loaded, metadata: handler.metadata! };
+    log.info('running on tfjs', { version, runtime: tf.kind, notes: tf.notes, fastPath: why });
+    return this.ready(version, etag, metadata, executor);
   }
 
-  /** One prediction on zeros, so the first real request does not pay for kernel setup. */
-  private warmUp(runtime: TfRuntime, loaded: AnyModel & { signature: Signature }) {
-    const { tf } = runtime;
-    try {
-      tf.tidy(() => {
-        const inputs = loaded.signature.inputs.map((s) =>
-          tf.zeros(
-            s.shape.map((d) => d ?? 1),
-            s.dtype === 'int32' ? 'int32' : 'float32',
-          ),
-        );
-        if (loaded.format === 'layers-model') loaded.model.predict(inputs.length === 1 ? inputs[0]! : inputs);
-        else
-          loaded.model.execute(
-            Object.fromEntries(loaded.signature.inputs.map((s, k) => [s.name, inputs[k]!])),
-          );
-      });
-    } catch (error) {
-      this.options.log.warn('warm-up prediction failed', { reason: (error as Error).message });
-    }
+  private ready(version: number, etag: string, metadata: VersionMetadata, executor: Executor): Served {
+    const failed = warmUp(executor);
+    if (failed) this.options.log.warn('warm-up prediction failed', { version, reason: failed });
+    return { version, etag, executor, metadata };
   }
 }
 

@@ -57,6 +57,8 @@ const modelSchema = z
     description: z.string().optional(),
     alias: name.default('live'),
     runtime: z.enum(['wasm', 'native']).default('wasm'),
+    /** `auto`: small dense models are served without tfjs (functions/shared/model/fast-path.ts). */
+    fastPath: z.enum(['auto', 'off']).default('auto'),
     memoryMiB: z.number().int().min(128).max(10_240).default(1024),
     timeoutSeconds: z.number().int().min(1).max(900).default(30),
     reservedConcurrency: z.number().int().min(1).optional(),

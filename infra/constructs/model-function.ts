@@ -113,6 +113,13 @@ export interface ModelFunctionProps {
    */
   readonly aliasCheckInterval?: Duration;
   /**
+   * `auto`: a small dense model (up to 65,536 weights, dense layers and activations only) is served
+   * by aiaas's fast path without loading tfjs; any other model runs on tfjs. `off`: always tfjs.
+   *
+   * @default 'auto'
+   */
+  readonly fastPath?: 'auto' | 'off';
+  /**
    * @default RetentionDays.ONE_MONTH
    */
   readonly logRetention?: RetentionDays;
@@ -183,6 +190,7 @@ export class ModelFunction extends Construct {
       AIAAS_ALIAS: aliasName,
       AIAAS_ALIAS_CHECK_SECONDS: String((props.aliasCheckInterval ?? Duration.seconds(60)).toSeconds()),
       AIAAS_RUNTIME: runtime,
+      AIAAS_FAST_PATH: props.fastPath ?? 'auto',
       // The native image puts the same module at the same path (functions/inference/native/Dockerfile).
       AIAAS_RUNTIME_MODULE: TfjsRuntimeLayer.MODULE_PATH,
       POWERTOOLS_SERVICE_NAME: props.serviceName ?? `aiaas-${props.modelName}`,

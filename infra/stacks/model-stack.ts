@@ -85,6 +85,7 @@ export class ModelStack extends Stack {
           }
         : {}),
       aliasCheckInterval: Duration.seconds(model.aliasCheckSeconds),
+      fastPath: model.fastPath,
       ...(props.logRetention ? { logRetention: props.logRetention } : {}),
       ...(props.logLevel ? { logLevel: props.logLevel } : {}),
       ...(props.alarmActions ? { alarmActions: props.alarmActions } : {}),

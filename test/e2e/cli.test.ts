@@ -53,7 +53,11 @@ async function aiaas(...args: string[]): Promise<{ code: number; stdout: string;
 }
 
 beforeAll(async () => {
-  stack = await startTestStack({ aliasCheckSeconds: 1 });
+  // The `-tfjs` models serve the same files with the fast path off, to compare the two.
+  stack = await startTestStack({
+    aliasCheckSeconds: 1,
+    fastPath: { 'keras-h5-tfjs': 'off', 'keras3-bn-tfjs': 'off' },
+  });
   work = mkdtempSync(join(tmpdir(), 'aiaas-cli-'));
   // A TF.js model folder as tensorflowjs_converter or model.save('file://...') would leave it.
   const runtime = await createRuntime('cpu');
@@ -160,10 +164,23 @@ describe('aiaas CLI', () => {
     const reference = JSON.parse(
       readFileSync(join(ROOT, 'test/fixtures/keras/reference-outputs.json'), 'utf8'),
     );
-    for (const [model, key] of [
-      ['keras-h5', 'keras-h5-diabetes'],
-      ['keras3-bn', 'keras3-bn-diabetes'],
+    for (const [file, model] of [
+      [H5, 'keras-h5-tfjs'],
+      [KERAS3, 'keras3-bn-tfjs'],
     ] as const) {
+      const res = await aiaas('publish', file, '--model', model, '--promote');
+      expect(res.code, res.stderr).toBe(0);
+    }
+    // Both are small dense networks (the .keras one with BatchNormalization and Dropout): the fast
+    // path serves them, and gives Keras's own outputs, as tfjs does.
+    for (const [model, key, runtime] of [
+      ['keras-h5', 'keras-h5-diabetes', 'fast-path'],
+      ['keras3-bn', 'keras3-bn-diabetes', 'fast-path'],
+      ['keras-h5-tfjs', 'keras-h5-diabetes', 'wasm'],
+      ['keras3-bn-tfjs', 'keras3-bn-diabetes', 'wasm'],
+    ] as const) {
+      const metadata = await stack.call('GET', `/v1/models/${model}/metadata`);
+      expect((metadata.json.aiaas as { runtime: string }).runtime, model).toBe(runtime);
       const ref = reference[key] as { inputs: number[][]; outputs: number[][] };
       const inputs = ref.inputs;
       const res = await stack.call(

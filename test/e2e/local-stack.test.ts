@@ -70,6 +70,8 @@ describe('local stack', () => {
       name: 'linear',
       aliases: { live: '1' },
     });
+    // A small dense model is served by the fast path, without tfjs.
+    expect((metadata.json.aiaas as { runtime: string }).runtime).toBe('fast-path');
     const columnar = await predict('linear', { inputs: [X] });
     expect((columnar.json.outputs as number[][])[0]![0]).toBeCloseTo(linear(W1, 0.25, X), 5);
     const root = await stack.call('POST', '/fn/linear/', JSON.stringify({ instances: [X] }));
@@ -160,6 +162,9 @@ describe('local stack', () => {
     expect(predictions[0]![0]).toBeCloseTo(1 / (1 + Math.exp(-6.5)), 6);
     expect(predictions[1]![0]).toBeCloseTo(1 / (1 + Math.exp(-0.5)), 6);
     expect((await predict('graph', { instances: [[1, 1]] })).status).toBe(400);
+    // Graph models run on tfjs (the local stack has no tfjs-node: wasm).
+    const metadataRes = await stack.call('GET', '/v1/models/graph/metadata');
+    expect((metadataRes.json.aiaas as { runtime: string }).runtime).toBe('wasm');
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -183,6 +188,11 @@ describe('local stack', () => {
       reference.outputs.forEach((expected, i) => {
         expect(Math.abs(predictions[i]![0]! - expected[0]!)).toBeLessThan(1e-5);
       });
+      // ~400k weights: more than the fast path takes, so tfjs serves it.
+      {
+        const metadata = await stack.call('GET', '/v1/models/keras-diabetes/metadata');
+        expect((metadata.json.aiaas as { runtime: string }).runtime).toBe('wasm');
+      }
     },
   );
 });

@@ -11,7 +11,9 @@ import {
 export const SHARED = join(import.meta.dirname, '../../../shared');
 
 /** A fresh local stack (s3rver + function-URL server on the built bundle) in a temp folder. */
-export async function startTestStack(options: { aliasCheckSeconds?: number } = {}) {
+export async function startTestStack(
+  options: { aliasCheckSeconds?: number; fastPath?: Record<string, 'auto' | 'off'> } = {},
+) {
   const dir = mkdtempSync(join(tmpdir(), 'aiaas-test-'));
   const s3: LocalS3 = await startLocalS3({ directory: dir });
   const server: FunctionUrlServer = await startFunctionUrlServer({
@@ -19,6 +21,7 @@ export async function startTestStack(options: { aliasCheckSeconds?: number } = {
     bucket: s3.bucket,
     registry: s3.registry,
     aliasCheckSeconds: options.aliasCheckSeconds ?? 1,
+    ...(options.fastPath ? { fastPath: options.fastPath } : {}),
   });
   return {
     s3,

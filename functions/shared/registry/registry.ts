@@ -110,8 +110,13 @@ export class ModelRegistry {
   /**
    * Reads every file of a version and checks each against the sha256 in its metadata, fetching
    * them in parallel. Throws IntegrityError on any mismatch, so corrupt weights never load.
+   * `onFile` sees each verified file as it arrives (a loader can start work before the last shard).
    */
-  async readVersion(model: string, version: number): Promise<VersionFiles> {
+  async readVersion(
+    model: string,
+    version: number,
+    options: { readonly onFile?: (name: string, bytes: Uint8Array) => void } = {},
+  ): Promise<VersionFiles> {
     const metadata = await this.getMetadata(model, version);
     const entries = Object.entries(metadata.files);
     const files = await Promise.all(
@@ -119,6 +124,7 @@ export class ModelRegistry {
         const object = await this.store.get(keys.file(model, version, name));
         if (!object) throw new IntegrityError(`${model} v${version}: file ${name} is missing`);
         verify(model, version, name, object.body, digest);
+        options.onFile?.(name, object.body);
         return [name, object.body] as const;
       }),
     );
