@@ -5,11 +5,11 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
 import { AiaasError, MethodNotAllowedError } from '../shared/errors.js';
 import { ModelRegistry } from '../shared/registry/registry.js';
-import { createS3Client, S3ObjectStore } from '../shared/registry/store.js';
+import { S3ObjectReader } from '../shared/registry/s3-reader.js';
+import type { ObjectStore } from '../shared/registry/store.js';
 import { loadRuntimeModule } from '../shared/runtime/load.js';
 import type { TfRuntime } from '../shared/runtime/types.js';
 import { decodeBody, route } from './api.js';
@@ -33,7 +33,8 @@ export interface FunctionUrlResult {
 }
 
 export interface HandlerDeps {
-  readonly s3?: S3Client;
+  /** The registry's objects. @default an S3ObjectReader with the config's endpoint and timeouts */
+  readonly store?: ObjectStore;
   readonly runtime?: () => Promise<TfRuntime>;
   readonly log?: Log;
   readonly metrics?: Metrics;
@@ -83,17 +84,16 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
       alias: config.alias,
       aliasCheckMs: config.aliasCheckSeconds * 1000,
       limits: config.limits,
+      // A reader, not the AWS SDK: the function only reads, and the SDK's import was a third of a
+      // cold start (profiled: docs/benchmarks.md).
       registry: new ModelRegistry(
-        new S3ObjectStore(
-          deps.s3 ??
-            createS3Client({
-              ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-              requestTimeoutMs: config.s3TimeoutMs ?? 3_000,
-              maxAttempts: 2,
-            }),
-          config.bucket,
-          config.endpoint,
-        ),
+        deps.store ??
+          new S3ObjectReader({
+            bucket: config.bucket,
+            ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+            requestTimeoutMs: config.s3TimeoutMs ?? 3_000,
+            maxAttempts: 2,
+          }),
       ),
       runtime: deps.runtime ?? loadRuntimeOnce,
       fastPath: config.fastPath ?? 'auto',

@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS } from '../../functions/inference/api.js';
 import { createHandler, type FunctionUrlResult, type Handler } from '../../functions/inference/handler.js';
 import type { Log } from '../../functions/inference/service.js';
+import { S3ObjectReader } from '../../functions/shared/registry/s3-reader.js';
 import { createS3Client } from '../../functions/shared/registry/store.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
 import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
@@ -130,7 +131,8 @@ function coldFunction(aliasCheckSeconds = 60): Handler {
       limits: DEFAULT_LIMITS,
     },
     {
-      s3: createS3Client({
+      store: new S3ObjectReader({
+        bucket: s3.bucket,
         endpoint: proxyUrl,
         credentials: LOCAL_CREDENTIALS,
         region: 'us-east-1',

@@ -16,7 +16,7 @@ import {
   type FunctionUrlResult,
   type Handler,
 } from '../../functions/inference/handler.js';
-import { createS3Client } from '../../functions/shared/registry/store.js';
+import { S3ObjectReader } from '../../functions/shared/registry/s3-reader.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
 import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
 import { linear, publishLinear } from '../support/models.js';
@@ -50,7 +50,12 @@ beforeAll(async () => {
       limits: DEFAULT_LIMITS,
     },
     {
-      s3: createS3Client({ endpoint: s3.endpoint, credentials: LOCAL_CREDENTIALS, region: 'us-east-1' }),
+      store: new S3ObjectReader({
+        bucket: s3.bucket,
+        endpoint: s3.endpoint,
+        credentials: LOCAL_CREDENTIALS,
+        region: 'us-east-1',
+      }),
       runtime: () => createRuntime('cpu'),
       log: { info: capture('info'), warn: capture('warn'), error: capture('error') },
     },

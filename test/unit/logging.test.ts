@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { DEFAULT_LIMITS } from '../../functions/inference/api.js';
 import { createHandler, type FunctionUrlEvent, type Handler } from '../../functions/inference/handler.js';
 import type { Log } from '../../functions/inference/service.js';
-import { createS3Client } from '../../functions/shared/registry/store.js';
+import { S3ObjectReader } from '../../functions/shared/registry/s3-reader.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
 import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
 import { publishLinear } from '../support/models.js';
@@ -95,7 +95,8 @@ function handlerWith(
       limits: DEFAULT_LIMITS,
     },
     {
-      s3: createS3Client({
+      store: new S3ObjectReader({
+        bucket: s3.bucket,
         endpoint,
         region: 'us-east-1',
         credentials: { accessKeyId: LOCAL_CREDENTIALS.accessKeyId, secretAccessKey },

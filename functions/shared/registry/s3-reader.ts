@@ -1,0 +1,516 @@
+import type { Agent, ClientRequest, IncomingHttpHeaders, IncomingMessage, RequestOptions } from 'node:http';
+import { Hash } from '@smithy/hash-node';
+import { HttpRequest } from '@smithy/protocol-http';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { AiaasError, ConfigurationError, RegistryUnavailableError } from '../errors.js';
+import type { ListedObject, ObjectStore, PutOptions, StoredObject } from './store.js';
+
+export interface S3ReaderCredentials {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly sessionToken?: string;
+}
+
+export interface S3ReaderSettings {
+  readonly bucket: string;
+  /** An S3-compatible endpoint (e.g. http://127.0.0.1:4569), addressed path-style; AWS itself when unset. */
+  readonly endpoint?: string;
+  /** Signing region. @default AWS_REGION, AWS_DEFAULT_REGION, then us-east-1 */
+  readonly region?: string;
+  /** @default AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, as Lambda sets them */
+  readonly credentials?: S3ReaderCredentials;
+  /** Give up on a connection after this long, so a cold start fails fast when S3 is down. @default 2000 */
+  readonly connectionTimeoutMs?: number;
+  /** Per attempt: the longest wait for the response headers, and for each chunk of a body. @default 30000 */
+  readonly requestTimeoutMs?: number;
+  /** Attempts per request, counting the first. @default 2 */
+  readonly maxAttempts?: number;
+}
+
+type HttpModule = typeof import('node:http');
+
+interface Answer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Uint8Array;
+}
+
+interface Target {
+  readonly protocol: 'http:' | 'https:';
+  readonly hostname: string;
+  readonly port?: number;
+  /** The Host header, port included when it is not the default. */
+  readonly host: string;
+  /** Path of the bucket's root, without a trailing '/': '' when virtual-hosted, '/<bucket>' otherwise. */
+  readonly bucketPath: string;
+}
+
+/** An S3 error answer (its XML Code as the name), kept as the cause of a RegistryUnavailableError. */
+export class S3ResponseError extends Error {
+  constructor(
+    readonly code: string,
+    readonly status: number,
+    message: string,
+    readonly requestId?: string,
+  ) {
+    super(message);
+    this.name = code;
+  }
+}
+
+class TimeoutError extends Error {
+  override readonly name = 'TimeoutError';
+}
+
+class IncompleteBodyError extends Error {
+  override readonly name = 'IncompleteBodyError';
+}
+
+// S3 and its SDK treat these as transient; 304, 403 and 404 are answers, never retried.
+const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
+
+/**
+ * A read-only registry store for the inference function. Importing @aws-sdk/client-s3 costs ~73 ms
+ * of a ~230 ms cold start; reading the registry needs only signed GETs and a listing, so this signs
+ * them with @smithy/signature-v4 and sends them over Node's own http/https with keep-alive. Writers
+ * (the CLI, retraining) keep S3ObjectStore and the SDK. Behaviour and error messages mirror
+ * S3ObjectStore, so the registry cannot tell them apart.
+ */
+export class S3ObjectReader implements ObjectStore {
+  readonly description: string;
+  readonly bucket: string;
+  private readonly target: Target;
+  private readonly signer: SignatureV4;
+  private readonly connectionTimeoutMs: number;
+  private readonly requestTimeoutMs: number;
+  private readonly maxAttempts: number;
+  private transport: { readonly request: HttpModule['request']; readonly agent: Agent } | undefined;
+
+  constructor(settings: S3ReaderSettings) {
+    this.bucket = settings.bucket;
+    this.description = `s3://${settings.bucket}${settings.endpoint ? ` at ${settings.endpoint}` : ''}`;
+    const region = settings.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1';
+    this.target = targetOf(settings.bucket, region, settings.endpoint);
+    this.signer = new SignatureV4({
+      service: 's3',
+      region,
+      credentials: settings.credentials ?? credentialsFromEnv(),
+      sha256: Hash.bind(null, 'sha256'),
+      // S3 signs the path as sent (each segment encoded once), unlike other services.
+      uriEscapePath: false,
+      applyChecksum: true,
+    });
+    this.connectionTimeoutMs = settings.connectionTimeoutMs ?? 2_000;
+    this.requestTimeoutMs = settings.requestTimeoutMs ?? 30_000;
+    this.maxAttempts = Math.max(1, settings.maxAttempts ?? 2);
+  }
+
+  async get(key: string): Promise<StoredObject | undefined> {
+    const result = await this.fetch(key);
+    return result === 'unchanged' ? undefined : result;
+  }
+
+  getIfChanged(key: string, etag: string): Promise<StoredObject | 'unchanged' | undefined> {
+    return this.fetch(key, etag);
+  }
+
+  private async fetch(key: string, ifNoneMatch?: string): Promise<StoredObject | 'unchanged' | undefined> {
+    let answer: Answer;
+    try {
+      answer = await this.send(
+        `${this.target.bucketPath}/${escapePath(key)}`,
+        {},
+        ifNoneMatch ? { 'if-none-match': ifNoneMatch } : {},
+      );
+    } catch (error) {
+      throw this.fault(`read ${key}`, error);
+    }
+    if (answer.status >= 200 && answer.status < 300) {
+      return { body: answer.body, etag: headerValue(answer.headers.etag) };
+    }
+    if (answer.status === 304) return 'unchanged';
+    const error = responseError(answer);
+    if (answer.status === 404 || error.code === 'NoSuchKey') return undefined;
+    // S3 answers 403, not 404, for a missing key when the caller may list only a prefix of the
+    // bucket (least privilege). Listing that key tells a missing object from a real denial.
+    if (answer.status === 403 && (await this.missing(key))) return undefined;
+    throw this.fault(`read ${key}`, error);
+  }
+
+  private async missing(key: string): Promise<boolean> {
+    try {
+      const page = await this.listPage(key, undefined, 1);
+      return !page.objects.some((item) => item.key === key);
+    } catch {
+      return false;
+    }
+  }
+
+  async list(prefix: string): Promise<ListedObject[]> {
+    const objects: ListedObject[] = [];
+    let token: string | undefined;
+    do {
+      try {
+        const page = await this.listPage(prefix, token);
+        objects.push(...page.objects);
+        token = page.next;
+      } catch (error) {
+        throw this.fault(`list ${prefix}`, error);
+      }
+    } while (token);
+    return objects;
+  }
+
+  async listPrefixes(prefix: string): Promise<string[]> {
+    // Derived from the full listing rather than S3's Delimiter, as S3ObjectStore does: S3-compatible
+    // servers (s3rver among them) omit common prefixes of deeper keys.
+    const prefixes = new Set<string>();
+    for (const { key } of await this.list(prefix)) {
+      const slash = key.indexOf('/', prefix.length);
+      if (slash > prefix.length) prefixes.add(key.slice(0, slash + 1));
+    }
+    return [...prefixes];
+  }
+
+  async put(key: string, _body?: Uint8Array | string, _options?: PutOptions): Promise<{ etag: string }> {
+    throw readOnly(`write ${key}`);
+  }
+
+  async delete(key: string): Promise<void> {
+    throw readOnly(`delete ${key}`);
+  }
+
+  /** Closes the pooled connections (tests, scripts); the next request opens new ones. */
+  destroy(): void {
+    this.transport?.agent.destroy();
+    this.transport = undefined;
+  }
+
+  /** One ListObjectsV2 page; throws S3ResponseError or a transport error. */
+  private async listPage(
+    prefix: string,
+    token: string | undefined,
+    maxKeys?: number,
+  ): Promise<{ objects: ListedObject[]; next?: string }> {
+    const query: Record<string, string> = { 'list-type': '2' };
+    if (prefix) query.prefix = prefix;
+    if (token) query['continuation-token'] = token;
+    if (maxKeys !== undefined) query['max-keys'] = String(maxKeys);
+    const answer = await this.send(this.target.bucketPath || '/', query, {});
+    if (answer.status !== 200) throw responseError(answer);
+    return parseListing(new TextDecoder().decode(answer.body));
+  }
+
+  /** A signed GET, retried on transport faults and transient statuses; the last answer otherwise. */
+  private async send(
+    path: string,
+    query: Record<string, string>,
+    extraHeaders: Record<string, string>,
+  ): Promise<Answer> {
+    const search = Object.entries(query)
+      .map(([name, value]) => `${escapeUri(name)}=${escapeUri(value)}`)
+      .join('&');
+    for (let attempt = 1; ; attempt++) {
+      // Signed per attempt: the signature carries the time.
+      const signed = await this.signer.sign(
+        new HttpRequest({
+          method: 'GET',
+          protocol: this.target.protocol,
+          hostname: this.target.hostname,
+          ...(this.target.port ? { port: this.target.port } : {}),
+          path,
+          query,
+          headers: {
+            host: this.target.host,
+            // GETs carry no payload; S3 wants the header signed all the same.
+            'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+            ...extraHeaders,
+          },
+        }),
+      );
+      let answer: Answer | undefined;
+      let failure: unknown;
+      try {
+        answer = await this.exchange(search ? `${path}?${search}` : path, signed.headers);
+      } catch (error) {
+        failure = error;
+      }
+      if (answer && !RETRYABLE_STATUS.has(answer.status)) return answer;
+      if (attempt >= this.maxAttempts) {
+        if (answer) return answer;
+        throw failure;
+      }
+      // Jittered so that concurrent readers (a version's shards load in parallel) do not retry in step.
+      const base = 25 * 2 ** (attempt - 1);
+      await new Promise((resolve) => setTimeout(resolve, base + Math.random() * base));
+    }
+  }
+
+  /** One HTTP exchange, bounded in time at every stage: connect, headers, each chunk of the body. */
+  private exchange(path: string, headers: Record<string, string>): Promise<Answer> {
+    const { request, agent } = this.connection();
+    const target = this.target;
+    return new Promise<Answer>((resolve, reject) => {
+      const timers: NodeJS.Timeout[] = [];
+      let settled = false;
+      let req: ClientRequest | undefined;
+      const settle = (error: unknown, answer?: Answer) => {
+        if (settled) return;
+        settled = true;
+        for (const timer of timers) clearTimeout(timer);
+        if (answer) resolve(answer);
+        else {
+          reject(error);
+          // A half-read answer leaves the socket in an unknown state: never hand it back to the pool.
+          req?.destroy();
+        }
+      };
+      const options: RequestOptions = {
+        protocol: target.protocol,
+        hostname: target.hostname,
+        ...(target.port ? { port: target.port } : {}),
+        method: 'GET',
+        path,
+        headers,
+        agent,
+      };
+      req = request(options, (res) => this.readBody(res, timers, settle));
+      req.on('error', (error) => settle(error));
+      timers.push(
+        setTimeout(
+          () => settle(new TimeoutError(`no response within ${this.requestTimeoutMs} ms`)),
+          this.requestTimeoutMs,
+        ),
+      );
+      req.on('socket', (socket) => {
+        // A pooled keep-alive socket is already connected; only a new one can hang in connect.
+        if (!socket.connecting) return;
+        const timer = setTimeout(
+          () => settle(new TimeoutError(`no connection within ${this.connectionTimeoutMs} ms`)),
+          this.connectionTimeoutMs,
+        );
+        timers.push(timer);
+        socket.once('connect', () => clearTimeout(timer));
+      });
+      req.end();
+    });
+  }
+
+  private readBody(
+    res: IncomingMessage,
+    timers: NodeJS.Timeout[],
+    settle: (error: unknown, answer?: Answer) => void,
+  ) {
+    // The headers arrived: from now on only a body that stalls for requestTimeoutMs is a fault.
+    for (const timer of timers.splice(0)) clearTimeout(timer);
+    const idle = setTimeout(
+      () => settle(new TimeoutError(`response body stalled for ${this.requestTimeoutMs} ms`)),
+      this.requestTimeoutMs,
+    );
+    timers.push(idle);
+    res.on('error', (error) => settle(error));
+    res.on('close', () => {
+      if (!res.complete) settle(new IncompleteBodyError('connection closed before the end of the response'));
+    });
+    const status = res.statusCode ?? 0;
+    const declared = res.headers['content-length'];
+    // A 304 may carry the entity's content-length, yet never a body.
+    const length =
+      status === 304 || status === 204
+        ? 0
+        : declared !== undefined && /^\d+$/.test(declared)
+          ? Number(declared)
+          : undefined;
+    // Model weights run to many MB: one exact allocation, no chunk list to concatenate. Not from
+    // Buffer's shared pool either, so the view owns its whole ArrayBuffer (tfjs then takes it as is).
+    let exact: Buffer | undefined;
+    try {
+      exact = length === undefined ? undefined : Buffer.allocUnsafeSlow(length);
+    } catch (error) {
+      // A length no buffer can hold: a fault to report, not an exception inside the HTTP parser.
+      settle(error);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let received = 0;
+    res.on('data', (chunk: Buffer) => {
+      idle.refresh();
+      if (exact) {
+        if (received + chunk.length > exact.length) {
+          settle(new IncompleteBodyError(`response body longer than its content-length ${exact.length}`));
+          return;
+        }
+        exact.set(chunk, received);
+      } else {
+        chunks.push(chunk);
+      }
+      received += chunk.length;
+    });
+    res.on('end', () => {
+      if (exact && received !== exact.length) {
+        settle(new IncompleteBodyError(`response body ended after ${received} of ${exact.length} bytes`));
+        return;
+      }
+      let body: Uint8Array;
+      if (exact) body = new Uint8Array(exact.buffer, exact.byteOffset, exact.length);
+      else {
+        body = new Uint8Array(received);
+        let offset = 0;
+        for (const chunk of chunks) {
+          body.set(chunk, offset);
+          offset += chunk.length;
+        }
+      }
+      settle(undefined, { status, headers: res.headers, body });
+    });
+  }
+
+  private connection() {
+    if (!this.transport) {
+      // Not `import ... from 'node:http'`: building that module's ESM facade runs getters that load
+      // undici (fetch, WebSocket), ~30 ms of a cold start for nothing (profiled; docs/benchmarks.md).
+      if (typeof process.getBuiltinModule !== 'function') {
+        throw new ConfigurationError('S3ObjectReader needs Node.js 20.16, 22.3 or later');
+      }
+      const http: HttpModule =
+        this.target.protocol === 'https:'
+          ? (process.getBuiltinModule('node:https') as unknown as HttpModule)
+          : process.getBuiltinModule('node:http');
+      this.transport = {
+        request: http.request,
+        agent: new http.Agent({ keepAlive: true, maxSockets: 64 }),
+      };
+    }
+    return this.transport;
+  }
+
+  private fault(action: string, error: unknown): AiaasError {
+    if (error instanceof AiaasError) return error;
+    if (error instanceof S3ResponseError && error.status === 403) {
+      return new RegistryUnavailableError(`Registry ${this.description} denied access (${action})`, {
+        cause: error,
+      });
+    }
+    const status = error instanceof S3ResponseError ? error.status : undefined;
+    const detail =
+      error instanceof S3ResponseError
+        ? error.code
+        : ((error as NodeJS.ErrnoException)?.code ?? (error as Error)?.name ?? 'error');
+    return new RegistryUnavailableError(
+      `Registry ${this.description} is unavailable (${action}: ${detail}${status ? ` ${status}` : ''})`,
+      { cause: error },
+    );
+  }
+}
+
+function readOnly(action: string): ConfigurationError {
+  return new ConfigurationError(
+    `The inference function's registry reader is read-only (${action}): writers use S3ObjectStore`,
+  );
+}
+
+function credentialsFromEnv(): S3ReaderCredentials {
+  const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey } = process.env;
+  if (!accessKeyId || !secretAccessKey) {
+    throw new ConfigurationError(
+      'S3ObjectReader has no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), as Lambda does, or pass them in its settings',
+    );
+  }
+  const sessionToken = process.env.AWS_SESSION_TOKEN;
+  return { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
+}
+
+function targetOf(bucket: string, region: string, endpoint: string | undefined): Target {
+  if (endpoint) {
+    const url = new URL(endpoint);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new ConfigurationError(`S3 endpoint ${endpoint} is not an http(s) URL`);
+    }
+    const base = url.pathname.replace(/\/+$/, '');
+    return {
+      protocol: url.protocol,
+      hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      ...(url.port ? { port: Number(url.port) } : {}),
+      host: url.host,
+      bucketPath: `${base}/${escapeUri(bucket)}`,
+    };
+  }
+  const domain = `s3.${region}.amazonaws.com${region.startsWith('cn-') ? '.cn' : ''}`;
+  // A bucket name with dots does not match S3's wildcard TLS certificate as a host name: path-style.
+  if (bucket.includes('.')) {
+    return { protocol: 'https:', hostname: domain, host: domain, bucketPath: `/${escapeUri(bucket)}` };
+  }
+  const hostname = `${bucket}.${domain}`;
+  return { protocol: 'https:', hostname, host: hostname, bucketPath: '' };
+}
+
+/** RFC 3986 encoding as SigV4 wants it: everything but A-Z a-z 0-9 - _ . ~ as %XX. */
+function escapeUri(text: string): string {
+  return encodeURIComponent(text).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+}
+
+/** An object key as an S3 path: each segment encoded, the '/' between them kept. */
+function escapePath(key: string): string {
+  return key.split('/').map(escapeUri).join('/');
+}
+
+function headerValue(value: string | string[] | undefined): string {
+  return (Array.isArray(value) ? value[0] : value) ?? '';
+}
+
+function responseError(answer: Answer): S3ResponseError {
+  const xml = new TextDecoder().decode(answer.body);
+  const code = textOf(xml, 'Code') ?? `Http${answer.status}`;
+  return new S3ResponseError(
+    code,
+    answer.status,
+    textOf(xml, 'Message') ?? `S3 answered ${answer.status}`,
+    textOf(xml, 'RequestId') ?? headerValue(answer.headers['x-amz-request-id']),
+  );
+}
+
+/**
+ * The few fields of a ListObjectsV2 answer the registry uses. S3 escapes '<' and '&' in text, so
+ * no element's text can contain markup and a pattern per element is exact.
+ */
+function parseListing(xml: string): { objects: ListedObject[]; next?: string } {
+  if (!/<ListBucketResult[\s>]/.test(xml)) {
+    throw new S3ResponseError('MalformedListing', 200, 'S3 answered a listing without ListBucketResult');
+  }
+  const objects: ListedObject[] = [];
+  for (const match of xml.matchAll(/<Contents(?:\s[^>]*)?>([\s\S]*?)<\/Contents>/g)) {
+    const item = match[1] ?? '';
+    const key = textOf(item, 'Key');
+    if (key === undefined) continue;
+    const modified = textOf(item, 'LastModified');
+    const lastModified = modified ? new Date(modified) : undefined;
+    objects.push({
+      key,
+      size: Number(textOf(item, 'Size') ?? 0) || 0,
+      ...(lastModified && !Number.isNaN(lastModified.getTime()) ? { lastModified } : {}),
+    });
+  }
+  const next = textOf(xml, 'IsTruncated') === 'true' ? textOf(xml, 'NextContinuationToken') : undefined;
+  return next ? { objects, next } : { objects };
+}
+
+/** The decoded text of the first `<tag>` element in `xml`. */
+function textOf(xml: string, tag: string): string | undefined {
+  const match = new RegExp(`<${tag}(?:\\s[^>]*)?>([^<]*)</${tag}>`).exec(xml);
+  return match ? decodeXml(match[1] ?? '') : undefined;
+}
+
+const XML_ENTITIES: Readonly<Record<string, string>> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+
+function decodeXml(text: string): string {
+  return text.replace(/&(#x[0-9A-Fa-f]+|#[0-9]+|amp|lt|gt|quot|apos);/g, (_, entity: string) =>
+    entity.startsWith('#x')
+      ? String.fromCodePoint(Number.parseInt(entity.slice(2), 16))
+      : entity.startsWith('#')
+        ? String.fromCodePoint(Number(entity.slice(1)))
+        : (XML_ENTITIES[entity] ?? ''),
+  );
+}
