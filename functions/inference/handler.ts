@@ -6,6 +6,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
+import { monotonicMs } from '../shared/clock.js';
 import { AiaasError, MethodNotAllowedError } from '../shared/errors.js';
 import { ModelRegistry } from '../shared/registry/registry.js';
 import { S3ObjectReader } from '../shared/registry/s3-reader.js';
@@ -105,7 +106,7 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
   return async (event) => {
     const method = (event.requestContext?.http?.method ?? 'GET').toUpperCase();
     const path = event.rawPath ?? '/';
-    const started = performance.now();
+    const started = monotonicMs();
     let response: FunctionUrlResult;
     let measured = false;
     try {
@@ -121,7 +122,7 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
       if (target.kind === 'predict' && measuring) {
         metrics.addDimension('version', String(result.version));
         metrics.addMetric('Predictions', MetricUnit.Count, 1);
-        metrics.addMetric('PredictLatency', MetricUnit.Milliseconds, performance.now() - started);
+        metrics.addMetric('PredictLatency', MetricUnit.Milliseconds, monotonicMs() - started);
         measured = true;
       }
     } catch (error) {

@@ -1,3 +1,4 @@
+import { monotonicMs } from '../shared/clock.js';
 import {
   AiaasError,
   IntegrityError,
@@ -78,7 +79,7 @@ export class InferenceService {
   private readonly now: () => number;
 
   constructor(private readonly options: InferenceOptions) {
-    this.now = options.now ?? (() => performance.now());
+    this.now = options.now ?? monotonicMs;
   }
 
   /** The version being served, if any (for logs and metrics). */

@@ -4,7 +4,7 @@ import { ApplicationLogLevel } from 'aws-cdk-lib/aws-lambda';
 import { type BundlingOptions, LogLevel, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { common } from '../../scripts/lib/bundle.js';
+import { common, INFERENCE_BUILD } from '../../scripts/lib/bundle.js';
 
 /** Log levels shared by Powertools (`POWERTOOLS_LOG_LEVEL`) and Lambda's application log filter. */
 export type FunctionLogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
@@ -37,6 +37,15 @@ export const FUNCTION_BUNDLING: BundlingOptions = {
   externalModules: ['@tensorflow/tfjs-node', '/opt/*'],
   logLevel: LogLevel.ERROR,
   forceDockerBundling: false,
+};
+
+/** FUNCTION_BUNDLING plus what the inference bundle does for its cold start (`INFERENCE_BUILD`, as `npm run build` does). */
+export const INFERENCE_BUNDLING: BundlingOptions = {
+  ...FUNCTION_BUNDLING,
+  define: { ...INFERENCE_BUILD.define },
+  esbuildArgs: Object.fromEntries(
+    Object.entries(INFERENCE_BUILD.alias).map(([from, to]): [string, string] => [`--alias:${from}`, to]),
+  ),
 };
 
 /**

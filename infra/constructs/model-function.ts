@@ -23,10 +23,10 @@ import { FunctionAlarms } from './function-alarms.js';
 import {
   APPLICATION_LOG_LEVEL,
   DEFAULT_LOG_RETENTION,
-  FUNCTION_BUNDLING,
   type FunctionLogLevel,
   functionLogGroup,
   functionRole,
+  INFERENCE_BUNDLING,
 } from './function-defaults.js';
 import { grantRegistryAccess } from './registry-access.js';
 import { TfjsRuntimeLayer } from './tfjs-runtime-layer.js';
@@ -234,7 +234,7 @@ export class ModelFunction extends Construct {
             projectRoot: paths.root,
             depsLockFilePath: paths.lockFile,
             layers: [props.runtimeLayer!.layer],
-            bundling: FUNCTION_BUNDLING,
+            bundling: INFERENCE_BUNDLING,
           });
 
     const provisioned = props.provisionedConcurrency ?? 0;

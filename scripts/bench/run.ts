@@ -23,7 +23,9 @@ import { InferenceService } from '../../functions/inference/service.js';
 import {
   artifactsToFiles,
   captureIOHandler,
-  filesToArtifacts,
+  disposeModel,
+  loadModel,
+  registryIOHandler,
   signatureOf,
 } from '../../functions/shared/model/artifacts.js';
 import { keys } from '../../functions/shared/registry/layout.js';
@@ -341,10 +343,10 @@ async function main() {
       };
       const oursLoadModel = async () => {
         const started = performance.now();
-        const { files } = await s3.registry.readVersion('big', big.version);
-        const model = await runtime.layers.loadLayersModel(runtime.tf.io.fromMemory(filesToArtifacts(files)));
+        // What the inference function does: registry reads (parallel, sha256-verified) and tfjs build.
+        const loaded = await loadModel(runtime, registryIOHandler(s3.registry, 'big', big.version));
         const ms = performance.now() - started;
-        model.dispose();
+        disposeModel(loaded);
         return ms;
       };
       await rawGet();

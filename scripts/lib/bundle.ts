@@ -60,6 +60,19 @@ export async function buildRuntimeLayer(outDir = join(DIST, 'layers/tfjs-runtime
   return outDir;
 }
 
+/**
+ * What the inference bundle does differently, for its cold start (`npm run build` and the CDK
+ * alike): node:crypto is replaced by lazy forwarders (see functions/shared/lazy-node-crypto.ts),
+ * and the global `crypto` (Web Crypto) reads as undefined. Its one reader, @smithy/core's UUID
+ * helper, probes it when its module loads — which loads all of Web Crypto, ~12 ms (profiled) —
+ * and falls back to node:crypto's getRandomValues when it is absent. Nothing in the bundle needs
+ * Web Crypto.
+ */
+export const INFERENCE_BUILD = {
+  alias: { 'node:crypto': join(ROOT, 'functions/shared/lazy-node-crypto.ts') },
+  define: { crypto: 'undefined' },
+} as const;
+
 /** One function's handler bundle (`index.mjs`); the runtime is not in it, it comes from the layer. */
 export async function buildFunction(name: 'inference' | 'retrain', outDir = join(DIST, 'functions', name)) {
   rmSync(outDir, { recursive: true, force: true });
@@ -72,6 +85,9 @@ export async function buildFunction(name: 'inference' | 'retrain', outDir = join
     target: 'node24',
     entryPoints: [join(ROOT, 'functions', name, 'handler.ts')],
     outfile: join(outDir, 'index.mjs'),
+    ...(name === 'inference'
+      ? { alias: { ...INFERENCE_BUILD.alias }, define: { ...INFERENCE_BUILD.define } }
+      : {}),
   });
   return outDir;
 }

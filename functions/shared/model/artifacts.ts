@@ -6,6 +6,7 @@ import { IntegrityError, ValidationError } from '../errors.js';
 import type { ModelRegistry } from '../registry/registry.js';
 import type { ArtifactFile, Signature, TensorSpec, VersionMetadata } from '../registry/types.js';
 import type { TfRuntime } from '../runtime/types.js';
+import { loadLayersModelFast } from './weights.js';
 
 /** tfjs's default shard size: small enough to fetch in parallel, large enough to keep requests few. */
 export const SHARD_BYTES = 4 * 1024 * 1024;
@@ -229,7 +230,10 @@ export async function loadModel(
     };
     return { format: 'graph-model', model, signature };
   }
-  const model = await runtime.layers.loadLayersModel(memory);
+  // Big models load several times faster without tfjs's copies of the weights (see weights.ts);
+  // what that path does not handle (no weights, optimizer or string weights) goes to tfjs.
+  const fast = await loadLayersModelFast(runtime, artifacts);
+  const model = fast ? fast.model : await runtime.layers.loadLayersModel(memory);
   return { format: 'layers-model', model, signature: signatureOf(runtime, model) };
 }
 

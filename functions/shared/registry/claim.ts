@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { randomId } from '../digest.js';
 import { ConflictError } from '../errors.js';
 import type { ObjectStore } from './store.js';
 
@@ -18,7 +18,7 @@ export async function claimSlot(
   store: ObjectStore,
   slotPrefix: string,
   body: string,
-  id: string = randomUUID(),
+  id: string = randomId(),
 ): Promise<{ won: boolean; key: string }> {
   const key = `${slotPrefix}${id}.json`;
   try {

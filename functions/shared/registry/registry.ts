@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomId, sha256 } from '../digest.js';
 import { ConflictError, IntegrityError, InvalidNameError, NotFoundError } from '../errors.js';
 import { claimSlot, type RetryOptions, withClaimRetries } from './claim.js';
 import {
@@ -11,10 +11,6 @@ import {
 } from './layout.js';
 import type { ListedObject, ObjectStore, StoredObject } from './store.js';
 import type { AliasEvent, AliasPointer, ArtifactFile, FileDigest, VersionMetadata } from './types.js';
-
-export function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
 
 const JSON_TYPE = 'application/json';
 /** A history slot still holding several entries after this long was left by a crashed writer. */
@@ -169,7 +165,7 @@ export class ModelRegistry {
     }
     if (!files.some((f) => f.name === 'model.json')) throw new IntegrityError('A version needs a model.json');
 
-    const claimId = randomUUID();
+    const claimId = randomId();
     const version = await withClaimRetries(
       `allocating a version of ${model}`,
       async () => {
@@ -346,7 +342,7 @@ export class ModelRegistry {
     assertAliasName(alias);
     parseVersion(version);
     await this.getMetadata(model, version); // the target must be a committed version
-    const id = randomUUID();
+    const id = randomId();
     const event = await withClaimRetries(
       `moving ${model}@${alias}`,
       async () => {

@@ -1,5 +1,5 @@
 import type { Agent, ClientRequest, IncomingHttpHeaders, IncomingMessage, RequestOptions } from 'node:http';
-import { Hash } from '@smithy/hash-node';
+import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { AiaasError, ConfigurationError, RegistryUnavailableError } from '../errors.js';
@@ -95,7 +95,8 @@ export class S3ObjectReader implements ObjectStore {
       service: 's3',
       region,
       credentials: settings.credentials ?? credentialsFromEnv(),
-      sha256: Hash.bind(null, 'sha256'),
+      // The JS sha256: signing hashes a few short strings, not worth loading node:crypto for.
+      sha256: Sha256,
       // S3 signs the path as sent (each segment encoded once), unlike other services.
       uriEscapePath: false,
       applyChecksum: true,

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { RuntimePreference, TfRuntime } from './types.js';
@@ -16,6 +15,9 @@ export function resolveRuntimeModule(env: NodeJS.ProcessEnv = process.env): stri
     '/opt/aiaas-runtime/runtime.mjs',
     fileURLToPath(new URL('../../layers/tfjs-runtime/aiaas-runtime/runtime.mjs', import.meta.url)),
   ];
+  // node:fs itself, not its ES-module facade, whose getters load fs/promises and readline: ~7 ms
+  // of a cold start that may never need this module.
+  const { existsSync } = process.getBuiltinModule('node:fs');
   const found = candidates.find((path) => existsSync(path));
   if (!found)
     throw new Error(`tfjs runtime module not found (looked in ${candidates.join(', ')}); run npm run build`);

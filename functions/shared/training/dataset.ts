@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { parse } from 'csv-parse/sync';
+import { sha256 } from '../digest.js';
 import { ConfigurationError, ValidationError } from '../errors.js';
 import type { ModelDefinition } from '../manifest.js';
 import type { ObjectStore } from '../registry/store.js';
@@ -172,11 +173,6 @@ export function parseCsv(text: string | Uint8Array, key: string, definition: Mod
 export interface LoadDatasetOptions {
   /** Refuse (ConfigurationError) before downloading when the CSV objects total more bytes than this. */
   readonly maxBytes?: number;
-}
-
-/** sha256 of bytes, hex. */
-function sha256(bytes: Uint8Array | string): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 /** The CSV objects under a prefix, in key order (S3's own order, made explicit). */
