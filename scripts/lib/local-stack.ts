@@ -170,8 +170,11 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
   server.keepAliveTimeout = 65_000;
 
   async function serve(req: IncomingMessage, res: ServerResponse) {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    let path = url.pathname;
+    // The raw path and query, as a function URL passes them (no URL normalisation).
+    const raw = req.url ?? '/';
+    const q = raw.indexOf('?');
+    let path = q < 0 ? raw : raw.slice(0, q);
+    const query = q < 0 ? '' : raw.slice(q + 1);
     let model: string | undefined;
     const fn = FUNCTION_PREFIX.exec(path);
     if (fn) {
@@ -209,7 +212,7 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
         }),
       );
     }
-    const event = toEvent(req, url, path, body);
+    const event = toEvent(req, path, query, body);
     send(res, await handlerFor(model)(event, { awsRequestId: event.requestContext?.requestId ?? '' }));
   }
 
@@ -279,23 +282,24 @@ function readBody(req: IncomingMessage): Promise<Buffer | 'too-large'> {
 const TEXT_TYPES = /^(text\/|application\/(json|xml|x-www-form-urlencoded|javascript)|[^;]*\+json)/i;
 
 /** The payload-2.0 event a function URL would send for this request. */
-export function toEvent(req: IncomingMessage, url: URL, path: string, body: Buffer): FunctionUrlEvent {
+export function toEvent(req: IncomingMessage, path: string, query: string, body: Buffer): FunctionUrlEvent {
+  // Node has already lower-cased the names and joined repeated headers.
   const headers: Record<string, string> = {};
-  for (const [key, value] of Object.entries(req.headers)) {
-    if (value !== undefined) headers[key.toLowerCase()] = Array.isArray(value) ? value.join(',') : value;
+  for (const key in req.headers) {
+    const value = req.headers[key];
+    if (value !== undefined) headers[key] = Array.isArray(value) ? value.join(',') : value;
   }
   const contentType = headers['content-type'] ?? '';
   // Function URLs pass text bodies as they are and base64-encode everything else.
   const isBase64 = body.length > 0 && !TEXT_TYPES.test(contentType);
   const now = new Date();
-  const query = url.search.startsWith('?') ? url.search.slice(1) : url.search;
   return {
     version: '2.0',
     routeKey: '$default',
     rawPath: path,
     rawQueryString: query,
     headers,
-    ...(query ? { queryStringParameters: Object.fromEntries(url.searchParams) } : {}),
+    ...(query ? { queryStringParameters: Object.fromEntries(new URLSearchParams(query)) } : {}),
     requestContext: {
       accountId: 'anonymous',
       apiId: 'local',
