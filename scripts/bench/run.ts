@@ -30,6 +30,7 @@ import {
 } from '../../functions/shared/model/artifacts.js';
 import { keys } from '../../functions/shared/registry/layout.js';
 import { ModelRegistry } from '../../functions/shared/registry/registry.js';
+import { S3ObjectReader } from '../../functions/shared/registry/s3-reader.js';
 import { createS3Client, S3ObjectStore } from '../../functions/shared/registry/store.js';
 import type { TfRuntime } from '../../functions/shared/runtime/types.js';
 import { DIST, ROOT } from '../lib/bundle.js';
@@ -120,6 +121,15 @@ function remoteS3(endpoint: string) {
     endpoint,
     bucket: DEFAULT_BUCKET,
     registry: new ModelRegistry(new S3ObjectStore(client, DEFAULT_BUCKET, endpoint)),
+    // What the inference function reads the registry with (the SDK above publishes).
+    reader: new ModelRegistry(
+      new S3ObjectReader({
+        bucket: DEFAULT_BUCKET,
+        endpoint,
+        credentials: LOCAL_CREDENTIALS,
+        region: 'us-east-1',
+      }),
+    ),
     close: async () => client.destroy(),
   };
 }
@@ -350,13 +360,13 @@ async function main() {
       const names = Object.keys(big.files);
       const rawGet = async () => {
         const started = performance.now();
-        await Promise.all(names.map((n) => s3.registry.store.get(keys.file('big', big.version, n))));
+        await Promise.all(names.map((n) => s3.reader.store.get(keys.file('big', big.version, n))));
         return performance.now() - started;
       };
       const oursLoadModel = async () => {
         const started = performance.now();
         // What the inference function does: registry reads (parallel, sha256-verified) and tfjs build.
-        const loaded = await loadModel(runtime, registryIOHandler(s3.registry, 'big', big.version));
+        const loaded = await loadModel(runtime, registryIOHandler(s3.reader, 'big', big.version));
         const ms = performance.now() - started;
         disposeModel(loaded);
         return ms;

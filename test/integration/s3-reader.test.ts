@@ -259,6 +259,12 @@ describe('S3ObjectReader on s3rver', () => {
     const empty = await reader.get('bin/empty.bin');
     expect(empty?.body.length).toBe(0);
     expect(empty?.etag).toBe((await writer.get('bin/empty.bin'))?.etag);
+
+    // Asked for, the sha256 comes with the body: hashed as it arrived (big) or at the end (small).
+    const expected = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+    expect((await reader.get('bin/big.bin', { sha256: true }))?.sha256).toBe(expected(big));
+    expect((await reader.get('bin/empty.bin', { sha256: true }))?.sha256).toBe(expected(new Uint8Array()));
+    expect(got?.sha256).toBeUndefined();
   });
 
   it('reads, lists and signs keys that need encoding', async () => {

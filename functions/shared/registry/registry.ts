@@ -117,9 +117,9 @@ export class ModelRegistry {
     const entries = Object.entries(metadata.files);
     const files = await Promise.all(
       entries.map(async ([name, digest]) => {
-        const object = await this.store.get(keys.file(model, version, name));
+        const object = await this.store.get(keys.file(model, version, name), { sha256: true });
         if (!object) throw new IntegrityError(`${model} v${version}: file ${name} is missing`);
-        verify(model, version, name, object.body, digest);
+        verify(model, version, name, object.body, digest, object.sha256);
         options.onFile?.(name, object.body);
         return [name, object.body] as const;
       }),
@@ -539,8 +539,16 @@ export class ModelRegistry {
   }
 }
 
-function verify(model: string, version: number, name: string, bytes: Uint8Array, digest: FileDigest) {
-  if (bytes.byteLength !== digest.size || sha256(bytes) !== digest.sha256) {
+function verify(
+  model: string,
+  version: number,
+  name: string,
+  bytes: Uint8Array,
+  digest: FileDigest,
+  /** The store's sha256 of the same bytes, computed as they arrived. */
+  computed?: string,
+) {
+  if (bytes.byteLength !== digest.size || (computed ?? sha256(bytes)) !== digest.sha256) {
     throw new IntegrityError(
       `${model} v${version}: ${name} does not match its sha256 (${bytes.byteLength} bytes, expected ${digest.size})`,
     );

@@ -2,8 +2,9 @@ import type { Agent, ClientRequest, IncomingHttpHeaders, IncomingMessage, Reques
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { NATIVE_FROM_BYTES, nodeCrypto, sha256 } from '../digest.js';
 import { AiaasError, ConfigurationError, RegistryUnavailableError } from '../errors.js';
-import type { ListedObject, ObjectStore, PutOptions, StoredObject } from './store.js';
+import type { GetOptions, ListedObject, ObjectStore, PutOptions, StoredObject } from './store.js';
 
 export interface S3ReaderCredentials {
   readonly accessKeyId: string;
@@ -33,6 +34,8 @@ interface Answer {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
   readonly body: Uint8Array;
+  /** Hex sha256 of the body, when asked for. */
+  readonly sha256?: string;
 }
 
 interface Target {
@@ -106,8 +109,8 @@ export class S3ObjectReader implements ObjectStore {
     this.maxAttempts = Math.max(1, settings.maxAttempts ?? 2);
   }
 
-  async get(key: string): Promise<StoredObject | undefined> {
-    const result = await this.fetch(key);
+  async get(key: string, options: GetOptions = {}): Promise<StoredObject | undefined> {
+    const result = await this.fetch(key, undefined, options.sha256 === true);
     return result === 'unchanged' ? undefined : result;
   }
 
@@ -115,19 +118,28 @@ export class S3ObjectReader implements ObjectStore {
     return this.fetch(key, etag);
   }
 
-  private async fetch(key: string, ifNoneMatch?: string): Promise<StoredObject | 'unchanged' | undefined> {
+  private async fetch(
+    key: string,
+    ifNoneMatch?: string,
+    hashBody = false,
+  ): Promise<StoredObject | 'unchanged' | undefined> {
     let answer: Answer;
     try {
       answer = await this.send(
         `${this.target.bucketPath}/${escapePath(key)}`,
         {},
         ifNoneMatch ? { 'if-none-match': ifNoneMatch } : {},
+        hashBody,
       );
     } catch (error) {
       throw this.fault(`read ${key}`, error);
     }
     if (answer.status >= 200 && answer.status < 300) {
-      return { body: answer.body, etag: headerValue(answer.headers.etag) };
+      return {
+        body: answer.body,
+        etag: headerValue(answer.headers.etag),
+        ...(answer.sha256 ? { sha256: answer.sha256 } : {}),
+      };
     }
     if (answer.status === 304) return 'unchanged';
     const error = responseError(answer);
@@ -207,6 +219,7 @@ export class S3ObjectReader implements ObjectStore {
     path: string,
     query: Record<string, string>,
     extraHeaders: Record<string, string>,
+    hashBody = false,
   ): Promise<Answer> {
     const search = Object.entries(query)
       .map(([name, value]) => `${escapeUri(name)}=${escapeUri(value)}`)
@@ -232,7 +245,7 @@ export class S3ObjectReader implements ObjectStore {
       let answer: Answer | undefined;
       let failure: unknown;
       try {
-        answer = await this.exchange(search ? `${path}?${search}` : path, signed.headers);
+        answer = await this.exchange(search ? `${path}?${search}` : path, signed.headers, hashBody);
       } catch (error) {
         failure = error;
       }
@@ -248,7 +261,7 @@ export class S3ObjectReader implements ObjectStore {
   }
 
   /** One HTTP exchange, bounded in time at every stage: connect, headers, each chunk of the body. */
-  private exchange(path: string, headers: Record<string, string>): Promise<Answer> {
+  private exchange(path: string, headers: Record<string, string>, hashBody = false): Promise<Answer> {
     const { request, agent } = this.connection();
     const target = this.target;
     return new Promise<Answer>((resolve, reject) => {
@@ -275,7 +288,7 @@ export class S3ObjectReader implements ObjectStore {
         headers,
         agent,
       };
-      req = request(options, (res) => this.readBody(res, timers, settle));
+      req = request(options, (res) => this.readBody(res, timers, settle, hashBody));
       req.on('error', (error) => settle(error));
       timers.push(
         setTimeout(
@@ -301,6 +314,7 @@ export class S3ObjectReader implements ObjectStore {
     res: IncomingMessage,
     timers: NodeJS.Timeout[],
     settle: (error: unknown, answer?: Answer) => void,
+    hashBody: boolean,
   ) {
     // The headers arrived: from now on only a body that stalls for requestTimeoutMs is a fault.
     for (const timer of timers.splice(0)) clearTimeout(timer);
@@ -334,8 +348,16 @@ export class S3ObjectReader implements ObjectStore {
     }
     const chunks: Buffer[] = [];
     let received = 0;
+    // Big bodies (weights) are hashed chunk by chunk as they arrive, while the rest of the
+    // download is still in flight, instead of all at once after it: verification then adds
+    // almost nothing to a load. Small ones are hashed at the end, in JS (see digest.ts).
+    const hash =
+      hashBody && exact && status >= 200 && status < 300 && exact.length >= NATIVE_FROM_BYTES
+        ? nodeCrypto().createHash('sha256')
+        : undefined;
     res.on('data', (chunk: Buffer) => {
       idle.refresh();
+      hash?.update(chunk);
       if (exact) {
         if (received + chunk.length > exact.length) {
           settle(new IncompleteBodyError(`response body longer than its content-length ${exact.length}`));
@@ -362,7 +384,12 @@ export class S3ObjectReader implements ObjectStore {
           offset += chunk.length;
         }
       }
-      settle(undefined, { status, headers: res.headers, body });
+      const digest = hash
+        ? hash.digest('hex')
+        : hashBody && status >= 200 && status < 300
+          ? sha256(body)
+          : undefined;
+      settle(undefined, { status, headers: res.headers, body, ...(digest ? { sha256: digest } : {}) });
     });
   }
 

@@ -13,6 +13,13 @@ import { type AiaasError, ConflictError, RegistryUnavailableError } from '../err
 export interface StoredObject {
   readonly body: Uint8Array;
   readonly etag: string;
+  /** Hex sha256 of the body, when asked for and the store computed it while reading. */
+  readonly sha256?: string;
+}
+
+export interface GetOptions {
+  /** Compute the body's sha256 while it arrives (stores that cannot leave it out). */
+  readonly sha256?: boolean;
 }
 
 export interface ListedObject {
@@ -35,7 +42,7 @@ export interface PutOptions {
  */
 export interface ObjectStore {
   /** The object, or undefined when the key does not exist. */
-  get(key: string): Promise<StoredObject | undefined>;
+  get(key: string, options?: GetOptions): Promise<StoredObject | undefined>;
   /** Like get, but answers 'unchanged' when the object still has entity tag `etag` (a cheap 304). */
   getIfChanged(key: string, etag: string): Promise<StoredObject | 'unchanged' | undefined>;
   put(key: string, body: Uint8Array | string, options?: PutOptions): Promise<{ etag: string }>;
