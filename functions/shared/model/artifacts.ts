@@ -6,7 +6,7 @@ import { IntegrityError, ValidationError } from '../errors.js';
 import type { ModelRegistry } from '../registry/registry.js';
 import type { ArtifactFile, Signature, TensorSpec, VersionMetadata } from '../registry/types.js';
 import type { TfRuntime } from '../runtime/types.js';
-import { loadLayersModelFast } from './weights.js';
+import { gather, loadLayersModelFast } from './weights.js';
 
 /** tfjs's default shard size: small enough to fetch in parallel, large enough to keep requests few. */
 export const SHARD_BYTES = 4 * 1024 * 1024;
@@ -32,7 +32,7 @@ export function artifactsToFiles(artifacts: io.ModelArtifacts, shardBytes = SHAR
   const count = Math.max(1, Math.ceil(total / shardBytes));
   const shards: ArtifactFile[] = [];
   if (total > 0) {
-    const all = parts.length === 1 ? parts[0]! : concat(parts, total);
+    const all = parts.length === 1 ? parts[0]! : gather(parts, total);
     for (let i = 0; i < count; i++) {
       shards.push({
         name: `group1-shard${i + 1}of${count}.bin`,
@@ -55,16 +55,6 @@ export function artifactsToFiles(artifacts: io.ModelArtifacts, shardBytes = SHAR
     { name: 'model.json', bytes: encoder.encode(JSON.stringify(modelJson)), contentType: 'application/json' },
     ...shards,
   ];
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.byteLength;
-  }
-  return out;
 }
 
 /** An ArrayBuffer holding exactly these bytes, without a copy when the view already spans its buffer. */

@@ -168,7 +168,8 @@ export function decodeWeightTensors(
   return { tensors, paths };
 }
 
-function gather(pieces: readonly Uint8Array[], length: number): Uint8Array {
+/** The pieces, in order, in one new array of `length` bytes. */
+export function gather(pieces: readonly Uint8Array[], length: number): Uint8Array {
   const out = new Uint8Array(length);
   let at = 0;
   for (const piece of pieces) {

@@ -85,3 +85,17 @@ export const keys = {
     `models/${assertModelName(model)}/reports/${parseVersion(version)}/`,
   dataset: (model: string) => `datasets/${assertModelName(model)}/`,
 };
+
+/**
+ * The immediate sub-"folders" of `prefix` among listed objects. Derived from a full listing rather
+ * than S3's Delimiter: S3-compatible servers (s3rver among them) omit common prefixes of deeper
+ * keys, and a registry that misses a version is wrong.
+ */
+export function prefixesOf(objects: readonly { readonly key: string }[], prefix: string): string[] {
+  const prefixes = new Set<string>();
+  for (const { key } of objects) {
+    const slash = key.indexOf('/', prefix.length);
+    if (slash > prefix.length) prefixes.add(key.slice(0, slash + 1));
+  }
+  return [...prefixes];
+}

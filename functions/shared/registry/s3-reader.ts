@@ -4,6 +4,7 @@ import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { NATIVE_FROM_BYTES, nodeCrypto, sha256 } from '../digest.js';
 import { AiaasError, ConfigurationError, RegistryUnavailableError } from '../errors.js';
+import { prefixesOf } from './layout.js';
 import type { GetOptions, ListedObject, ObjectStore, PutOptions, StoredObject } from './store.js';
 
 export interface S3ReaderCredentials {
@@ -175,14 +176,7 @@ export class S3ObjectReader implements ObjectStore {
   }
 
   async listPrefixes(prefix: string): Promise<string[]> {
-    // Derived from the full listing rather than S3's Delimiter, as S3ObjectStore does: S3-compatible
-    // servers (s3rver among them) omit common prefixes of deeper keys.
-    const prefixes = new Set<string>();
-    for (const { key } of await this.list(prefix)) {
-      const slash = key.indexOf('/', prefix.length);
-      if (slash > prefix.length) prefixes.add(key.slice(0, slash + 1));
-    }
-    return [...prefixes];
+    return prefixesOf(await this.list(prefix), prefix);
   }
 
   async put(key: string, _body?: Uint8Array | string, _options?: PutOptions): Promise<{ etag: string }> {

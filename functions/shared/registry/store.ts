@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { type AiaasError, ConflictError, RegistryUnavailableError } from '../errors.js';
+import { prefixesOf } from './layout.js';
 
 /** One stored object: its bytes and its entity tag. */
 export interface StoredObject {
@@ -212,14 +213,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async listPrefixes(prefix: string): Promise<string[]> {
-    // Derived from the full listing rather than S3's Delimiter: S3-compatible servers (s3rver among
-    // them) omit common prefixes of deeper keys, and a registry that misses a version is wrong.
-    const prefixes = new Set<string>();
-    for (const { key } of await this.list(prefix)) {
-      const slash = key.indexOf('/', prefix.length);
-      if (slash > prefix.length) prefixes.add(key.slice(0, slash + 1));
-    }
-    return [...prefixes];
+    return prefixesOf(await this.list(prefix), prefix);
   }
 
   async delete(key: string): Promise<void> {
