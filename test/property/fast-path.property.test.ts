@@ -274,6 +274,23 @@ describe('fast path refusals', () => {
     });
   });
 
+  it('leaves a model whose signature does not match its layers to tfjs', async () => {
+    const model = runtime.layers.sequential({
+      layers: [runtime.layers.layers.dense({ inputShape: [3], units: 1 })],
+    });
+    const capture = captureIOHandler();
+    await model.save(capture);
+    model.dispose();
+    const byName = new Map(artifactsToFiles(capture.artifacts!).map((f) => [f.name, f.bytes]));
+    const signature = {
+      inputs: [{ name: 'x', dtype: 'float32' as const, shape: [null, 4] }],
+      outputs: [{ name: 'y', dtype: 'float32' as const, shape: [null, 1] }],
+    };
+    expect(compileFastPath(parseModelJson(byName.get('model.json')!), byName, signature)).toEqual({
+      reason: 'the input shape [null, 4] does not match the layers',
+    });
+  });
+
   it('does not change the caller’s input', () => {
     const signature = {
       inputs: [{ name: 'x', dtype: 'float32' as const, shape: [null, 2] }],

@@ -135,7 +135,14 @@ export function compileFastPath(
     const { layers, inputWidth } = chainOf(json);
     if (signature.inputs.length !== 1 || signature.outputs.length !== 1)
       throw new Unsupported('the fast path serves one input and one output');
-    if (signature.inputs[0]!.dtype !== 'float32') throw new Unsupported('the input is not float32');
+    const input = signature.inputs[0]!;
+    if (input.dtype !== 'float32') throw new Unsupported('the input is not float32');
+    // Requests are checked against the signature: it must describe exactly what the layers take.
+    const declared = input.shape.slice(1);
+    if (declared.some((d) => d === null) || declared.reduce<number>((a, b) => a * (b ?? 0), 1) !== inputWidth)
+      throw new Unsupported(
+        `the input shape [${input.shape.map((d) => d ?? 'null').join(', ')}] does not match the layers`,
+      );
     const weights = readWeights(json, shards, maxParameters);
     const steps: Step[] = [];
     let width = inputWidth;
@@ -148,7 +155,9 @@ export function compileFastPath(
     }
     const output = signature.outputs[0]!;
     if (output.shape.length !== 2 || (output.shape[1] !== null && output.shape[1] !== width))
-      throw new Unsupported(`the output shape [${output.shape.join(', ')}] does not match the layers`);
+      throw new Unsupported(
+        `the output shape [${output.shape.map((d) => d ?? 'null').join(', ')}] does not match the layers`,
+      );
     if (weights.unused().length > 0)
       throw new Unsupported(`weights with no layer: ${weights.unused().slice(0, 3).join(', ')}`);
     return { model: new FastModel(signature, weights.parameters, inputWidth, steps) };
