@@ -98,6 +98,7 @@ export function route(method: string, rawPath: string, servedModel: string): Rou
 }
 
 function decodeSegment(segment: string): string {
+  if (!segment.includes('%')) return segment;
   try {
     return decodeURIComponent(segment);
   } catch {
@@ -409,6 +410,13 @@ export interface OutputTensor {
 /** Nested arrays of the given shape from flat values. */
 export function nest(values: ArrayLike<number>, shape: readonly number[], offset = 0): unknown {
   if (shape.length === 0) return values[offset];
+  if (shape.length === 1) {
+    // The common case (one row of a dense model's output), without the general path's allocations.
+    const n = shape[0]!;
+    const out = new Array<number>(n);
+    for (let i = 0; i < n; i++) out[i] = values[offset + i]!;
+    return out;
+  }
   const [head, ...rest] = shape;
   const stride = rest.reduce((a, b) => a * b, 1);
   const out = new Array(head);

@@ -43,12 +43,10 @@ export interface HandlerDeps {
 
 export type Handler = (event: FunctionUrlEvent, context?: Partial<Context>) => Promise<FunctionUrlResult>;
 
-function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): FunctionUrlResult {
-  return {
-    statusCode,
-    headers: { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers },
-    body: JSON.stringify(body),
-  };
+function json(statusCode: number, body: unknown, extra?: Record<string, string>): FunctionUrlResult {
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-store' };
+  if (extra) Object.assign(headers, extra);
+  return { statusCode, headers, body: JSON.stringify(body) };
 }
 
 /**
@@ -113,12 +111,10 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
       const target = route(method, path, config.model);
       const body =
         target.kind === 'predict' ? decodeBody(event.body, event.isBase64Encoded, config.limits) : '';
-      const result = await getService().handle(target, body);
-      response = json(
-        result.status,
-        result.body,
-        result.version ? { 'x-aiaas-model-version': String(result.version) } : {},
-      );
+      const answer = getService().handle(target, body);
+      const result = answer instanceof Promise ? await answer : answer;
+      response = json(result.status, result.body);
+      if (result.version) response.headers['x-aiaas-model-version'] = String(result.version);
       if (target.kind === 'predict' && measuring) {
         metrics.addDimension('version', String(result.version));
         metrics.addMetric('Predictions', MetricUnit.Count, 1);

@@ -87,8 +87,18 @@ export class InferenceService {
     return this.served?.version;
   }
 
-  async handle(route: Route, body: string): Promise<ServiceResult> {
-    const served = await this.current();
+  /**
+   * Answers a route. Synchronous while the loaded version needs no alias check (nearly every warm
+   * request: no promise, no microtask hop), a promise when the registry must be read first.
+   */
+  handle(route: Route, body: string): ServiceResult | Promise<ServiceResult> {
+    const now = this.now();
+    if (this.served && now - this.lastCheck < this.options.aliasCheckMs)
+      return this.answer(this.served, route, body);
+    return this.current().then((served) => this.answer(served, route, body));
+  }
+
+  private answer(served: Served, route: Route, body: string): ServiceResult {
     if (route.version !== undefined && route.version !== served.version) {
       throw new NotFoundError(
         `Version ${route.version} of "${this.options.model}" is not served; alias "${this.options.alias}" serves version ${served.version}`,
