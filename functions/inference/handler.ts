@@ -55,16 +55,17 @@ function json(statusCode: number, body: unknown, extra?: Record<string, string>)
  */
 export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): Handler {
   const logger = deps.log ?? powertoolsLog(config.model);
-  const metrics =
-    deps.metrics ??
-    new Metrics({
-      namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'aiaas',
-      serviceName: `aiaas-${config.model}`,
-    });
+  const own = deps.metrics
+    ? undefined
+    : new FunctionMetrics({
+        namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'aiaas',
+        serviceName: `aiaas-${config.model}`,
+      });
+  const metrics = deps.metrics ?? own!;
   metrics.setDefaultDimensions({ model: config.model });
   // Powertools does the bookkeeping of every call even when publishing is off (the local stack):
   // ~10 µs a request, a third of a warm request's budget (profiled), so skip the calls instead.
-  const measuring = deps.metrics !== undefined || !metricsDisabled();
+  const measuring = own ? own.publishing : true;
   let service: InferenceService | undefined;
   // Every alias check asks for the runtime: resolve and import it once (again only after a failure).
   let runtime: Promise<TfRuntime> | undefined;
@@ -141,13 +142,11 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
   };
 }
 
-/** Powertools' rule for turning metrics off: POWERTOOLS_METRICS_DISABLED, else POWERTOOLS_DEV. */
-function metricsDisabled(env: NodeJS.ProcessEnv = process.env): boolean {
-  const on = (value: string | undefined) =>
-    ['1', 'true', 'yes', 'on'].includes((value ?? '').trim().toLowerCase());
-  return env.POWERTOOLS_METRICS_DISABLED !== undefined
-    ? on(env.POWERTOOLS_METRICS_DISABLED)
-    : on(env.POWERTOOLS_DEV);
+/** Powertools Metrics that tells whether it publishes, by its own rule (POWERTOOLS_METRICS_DISABLED, POWERTOOLS_DEV). */
+class FunctionMetrics extends Metrics {
+  get publishing(): boolean {
+    return !this.isDisabled();
+  }
 }
 
 function powertoolsLog(model: string): Log {

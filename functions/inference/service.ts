@@ -92,10 +92,9 @@ export class InferenceService {
    * request: no promise, no microtask hop), a promise when the registry must be read first.
    */
   handle(route: Route, body: string): ServiceResult | Promise<ServiceResult> {
-    const now = this.now();
-    if (this.served && now - this.lastCheck < this.options.aliasCheckMs)
-      return this.answer(this.served, route, body);
-    return this.current().then((served) => this.answer(served, route, body));
+    const served = this.fresh(this.now());
+    if (served) return this.answer(served, route, body);
+    return this.current().then((current) => this.answer(current, route, body));
   }
 
   private answer(served: Served, route: Route, body: string): ServiceResult {
@@ -137,6 +136,11 @@ export class InferenceService {
     }
   }
 
+  /** The loaded version, while its alias needs no check yet. */
+  private fresh(now: number): Served | undefined {
+    return this.served && now - this.lastCheck < this.options.aliasCheckMs ? this.served : undefined;
+  }
+
   /**
    * The model to serve now: loads it on first use, re-checks the alias when the interval is up.
    * The check runs inside the invocation (one conditional GET, a load only after a promotion):
@@ -145,7 +149,8 @@ export class InferenceService {
    */
   async current(): Promise<Served> {
     const now = this.now();
-    if (this.served && now - this.lastCheck < this.options.aliasCheckMs) return this.served;
+    const fresh = this.fresh(now);
+    if (fresh) return fresh;
     if (!this.served && this.lastFailure && now - this.lastFailureAt < (this.options.retryAfterMs ?? 1_000)) {
       throw this.lastFailure;
     }
@@ -261,11 +266,13 @@ export class InferenceService {
       return runtime;
     };
     if (fastPath === 'off') startRuntime();
+    let modelJson: ReturnType<typeof parseModelJson> | undefined;
     const { metadata, files } = await registry.readVersion(model, version, {
       onFile: (name, bytes) => {
         if (name !== 'model.json' || fastPath === 'off') return;
         try {
-          if (fastPathReason(parseModelJson(bytes)) !== undefined) startRuntime();
+          modelJson = parseModelJson(bytes);
+          if (fastPathReason(modelJson) !== undefined) startRuntime();
         } catch {
           // A model.json that does not parse is reported below, where it is read again.
         }
@@ -274,7 +281,7 @@ export class InferenceService {
     let why = 'the fast path is off';
     if (fastPath === 'auto') {
       const compiled = compileFastPath(
-        parseModelJson(files.get('model.json') ?? new Uint8Array()),
+        modelJson ?? parseModelJson(files.get('model.json') ?? new Uint8Array()),
         files,
         metadata.signature,
       );

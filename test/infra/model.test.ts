@@ -114,6 +114,7 @@ describe('model stacks', () => {
           AIAAS_ALIAS: 'live',
           AIAAS_ALIAS_CHECK_SECONDS: '60',
           AIAAS_RUNTIME: 'wasm',
+          AIAAS_FAST_PATH: 'auto',
           AIAAS_RUNTIME_MODULE: '/opt/aiaas-runtime/runtime.mjs',
           POWERTOOLS_SERVICE_NAME: 'aiaas-diabetes',
           POWERTOOLS_METRICS_NAMESPACE: 'aiaas',

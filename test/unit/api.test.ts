@@ -7,6 +7,7 @@ import {
   predictResponse,
   route,
 } from '../../functions/inference/api.js';
+import { configFromEnv } from '../../functions/inference/config.js';
 import {
   MethodNotAllowedError,
   NotFoundError,
@@ -186,5 +187,16 @@ describe('responses', () => {
       4,
     );
     expect(columnar.outputs).toEqual([[0.1], [0.9]]);
+  });
+});
+
+describe('inference configuration', () => {
+  const env = { AIAAS_BUCKET: 'b', AIAAS_MODEL: 'diabetes' };
+  it('takes the fast path by default, can turn it off, and names a wrong setting', () => {
+    expect(configFromEnv(env).fastPath).toBe('auto');
+    expect(configFromEnv({ ...env, AIAAS_FAST_PATH: 'off' }).fastPath).toBe('off');
+    expect(() => configFromEnv({ ...env, AIAAS_FAST_PATH: 'fast' })).toThrow(
+      'AIAAS_FAST_PATH must be auto or off, got "fast"',
+    );
   });
 });

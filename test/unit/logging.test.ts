@@ -164,4 +164,32 @@ describe('logging policy', () => {
     expect(written.join('\n')).toMatch(/model loaded/); // the capture works
     expectNoSecret(written);
   });
+
+  it('publishes CloudWatch metrics (EMF) when metrics are on, and nothing when they are off', async () => {
+    const predict = event('POST', `/v1/models/${MODEL}:predict`, JSON.stringify({ instances: [[1, 2, 3]] }));
+    const emf = async (disabled: string) => {
+      vi.stubEnv('POWERTOOLS_METRICS_DISABLED', disabled);
+      const written: string[] = [];
+      vi.spyOn(process.stdout, 'write').mockImplementation(((chunk: unknown) => {
+        written.push(String(chunk));
+        return true;
+      }) as typeof process.stdout.write);
+      try {
+        const handler = handlerWith(capturingLog([]));
+        expect((await handler(predict)).statusCode).toBe(200);
+        expect((await handler(predict)).statusCode).toBe(200);
+      } finally {
+        vi.restoreAllMocks();
+        vi.unstubAllEnvs();
+      }
+      return written.filter((line) => line.includes('"_aws"'));
+    };
+    const on = await emf('false');
+    expect(on).toHaveLength(2);
+    expect(on[0]).toMatch(/"ColdStart"/);
+    expect(on[0]).toMatch(/"Predictions"/);
+    expect(on[1]).toMatch(/"PredictLatency"/);
+    expect(on[1]).not.toMatch(/"ColdStart"/);
+    expect(await emf('true')).toEqual([]);
+  });
 });
