@@ -185,12 +185,19 @@ function parseRows(instances: unknown, specs: readonly TensorSpec[], limits: Lim
   }
   const batch = instances.length;
   const budget = { left: limits.maxElements };
-  const builders = specs.map((spec) => new TensorBuilder(spec, batch, limits, budget));
-  const single = specs.length === 1 ? specs[0]! : undefined;
+  const single = specs.length === 1;
+  // Where an instance's value sits, spelled out only for an error message. A single-input model
+  // also takes bare instances (no object keyed by input name around them).
+  const builders = specs.map(
+    (spec) =>
+      new TensorBuilder(spec, batch, limits, budget, (i) =>
+        single && !isPlainObject(instances[i]) ? `instances[${i}]` : `instances[${i}].${spec.name}`,
+      ),
+  );
   for (let i = 0; i < batch; i++) {
     const instance = instances[i];
     if (single && !isPlainObject(instance)) {
-      builders[0]!.addInstance(instance, `instances[${i}]`);
+      builders[0]!.addInstance(instance, i);
       continue;
     }
     if (!isPlainObject(instance)) {
@@ -200,7 +207,7 @@ function parseRows(instances: unknown, specs: readonly TensorSpec[], limits: Lim
     }
     checkNames(instance, specs, `instances[${i}]`);
     specs.forEach((spec, k) => {
-      builders[k]!.addInstance(instance[spec.name], `instances[${i}].${spec.name}`);
+      builders[k]!.addInstance(instance[spec.name], i);
     });
   }
   return { format: 'row', batch, inputs: builders.map((b) => b.finish()) };
@@ -235,10 +242,8 @@ function parseColumns(inputs: unknown, specs: readonly TensorSpec[], limits: Lim
       throw new ValidationError(`${where} has ${value.length} instances but other inputs have ${batch}`);
     }
     batch = value.length;
-    const builder = new TensorBuilder(spec, value.length, limits, budget);
-    value.forEach((v, i) => {
-      builder.addInstance(v, `${where}[${i}]`);
-    });
+    const builder = new TensorBuilder(spec, value.length, limits, budget, (i) => `${where}[${i}]`);
+    for (let i = 0; i < value.length; i++) builder.addInstance(value[i], i);
     tensors.push(builder.finish());
   }
   return { format: 'columnar', batch: batch ?? 0, inputs: tensors };
@@ -259,13 +264,16 @@ function checkNames(object: Record<string, unknown>, specs: readonly TensorSpec[
 
 /** Collects instances of one input into a flat typed array, checking each instance's shape. */
 class TensorBuilder {
-  private readonly inner: (number | null)[];
+  private readonly inner: readonly (number | null)[];
   private readonly dtype: InputTensor['dtype'];
   private values: Float32Array | Int32Array | Uint8Array | undefined;
   private perInstance = -1;
   /** Sizes of the inner dimensions, fixed by the first instance. */
   private fixedInner: number[] = [];
   private count = 0;
+  /** The instance being written and the indices above the innermost dimension, for error messages. */
+  private instance = 0;
+  private indices: number[] | undefined;
 
   constructor(
     private readonly spec: TensorSpec,
@@ -273,8 +281,13 @@ class TensorBuilder {
     private readonly limits: Limits,
     /** Numbers still allowed in this request, shared by all its inputs. */
     private readonly budget: { left: number },
+    /**
+     * Where instance `i` sits in the request (`instances[3]`, `inputs.x[3]`). A function, not a
+     * string per instance: a request of 10,000 instances would build 10,000 strings no one reads.
+     */
+    private readonly label: (instance: number) => string,
   ) {
-    this.inner = spec.shape.slice(1).map((d) => (d === null || d < 0 ? null : d));
+    this.inner = innerDimensions(spec);
     if (spec.dtype !== 'float32' && spec.dtype !== 'int32' && spec.dtype !== 'bool') {
       throw new ValidationError(
         `Input "${spec.name}" has dtype ${spec.dtype}, which the JSON API does not accept`,
@@ -283,10 +296,11 @@ class TensorBuilder {
     this.dtype = spec.dtype;
   }
 
-  addInstance(value: unknown, where: string): void {
+  addInstance(value: unknown, instance: number): void {
+    this.instance = instance;
     if (this.values === undefined) {
       // The first instance fixes any free dimensions; the rest must match it.
-      const shape = this.shapeOf(value, where);
+      const shape = this.shapeOf(value);
       const size = shape.reduce((a, b) => a * b, 1);
       const total = size * this.batch;
       if (total > this.budget.left) {
@@ -305,73 +319,92 @@ class TensorBuilder {
             : new Float32Array(total);
     }
     const offset = this.count * this.perInstance;
-    const written = this.write(value, 0, offset, where);
+    const written = this.write(value, 0, offset);
     if (written !== offset + this.perInstance)
-      throw new ValidationError(`${where} does not have the expected size`);
+      throw new ValidationError(`${this.where()} does not have the expected size`);
     this.count++;
   }
 
+  /** The current position as the client wrote it: `instances[3][1]`, plus `[index]` of a number. */
+  private where(index?: number): string {
+    let at = this.label(this.instance);
+    for (const i of this.indices ?? []) at += `[${i}]`;
+    return index === undefined ? at : `${at}[${index}]`;
+  }
+
   /** Shape of the first instance, checked against the signature's rank and fixed sizes. */
-  private shapeOf(value: unknown, where: string): number[] {
+  private shapeOf(value: unknown): number[] {
     const shape: number[] = [];
     let cursor: unknown = value;
     for (let depth = 0; depth < this.inner.length; depth++) {
       if (!Array.isArray(cursor)) {
         throw new ValidationError(
-          `${where} must have shape ${describeShape(this.inner)} for input "${this.spec.name}" (rank ${this.inner.length}), but is ${depth === 0 ? 'a scalar' : `nested only ${depth} deep`}`,
+          `${this.where()} must have shape ${describeShape(this.inner)} for input "${this.spec.name}" (rank ${this.inner.length}), but is ${depth === 0 ? 'a scalar' : `nested only ${depth} deep`}`,
         );
       }
       const expected = this.inner[depth];
       if (expected !== null && expected !== undefined && cursor.length !== expected) {
         throw new ValidationError(
-          `${where}${'[0]'.repeat(depth)} has ${cursor.length} values; input "${this.spec.name}" expects ${expected} (shape ${describeShape(this.inner)})`,
+          `${this.where()}${'[0]'.repeat(depth)} has ${cursor.length} values; input "${this.spec.name}" expects ${expected} (shape ${describeShape(this.inner)})`,
         );
       }
-      if (cursor.length === 0) throw new ValidationError(`${where}${'[0]'.repeat(depth)} is empty`);
+      if (cursor.length === 0) throw new ValidationError(`${this.where()}${'[0]'.repeat(depth)} is empty`);
       shape.push(cursor.length);
       cursor = cursor[0];
     }
     return shape;
   }
 
-  private write(value: unknown, depth: number, offset: number, where: string): number {
+  private write(value: unknown, depth: number, offset: number): number {
     const values = this.values!;
     if (depth === this.fixedInner.length) {
-      values[offset] = this.number(value, where);
+      values[offset] = this.number(value);
       return offset + 1;
     }
     if (!Array.isArray(value)) {
       throw new ValidationError(
-        `${where} must be an array (input "${this.spec.name}" has shape ${describeShape(this.inner)})`,
+        `${this.where()} must be an array (input "${this.spec.name}" has shape ${describeShape(this.inner)})`,
       );
     }
     const expected = this.fixedInner[depth]!;
     if (value.length !== expected) {
       throw new ValidationError(
-        `${where} has ${value.length} values; input "${this.spec.name}" expects ${expected} (shape ${describeShape(this.inner)})`,
+        `${this.where()} has ${value.length} values; input "${this.spec.name}" expects ${expected} (shape ${describeShape(this.inner)})`,
       );
     }
     let cursor = offset;
     if (depth === this.fixedInner.length - 1) {
-      for (let i = 0; i < value.length; i++) values[cursor++] = this.number(value[i], where, i);
+      for (let i = 0; i < value.length; i++) {
+        const v = value[i];
+        // The common case inline; anything else goes through the checks that name the problem.
+        if (typeof v === 'number' && this.dtype === 'float32' && Number.isFinite(v)) values[cursor++] = v;
+        else values[cursor++] = this.number(v, i);
+      }
       return cursor;
     }
-    for (let i = 0; i < value.length; i++) cursor = this.write(value[i], depth + 1, cursor, `${where}[${i}]`);
+    this.indices ??= [];
+    for (let i = 0; i < value.length; i++) {
+      this.indices.push(i);
+      cursor = this.write(value[i], depth + 1, cursor);
+      this.indices.pop();
+    }
     return cursor;
   }
 
-  private number(value: unknown, where: string, index?: number): number {
-    const at = index === undefined ? where : `${where}[${index}]`;
+  private number(value: unknown, index?: number): number {
     if (this.dtype === 'bool') {
       if (value === true || value === 1) return 1;
       if (value === false || value === 0) return 0;
-      throw new ValidationError(`${at} must be true or false, got ${describeValue(value)}`);
+      throw new ValidationError(`${this.where(index)} must be true or false, got ${describeValue(value)}`);
     }
     if (typeof value !== 'number')
-      throw new ValidationError(`${at} must be a number, got ${describeValue(value)}`);
-    if (!Number.isFinite(value)) throw new ValidationError(`${at} must be finite, got ${value}`);
+      throw new ValidationError(`${this.where(index)} must be a number, got ${describeValue(value)}`);
+    if (!Number.isFinite(value))
+      throw new ValidationError(`${this.where(index)} must be finite, got ${value}`);
     if (this.dtype === 'int32' && (!Number.isInteger(value) || Math.abs(value) > 2 ** 31 - 1)) {
-      throw new ValidationError(`${at} must be a 32-bit integer for input "${this.spec.name}", got ${value}`);
+      throw new ValidationError(
+        `${this.where(index)} must be a 32-bit integer for input "${this.spec.name}", got ${value}`,
+      );
     }
     return value;
   }
@@ -384,6 +417,20 @@ class TensorBuilder {
       values: this.values!,
     };
   }
+}
+
+const innerCache = new WeakMap<TensorSpec, readonly (number | null)[]>();
+/**
+ * A spec's dimensions after the batch, free ones as null. Remembered per spec: a served version's
+ * signature lives as long as the version, and this ran on every request.
+ */
+function innerDimensions(spec: TensorSpec): readonly (number | null)[] {
+  let inner = innerCache.get(spec);
+  if (!inner) {
+    inner = spec.shape.slice(1).map((d) => (d === null || d < 0 ? null : d));
+    innerCache.set(spec, inner);
+  }
+  return inner;
 }
 
 function describeShape(inner: readonly (number | null)[]): string {
@@ -447,6 +494,19 @@ export function predictResponse(
         outputs.length === 1 ? nested[0] : Object.fromEntries(outputs.map((o, i) => [o.name, nested[i]])),
       model_spec: spec,
     };
+  }
+  const only = outputs.length === 1 ? outputs[0]! : undefined;
+  if (only?.shape.length === 2) {
+    // The common case (one output of shape [batch, n]) without the general path's arrays.
+    const n = only.shape[1]!;
+    const { values } = only;
+    const rows = new Array(request.batch);
+    for (let i = 0; i < request.batch; i++) {
+      const row = new Array<number>(n);
+      for (let j = 0; j < n; j++) row[j] = values[i * n + j]!;
+      rows[i] = row;
+    }
+    return { predictions: rows, model_spec: spec };
   }
   const perInstance = outputs.map((o) => {
     const inner = o.shape.slice(1);

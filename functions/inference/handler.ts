@@ -13,9 +13,9 @@ import { S3ObjectReader } from '../shared/registry/s3-reader.js';
 import type { ObjectStore } from '../shared/registry/store.js';
 import { loadRuntimeModule } from '../shared/runtime/load.js';
 import type { TfRuntime } from '../shared/runtime/types.js';
-import { decodeBody, route } from './api.js';
+import { decodeBody, type Route, route } from './api.js';
 import { configFromEnv, type InferenceConfig } from './config.js';
-import { InferenceService, type Log } from './service.js';
+import { InferenceService, type Log, type ServiceResult } from './service.js';
 
 /** The subset of a function URL event (payload 2.0) that we read. */
 export interface FunctionUrlEvent {
@@ -49,6 +49,21 @@ function json(statusCode: number, body: unknown, extra?: Record<string, string>)
   return { statusCode, headers, body: JSON.stringify(body) };
 }
 
+/** A model's answer: every one names the version that gave it. */
+function answered(result: ServiceResult): FunctionUrlResult {
+  if (result.version === undefined) return json(result.status, result.body);
+  // One literal, so every answer has the same headers shape (monomorphic for the caller).
+  return {
+    statusCode: result.status,
+    headers: {
+      'content-type': 'application/json',
+      'cache-control': 'no-store',
+      'x-aiaas-model-version': String(result.version),
+    },
+    body: JSON.stringify(result.body),
+  };
+}
+
 /**
  * Builds a handler for one model. Lambda uses the env-configured `handler` below; the local stack
  * and tests build one per model with explicit config.
@@ -77,6 +92,14 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
     return runtime;
   };
   let coldStart = true;
+  // A warm function sees the same method and path again and again: route each pair once in a row.
+  let routed: { readonly method: string; readonly path: string; readonly target: Route } | undefined;
+  const routeOf = (method: string, path: string): Route => {
+    if (routed?.path === path && routed.method === method) return routed.target;
+    const target = route(method, path, config.model);
+    routed = { method, path, target };
+    return target;
+  };
 
   const getService = () => {
     service ??= new InferenceService({
@@ -105,17 +128,16 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
   return async (event) => {
     const method = (event.requestContext?.http?.method ?? 'GET').toUpperCase();
     const path = event.rawPath ?? '/';
-    const started = monotonicMs();
+    const started = measuring ? monotonicMs() : 0;
     let response: FunctionUrlResult;
     let measured = false;
     try {
-      const target = route(method, path, config.model);
+      const target = routeOf(method, path);
       const body =
         target.kind === 'predict' ? decodeBody(event.body, event.isBase64Encoded, config.limits) : '';
       const answer = getService().handle(target, body);
       const result = answer instanceof Promise ? await answer : answer;
-      response = json(result.status, result.body);
-      if (result.version) response.headers['x-aiaas-model-version'] = String(result.version);
+      response = answered(result);
       if (target.kind === 'predict' && measuring) {
         metrics.addDimension('version', String(result.version));
         metrics.addMetric('Predictions', MetricUnit.Count, 1);

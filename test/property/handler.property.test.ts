@@ -221,6 +221,27 @@ describe('handler (property, real registry on s3rver)', () => {
     expect(logged.filter((l) => l.level === 'error')).toEqual([]);
   });
 
+  it('answers an event the same whatever came before it (routing is remembered per method and path)', async () => {
+    const answer = async (e: FunctionUrlEvent) => {
+      const res = await call(e);
+      return {
+        status: res.statusCode,
+        allow: res.headers.allow,
+        version: res.headers['x-aiaas-model-version'],
+      };
+    };
+    await fc.assert(
+      fc.asyncProperty(methodArb, pathArb, methodArb, pathArb, async (m1, p1, m2, p2) => {
+        const first = event(m1, p1, '{"instances": [[1, 2, 3]]}');
+        const alone = await answer(first);
+        await answer(event(m2, p2, '{"instances": [[1, 2, 3]]}'));
+        expect(await answer(first)).toEqual(alone);
+        expect(await answer(first)).toEqual(alone);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('answers every bad predict body on the real predict path with 400 or 413', async () => {
     await fc.assert(
       fc.asyncProperty(jsonishBody, fc.boolean(), async (text, base64) => {

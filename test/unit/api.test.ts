@@ -132,6 +132,37 @@ describe('parsePredictRequest', () => {
     expect(rejects('{"instances": [[1,2,3],[1,2,3]]}', single, limits)).toMatch(/6 numbers, more than the 5/);
   });
 
+  it('names the place of a bad value in every request form, however deep', () => {
+    const image: Signature = {
+      inputs: [{ name: 'pixels', dtype: 'float32', shape: [null, 2, 3] }],
+      outputs: single.outputs,
+    };
+    expect(rejects('{"instances": [[[1,2,3],[4,5,6]], [[1,2,3],[4,"x",6]]]}', image)).toBe(
+      'instances[1][1][1] must be a number, got "x"',
+    );
+    expect(rejects('{"instances": [[[1,2,3],[4,5,6]], [[1,2,3],[4,5]]]}', image)).toMatch(
+      /^instances\[1\]\[1\] has 2 values; input "pixels" expects 3/,
+    );
+    expect(rejects('{"instances": [[[1,2,3],[4,5,6]], [[1,2,3],7]]}', image)).toMatch(
+      /^instances\[1\]\[1\] must be an array/,
+    );
+    expect(rejects('{"instances": [{"pixels": [[1,2,3],[4,5,null]]}]}', image)).toBe(
+      'instances[0].pixels[1][2] must be a number, got null',
+    );
+    expect(rejects('{"instances": [[[1,2,3],[4,5,6]], {"pixels": [[1,2,3],[4,true,6]]}]}', image)).toBe(
+      'instances[1].pixels[1][1] must be a number, got true',
+    );
+    expect(rejects('{"inputs": [[[1,2,3],[4,5,6]], [[1,2,3],[4,5,"y"]]]}', image)).toBe(
+      'inputs.pixels[1][1][2] must be a number, got "y"',
+    );
+    expect(rejects('{"inputs": {"a": [[1,2],[3,4]], "b": [1, 2.5]}}', multi)).toBe(
+      'inputs.b[1] must be a 32-bit integer for input "b", got 2.5',
+    );
+    expect(rejects('{"instances": [{"a": [1,2], "b": 1}, {"a": [1,"z"], "b": 1}]}', multi)).toBe(
+      'instances[1].a[1] must be a number, got "z"',
+    );
+  });
+
   it('counts the number limit over all inputs of a request together', () => {
     const limits = { ...DEFAULT_LIMITS, maxElements: 5 };
     expect(rejects('{"instances": [{"a": [1,2], "b": 7}, {"a": [3,4], "b": 8}]}', multi, limits)).toMatch(
