@@ -9,7 +9,7 @@ import {
 import { filesToArtifacts, loadModel, parseModelJson } from '../shared/model/artifacts.js';
 import { compileFastPath, fastPathReason } from '../shared/model/fast-path.js';
 import type { ModelRegistry } from '../shared/registry/registry.js';
-import type { VersionMetadata } from '../shared/registry/types.js';
+import type { AliasPointer, VersionMetadata } from '../shared/registry/types.js';
 import type { TfRuntime } from '../shared/runtime/types.js';
 import {
   type Limits,
@@ -85,6 +85,13 @@ export class InferenceService {
   /** The version being served, if any (for logs and metrics). */
   get version(): number | undefined {
     return this.served?.version;
+  }
+
+  /** Frees the loaded model (its tfjs tensors); the next request loads it again. */
+  dispose(): void {
+    this.served?.executor.dispose();
+    this.served = undefined;
+    this.lastCheck = Number.NEGATIVE_INFINITY;
   }
 
   /**
@@ -193,7 +200,7 @@ export class InferenceService {
         );
       }
       try {
-        const next = await this.load(pointer.version, pointer.etag);
+        const next = await this.load(pointer.version, pointer.etag, pointer.files);
         this.served = next;
         this.lastFailure = undefined;
         if (served) {
@@ -254,7 +261,12 @@ export class InferenceService {
    * imported only for a version that needs it, and then as soon as model.json says so, so its start
    * overlaps the download of the weights.
    */
-  private async load(version: number, etag: string): Promise<Served> {
+  private async load(
+    version: number,
+    etag: string,
+    /** The version's files as its alias pointer lists them, if it does. */
+    listed: AliasPointer['files'] | undefined,
+  ): Promise<Served> {
     const { registry, model, log } = this.options;
     const fastPath = this.options.fastPath ?? 'auto';
     let runtime: Promise<TfRuntime> | undefined;
@@ -268,6 +280,7 @@ export class InferenceService {
     if (fastPath === 'off') startRuntime();
     let modelJson: ReturnType<typeof parseModelJson> | undefined;
     const { metadata, files } = await registry.readVersion(model, version, {
+      ...(listed ? { files: listed } : {}),
       onFile: (name, bytes) => {
         if (name !== 'model.json' || fastPath === 'off') return;
         try {

@@ -20,17 +20,8 @@ import autocannon from 'autocannon';
 import { zipSync } from 'fflate';
 import { DEFAULT_LIMITS } from '../../functions/inference/api.js';
 import { InferenceService } from '../../functions/inference/service.js';
-import {
-  artifactsToFiles,
-  captureIOHandler,
-  disposeModel,
-  loadModel,
-  registryIOHandler,
-  signatureOf,
-} from '../../functions/shared/model/artifacts.js';
-import { keys } from '../../functions/shared/registry/layout.js';
+import { artifactsToFiles, captureIOHandler, signatureOf } from '../../functions/shared/model/artifacts.js';
 import { ModelRegistry } from '../../functions/shared/registry/registry.js';
-import { S3ObjectReader } from '../../functions/shared/registry/s3-reader.js';
 import { createS3Client, S3ObjectStore } from '../../functions/shared/registry/store.js';
 import type { TfRuntime } from '../../functions/shared/runtime/types.js';
 import { DIST, ROOT } from '../lib/bundle.js';
@@ -81,6 +72,22 @@ async function timeProcess(
   return { ms: median(samples), samples: samples.map((s) => round(s, 1)) };
 }
 
+/** Runs a child to completion and parses the JSON line it prints last. */
+async function childJson<T>(bin: string, argv: string[], env: NodeJS.ProcessEnv): Promise<T> {
+  const { code, out, err } = await new Promise<{ code: number | null; out: string; err: string }>(
+    (resolve) => {
+      const child = spawn(bin, argv, { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => (out += d));
+      child.stderr.on('data', (d: Buffer) => (err += d));
+      child.on('close', (code) => resolve({ code, out, err }));
+    },
+  );
+  if (code !== 0) throw new Error(`${argv.join(' ')} failed (${code}): ${err}`);
+  return JSON.parse(out.trim().split('\n').at(-1)!) as T;
+}
+
 async function publishExample(
   runtime: TfRuntime,
   registry: ModelRegistry,
@@ -121,15 +128,6 @@ function remoteS3(endpoint: string) {
     endpoint,
     bucket: DEFAULT_BUCKET,
     registry: new ModelRegistry(new S3ObjectStore(client, DEFAULT_BUCKET, endpoint)),
-    // What the inference function reads the registry with (the SDK above publishes).
-    reader: new ModelRegistry(
-      new S3ObjectReader({
-        bucket: DEFAULT_BUCKET,
-        endpoint,
-        credentials: LOCAL_CREDENTIALS,
-        region: 'us-east-1',
-      }),
-    ),
     close: async () => client.destroy(),
   };
 }
@@ -174,8 +172,9 @@ function startChild(
  * Predict load from autocannon. Latency percentiles come from each response's own time: autocannon's
  * histogram keeps whole milliseconds, and a warm predict takes a fraction of one.
  */
-async function load(url: string, body: string, seconds: number, connections = 16) {
+async function load(url: string, body: string, seconds: number, connections = 16, server?: ChildProcess) {
   const latencies: number[] = [];
+  const cpuBefore = cpuMs(server?.pid);
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
       {
@@ -199,9 +198,25 @@ async function load(url: string, body: string, seconds: number, connections = 16
     requestsPerSecond: round(result.requests.average, 0),
     p50Us: percentileUs(0.5),
     p99Us: percentileUs(0.99),
+    // The server's own CPU per request (user + system): steadier than req/s on a drifting VM.
+    ...cpuPerRequest(server?.pid, cpuBefore, result.requests.total),
     non2xx: result.non2xx,
     errors: result.errors,
   };
+}
+
+/** CPU time (user + system) a process has used, in ms, where /proc tells it (Linux). */
+function cpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined || !existsSync(`/proc/${pid}/stat`)) return undefined;
+  // Fields after the command name: state is 3rd, utime 14th and stime 15th (in clock ticks, 100 Hz).
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+function cpuPerRequest(pid: number | undefined, before: number | undefined, requests: number) {
+  const after = cpuMs(pid);
+  if (before === undefined || after === undefined || requests === 0) return {};
+  return { serverCpuUsPerRequest: round(((after - before) * 1000) / requests, 1) };
 }
 
 function dirBytes(dir: string, filter: (name: string) => boolean = () => true): Record<string, Uint8Array> {
@@ -310,8 +325,8 @@ async function main() {
       const floorRounds: Awaited<ReturnType<typeof load>>[] = [];
       const oursRounds: Awaited<ReturnType<typeof load>>[] = [];
       for (let i = 0; i < rounds; i++) {
-        floorRounds.push(await load(bareUrl, body, seconds));
-        oursRounds.push(await load(stackUrl, body, seconds));
+        floorRounds.push(await load(bareUrl, body, seconds, 16, bare.child));
+        oursRounds.push(await load(stackUrl, body, seconds, 16, stack.child));
       }
       const mid = (xs: Awaited<ReturnType<typeof load>>[]) =>
         [...xs].sort((x, y) => x.requestsPerSecond - y.requestsPerSecond)[Math.floor(xs.length / 2)]!;
@@ -333,6 +348,12 @@ async function main() {
           ours: oursRounds.map((r) => r.requestsPerSecond),
           floor: floorRounds.map((r) => r.requestsPerSecond),
         },
+        ...(oursRounds.every((r) => r.serverCpuUsPerRequest !== undefined) && {
+          serverCpuUsPerRequest: {
+            ours: median(oursRounds.map((r) => r.serverCpuUsPerRequest!)),
+            floor: median(floorRounds.map((r) => r.serverCpuUsPerRequest!)),
+          },
+        }),
         connections: 16,
         secondsPerRound: seconds,
         oneConnection: {
@@ -388,27 +409,12 @@ async function main() {
       log('model load…');
       const big = await publishExample(runtime, s3.registry, 'big', [4096, 1], 3200);
       const names = Object.keys(big.files);
-      const rawGet = async () => {
-        const started = performance.now();
-        await Promise.all(names.map((n) => s3.reader.store.get(keys.file('big', big.version, n))));
-        return performance.now() - started;
-      };
-      const oursLoadModel = async () => {
-        const started = performance.now();
-        // What the inference function does: registry reads (parallel, sha256-verified) and tfjs build.
-        const loaded = await loadModel(runtime, registryIOHandler(s3.reader, 'big', big.version));
-        const ms = performance.now() - started;
-        disposeModel(loaded);
-        return ms;
-      };
-      await rawGet();
-      await oursLoadModel();
-      const rawSamples: number[] = [];
-      const loadSamples: number[] = [];
-      for (let i = 0; i < (quick ? 3 : 5); i++) {
-        rawSamples.push(await rawGet());
-        loadSamples.push(await oursLoadModel());
-      }
+      // On the Lambda's Node, in a child of its own: the function's code path, not this process's.
+      const { raw: rawSamples, load: loadSamples } = await childJson<{ raw: number[]; load: number[] }>(
+        node,
+        ['--import', 'tsx', join(ROOT, 'scripts/bench/children/model-load.ts')],
+        { ...env, BENCH_MODEL: 'big', BENCH_VERSION: String(big.version), BENCH_ROUNDS: quick ? '3' : '9' },
+      );
       const totalBytes = Object.values(big.files).reduce((n, f) => n + f.size, 0);
       report.modelLoad = {
         ratio: round(median(rawSamples) / median(loadSamples)),
@@ -416,6 +422,7 @@ async function main() {
         floorMs: round(median(rawSamples), 1),
         megabytes: round(totalBytes / 1e6, 1),
         shards: names.length - 1,
+        samples: { floor: rawSamples.map((x) => round(x, 1)), ours: loadSamples.map((x) => round(x, 1)) },
         target: '≥ 0.8× a raw parallel GET',
       };
     }
@@ -537,6 +544,14 @@ function printTable(r: Record<string, any>) {
       `${w.floor.requestsPerSecond} req/s (p50 ${w.floor.p50Us} µs, p99 ${w.floor.p99Us} µs; bare node http)`,
       `${w.throughputRatio}×`,
       '≥ 0.6×',
+    ]);
+  if (w?.serverCpuUsPerRequest)
+    rows.push([
+      '  server CPU per request',
+      `${w.serverCpuUsPerRequest.ours} µs`,
+      `${w.serverCpuUsPerRequest.floor} µs`,
+      '',
+      '',
     ]);
   if (w?.oneConnection)
     rows.push([

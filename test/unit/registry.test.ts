@@ -151,6 +151,63 @@ describe('registry', () => {
     );
   });
 
+  it("lists the version's files in its alias pointer, so a reader fetches them alongside metadata.json", async () => {
+    const store = new MemoryObjectStore();
+    const registry = new ModelRegistry(store);
+    const v1 = await registry.publish('m', files('a'), input);
+    const v2 = await registry.publish('m', files('b'), input);
+    await registry.setAlias('m', 'live', v1.version);
+    await registry.setAlias('m', 'live', v2.version);
+    const pointer = (await registry.getAlias('m', 'live'))!;
+    expect(pointer.version).toBe(v2.version);
+    expect(pointer.files).toEqual(v2.files);
+
+    // Every GET starts before the first one finishes: one round trip, not two.
+    const started: string[] = [];
+    let finished = 0;
+    let overlapped = 0;
+    const get = store.get.bind(store);
+    store.get = async (key) => {
+      started.push(key);
+      const object = await get(key);
+      if (finished++ === 0) overlapped = started.length;
+      return object;
+    };
+    const read = await registry.readVersion('m', v2.version, { files: pointer.files! });
+    expect(overlapped).toBe(3); // metadata.json, model.json, the shard
+    expect(new TextDecoder().decode(read.files.get('model.json'))).toContain('"b"');
+    expect(read.metadata.version).toBe(v2.version);
+    // Without the list, metadata.json comes first.
+    started.length = 0;
+    finished = 0;
+    await registry.readVersion('m', v2.version);
+    expect(overlapped).toBe(1);
+  });
+
+  it("refuses a pointer's file list that disagrees with the version, and ignores one that is malformed", async () => {
+    const store = new MemoryObjectStore();
+    const registry = new ModelRegistry(store);
+    const v1 = await registry.publish('m', files('a'), input);
+    const v2 = await registry.publish('m', files('b'), input);
+    // Another version's (valid) files under this version's number: each file fails its digest.
+    await expect(registry.readVersion('m', v2.version, { files: v1.files })).rejects.toThrow(IntegrityError);
+    // A list that verifies file by file but leaves one out is still not the version.
+    const partial = { 'model.json': v2.files['model.json']! };
+    await expect(registry.readVersion('m', v2.version, { files: partial })).rejects.toThrow(
+      /alias pointer's file list does not match the version's metadata/,
+    );
+    // A pointer written by hand (or by an older aiaas) with a broken list reads as having none.
+    await registry.setAlias('m', 'live', v2.version);
+    const key = keys.alias('m', 'live');
+    const written = JSON.parse(new TextDecoder().decode((await store.get(key))!.body));
+    for (const broken of [5, 'x', [1], { 'model.json': { sha256: 1 } }, null]) {
+      await store.put(key, JSON.stringify({ ...written, files: broken }));
+      const pointer = (await registry.getAlias('m', 'live'))!;
+      expect(pointer.version).toBe(v2.version);
+      expect(pointer.files ?? undefined).toBeUndefined();
+    }
+  });
+
   it('hides a version whose publisher died before metadata.json (the commit)', async () => {
     const store = new MemoryObjectStore();
     const registry = new ModelRegistry(store);

@@ -111,12 +111,19 @@ export class ModelRegistry {
   async readVersion(
     model: string,
     version: number,
-    options: { readonly onFile?: (name: string, bytes: Uint8Array) => void } = {},
+    options: {
+      readonly onFile?: (name: string, bytes: Uint8Array) => void;
+      /**
+       * The version's files as its alias pointer lists them: then they are fetched alongside
+       * metadata.json instead of after it (one round trip less), and must match it.
+       */
+      readonly files?: Readonly<Record<string, FileDigest>>;
+    } = {},
   ): Promise<VersionFiles> {
-    const metadata = await this.getMetadata(model, version);
-    const entries = Object.entries(metadata.files);
-    const files = await Promise.all(
-      entries.map(async ([name, digest]) => {
+    const metadataRead = this.getMetadata(model, version);
+    const listed = options.files ?? (await metadataRead).files;
+    const filesRead = Promise.all(
+      Object.entries(listed).map(async ([name, digest]) => {
         const object = await this.store.get(keys.file(model, version, name), { sha256: true });
         if (!object) throw new IntegrityError(`${model} v${version}: file ${name} is missing`);
         verify(model, version, name, object.body, digest, object.sha256);
@@ -124,6 +131,12 @@ export class ModelRegistry {
         return [name, object.body] as const;
       }),
     );
+    const [metadata, files] = await Promise.all([metadataRead, filesRead]);
+    if (options.files && !sameFiles(options.files, metadata.files)) {
+      throw new IntegrityError(
+        `${model} v${version}: the alias pointer's file list does not match the version's metadata`,
+      );
+    }
     return { metadata, files: new Map(files) };
   }
 
@@ -272,6 +285,12 @@ export class ModelRegistry {
     if (!Number.isInteger(pointer?.version) || pointer.version < 1) {
       throw new IntegrityError(`alias ${model}@${alias} does not name a version`);
     }
+    // The file list is a shortcut, not the truth (metadata.json is): one that is not well formed is
+    // ignored rather than allowed to fail a good version.
+    if (pointer.files !== undefined && !isFileList(pointer.files)) {
+      const { files: _ignored, ...rest } = pointer;
+      return rest;
+    }
     return pointer;
   }
 
@@ -341,7 +360,7 @@ export class ModelRegistry {
     assertModelName(model);
     assertAliasName(alias);
     parseVersion(version);
-    await this.getMetadata(model, version); // the target must be a committed version
+    const target = await this.getMetadata(model, version); // the target must be a committed version
     const id = randomId();
     const event = await withClaimRetries(
       `moving ${model}@${alias}`,
@@ -379,7 +398,7 @@ export class ModelRegistry {
       },
       this.options.retry,
     );
-    await this.writePointer(event);
+    await this.writePointer(event, target);
     return event;
   }
 
@@ -388,13 +407,15 @@ export class ModelRegistry {
    * and clocks can disagree, so the history (not the old pointer) decides: after each write the
    * history is read again, until the pointer matches its newest event.
    */
-  private async writePointer(won: AliasEvent): Promise<void> {
+  private async writePointer(won: AliasEvent, wonMetadata: VersionMetadata): Promise<void> {
     let event = won;
+    let metadata = wonMetadata;
     for (let attempt = 0; attempt < 10; attempt++) {
       const latest = await this.latestEvent(event.model, event.alias);
       if (latest !== 'contended' && latest.current && latest.current.seq > event.seq) event = latest.current;
       const current = await this.getAlias(event.model, event.alias).catch(() => undefined);
       if (current && current.seq === event.seq && current.eventId === event.id) return;
+      if (metadata.version !== event.to) metadata = await this.getMetadata(event.model, event.to);
       const pointer: AliasPointer = {
         model: event.model,
         alias: event.alias,
@@ -402,6 +423,7 @@ export class ModelRegistry {
         seq: event.seq,
         eventId: event.id,
         updatedAt: event.at,
+        files: metadata.files,
       };
       try {
         await this.store.put(keys.alias(event.model, event.alias), JSON.stringify(pointer), {
@@ -537,6 +559,31 @@ export class ModelRegistry {
     }
     return removed;
   }
+}
+
+function isFileList(value: unknown): value is Record<string, FileDigest> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  return Object.values(value).every(
+    (d) =>
+      typeof d === 'object' &&
+      d !== null &&
+      typeof (d as FileDigest).sha256 === 'string' &&
+      Number.isInteger((d as FileDigest).size),
+  );
+}
+
+/** Same names, sizes and digests. */
+function sameFiles(
+  a: Readonly<Record<string, FileDigest>>,
+  b: Readonly<Record<string, FileDigest>>,
+): boolean {
+  const names = Object.keys(a);
+  if (names.length !== Object.keys(b).length) return false;
+  return names.every((name) => {
+    const x = a[name];
+    const y = Object.hasOwn(b, name) ? b[name] : undefined;
+    return x !== undefined && y !== undefined && x.sha256 === y.sha256 && x.size === y.size;
+  });
 }
 
 function verify(

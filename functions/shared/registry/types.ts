@@ -51,6 +51,12 @@ export interface AliasPointer {
   readonly seq: number;
   readonly eventId: string;
   readonly updatedAt: string;
+  /**
+   * The version's files and digests, copied from its (immutable) metadata when the pointer is
+   * written, so a reader can fetch them without waiting for metadata.json first. Absent in pointers
+   * written before it existed.
+   */
+  readonly files?: Readonly<Record<string, FileDigest>>;
 }
 
 /** One entry of an alias's append-only history. */

@@ -1,0 +1,45 @@
+// Model load on the Lambda's Node (24), beside its floor: a raw parallel GET of the same objects
+// with the same reader. Ours is fetch, verify and build, as the function loads a version through
+// its IOHandler over the registry: metadata.json, then every file in parallel, sha256-verified as
+// it arrives, then the tfjs build. Prints `{"raw": [ms...], "load": [ms...]}`.
+import { disposeModel, loadModel, registryIOHandler } from '../../../functions/shared/model/artifacts.js';
+import { keys } from '../../../functions/shared/registry/layout.js';
+import { ModelRegistry } from '../../../functions/shared/registry/registry.js';
+import { S3ObjectReader } from '../../../functions/shared/registry/s3-reader.js';
+import { createRuntime } from '../../../layers/tfjs-runtime/runtime.js';
+
+const model = process.env.BENCH_MODEL!;
+const version = Number(process.env.BENCH_VERSION);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 9);
+const reader = new S3ObjectReader({
+  bucket: process.env.AIAAS_BUCKET!,
+  endpoint: process.env.AIAAS_S3_ENDPOINT!,
+  region: 'us-east-1',
+});
+const registry = new ModelRegistry(reader);
+const runtime = await createRuntime('wasm');
+const names = Object.keys((await registry.getMetadata(model, version)).files);
+
+const raw = async () => {
+  const started = performance.now();
+  await Promise.all(names.map((n) => reader.get(keys.file(model, version, n))));
+  return performance.now() - started;
+};
+const load = async () => {
+  const started = performance.now();
+  const loaded = await loadModel(runtime, registryIOHandler(registry, model, version));
+  const ms = performance.now() - started;
+  disposeModel(loaded);
+  return ms;
+};
+
+// One warm-up of each (connections, JIT, the wasm heap's growth), then turns.
+await raw();
+await load();
+const samples = { raw: [] as number[], load: [] as number[] };
+for (let i = 0; i < rounds; i++) {
+  samples.raw.push(await raw());
+  samples.load.push(await load());
+}
+process.stdout.write(`${JSON.stringify(samples)}\n`);
+process.exit(0);
