@@ -69,18 +69,19 @@ function answered(result: ServiceResult): FunctionUrlResult {
  * and tests build one per model with explicit config.
  */
 export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): Handler {
-  const logger = deps.log ?? powertoolsLog(config.model);
-  const own = deps.metrics
-    ? undefined
-    : new FunctionMetrics({
-        namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'aiaas',
-        serviceName: `aiaas-${config.model}`,
-      });
-  const metrics = deps.metrics ?? own!;
-  metrics.setDefaultDimensions({ model: config.model });
-  // Powertools does the bookkeeping of every call even when publishing is off (the local stack):
-  // ~10 µs a request, a third of a warm request's budget (profiled), so skip the calls instead.
-  const measuring = own ? own.publishing : true;
+  // Logging and metrics are set up on first use, or while a cold start waits on S3: Powertools
+  // opens stdout and stderr as it starts (~3 ms of a cold start, profiled), and nothing needs them
+  // before the first request to S3 is on its way.
+  let telemetry: Telemetry | undefined;
+  const telemetryNow = (): Telemetry => {
+    telemetry ??= createTelemetry(config.model, deps);
+    return telemetry;
+  };
+  const log: Log = {
+    info: (message, extra) => telemetryNow().logger.info(message, extra),
+    warn: (message, extra) => telemetryNow().logger.warn(message, extra),
+    error: (message, extra) => telemetryNow().logger.error(message, extra),
+  };
   let service: InferenceService | undefined;
   // Every alias check asks for the runtime: resolve and import it once (again only after a failure).
   let runtime: Promise<TfRuntime> | undefined;
@@ -120,7 +121,7 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
       ),
       runtime: deps.runtime ?? loadRuntimeOnce,
       fastPath: config.fastPath ?? 'auto',
-      log: logger,
+      log,
     });
     return service;
   };
@@ -128,40 +129,75 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
   return async (event) => {
     const method = (event.requestContext?.http?.method ?? 'GET').toUpperCase();
     const path = event.rawPath ?? '/';
-    const started = measuring ? monotonicMs() : 0;
+    // Powertools does the bookkeeping of every call even when publishing is off (the local stack):
+    // ~10 µs a request, a third of a warm request's budget (profiled), so the calls are skipped.
+    const started = telemetry?.measuring === false ? 0 : monotonicMs();
     let response: FunctionUrlResult;
-    let measured = false;
+    let predicted: ServiceResult | undefined;
+    let failed = false;
     try {
       const target = routeOf(method, path);
       const body =
         target.kind === 'predict' ? decodeBody(event.body, event.isBase64Encoded, config.limits) : '';
       const answer = getService().handle(target, body);
-      const result = answer instanceof Promise ? await answer : answer;
+      let result: ServiceResult;
+      if (answer instanceof Promise) {
+        if (!telemetry) setImmediate(prepare, telemetryNow);
+        result = await answer;
+      } else {
+        result = answer;
+      }
       response = answered(result);
-      if (target.kind === 'predict' && measuring) {
-        metrics.addDimension('version', String(result.version));
+      if (target.kind === 'predict') predicted = result;
+    } catch (error) {
+      response = errorResponse(error, log, event.requestContext?.requestId);
+      failed = true;
+    }
+    const { metrics, measuring } = telemetryNow();
+    if (measuring) {
+      if (predicted) {
+        metrics.addDimension('version', String(predicted.version));
         metrics.addMetric('Predictions', MetricUnit.Count, 1);
         metrics.addMetric('PredictLatency', MetricUnit.Milliseconds, monotonicMs() - started);
-        measured = true;
-      }
-    } catch (error) {
-      response = errorResponse(error, logger, event.requestContext?.requestId);
-      if (measuring) {
+      } else if (failed) {
         metrics.addMetric(response.statusCode >= 500 ? 'Faults' : 'ClientErrors', MetricUnit.Count, 1);
-        measured = true;
       }
+      if (coldStart) metrics.addMetric('ColdStart', MetricUnit.Count, 1);
+      if (predicted || failed || coldStart) metrics.publishStoredMetrics();
     }
-    if (coldStart) {
-      coldStart = false;
-      if (measuring) {
-        metrics.addMetric('ColdStart', MetricUnit.Count, 1);
-        measured = true;
-      }
-    }
-    if (measured) metrics.publishStoredMetrics();
+    coldStart = false;
     if (method === 'HEAD') response.body = '';
     return response;
   };
+}
+
+interface Telemetry {
+  readonly logger: Log;
+  readonly metrics: Metrics;
+  /** Whether metrics are published at all. */
+  readonly measuring: boolean;
+}
+
+function createTelemetry(model: string, deps: HandlerDeps): Telemetry {
+  const logger = deps.log ?? powertoolsLog(model);
+  const own = deps.metrics
+    ? undefined
+    : new FunctionMetrics({
+        namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'aiaas',
+        serviceName: `aiaas-${model}`,
+      });
+  const metrics = deps.metrics ?? own!;
+  metrics.setDefaultDimensions({ model });
+  return { logger, metrics, measuring: own ? own.publishing : true };
+}
+
+/** Runs in the idle time of a cold start; a failure here surfaces again on first real use. */
+function prepare(build: () => unknown): void {
+  try {
+    build();
+  } catch {
+    // Reported by the invocation that needs it.
+  }
 }
 
 /** Powertools Metrics that tells whether it publishes, by its own rule (POWERTOOLS_METRICS_DISABLED, POWERTOOLS_DEV). */
