@@ -47,6 +47,8 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 const round = (x: number, digits = 2) => Number(x.toFixed(digits));
+/** a[i] / b[i] for samples taken back to back. */
+const pairedRatios = (a: readonly number[], b: readonly number[]) => a.map((x, i) => x / b[i]!);
 
 /** Wall time of a fresh process from spawn to exit, median of `runs`. */
 async function timeProcess(
@@ -290,11 +292,14 @@ async function main() {
       );
       const floorMs = median(samples.floor);
       report.coldStart = {
-        ratio: round(median(samples.ours) / floorMs),
+        // Each round's ratio (floor and aiaas back to back), then the median: robust to the VM's
+        // speed drifting during the run, as for warm and model load.
+        ratio: round(median(pairedRatios(samples.ours, samples.floor))),
+        ratioOfMedians: round(median(samples.ours) / floorMs),
         ms: round(median(samples.ours), 1),
         floorMs: round(floorMs, 1),
         tfjsMs: round(median(samples.tfjs), 1),
-        tfjsRatio: round(median(samples.tfjs) / floorMs),
+        tfjsRatio: round(median(pairedRatios(samples.tfjs, samples.floor))),
         naiveMs: round(naive.ms, 1),
         naiveRatio: round(naive.ms / floorMs),
         samples: { ...samples, naive: naive.samples },
@@ -339,7 +344,12 @@ async function main() {
         // drifts by up to 2× within a minute, and a ratio of medians taken across such a drift says
         // more about the drift than about aiaas.
         throughputRatio: round(
-          median(oursRounds.map((o, i) => o.requestsPerSecond / floorRounds[i]!.requestsPerSecond)),
+          median(
+            pairedRatios(
+              oursRounds.map((o) => o.requestsPerSecond),
+              floorRounds.map((f) => f.requestsPerSecond),
+            ),
+          ),
         ),
         ratioOfMedians: round(oursLoad.requestsPerSecond / floorLoad.requestsPerSecond),
         ours: oursLoad,
@@ -417,7 +427,9 @@ async function main() {
       );
       const totalBytes = Object.values(big.files).reduce((n, f) => n + f.size, 0);
       report.modelLoad = {
-        ratio: round(median(rawSamples) / median(loadSamples)),
+        // Floor over ours per back-to-back pair, then the median (as for cold start and warm).
+        ratio: round(median(pairedRatios(rawSamples, loadSamples))),
+        ratioOfMedians: round(median(rawSamples) / median(loadSamples)),
         ms: round(median(loadSamples), 1),
         floorMs: round(median(rawSamples), 1),
         megabytes: round(totalBytes / 1e6, 1),
