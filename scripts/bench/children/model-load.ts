@@ -33,12 +33,19 @@ const load = async () => {
   return ms;
 };
 
+// s3rver stalls after serving 52 MB (a 3 ms GET takes 15-20 ms right after one; S3 has no such
+// stall): every sample, floor and ours alike, starts with the server idle again.
+const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
+
 // One warm-up of each (connections, JIT, the wasm heap's growth), then turns.
 await raw();
+await settle();
 await load();
 const samples = { raw: [] as number[], load: [] as number[] };
 for (let i = 0; i < rounds; i++) {
+  await settle();
   samples.raw.push(await raw());
+  await settle();
   samples.load.push(await load());
 }
 process.stdout.write(`${JSON.stringify(samples)}\n`);
