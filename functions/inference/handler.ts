@@ -131,7 +131,7 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
     const path = event.rawPath ?? '/';
     // Powertools does the bookkeeping of every call even when publishing is off (the local stack):
     // ~10 µs a request, a third of a warm request's budget (profiled), so the calls are skipped.
-    const started = telemetry?.measuring === false ? 0 : monotonicMs();
+    const started = telemetry && !telemetry.metrics ? 0 : monotonicMs();
     let response: FunctionUrlResult;
     let predicted: ServiceResult | undefined;
     let failed = false;
@@ -142,7 +142,7 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
       const answer = getService().handle(target, body);
       let result: ServiceResult;
       if (answer instanceof Promise) {
-        if (!telemetry) setImmediate(prepare, telemetryNow);
+        if (!telemetry) setImmediate(telemetryNow);
         result = await answer;
       } else {
         result = answer;
@@ -153,8 +153,8 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
       response = errorResponse(error, log, event.requestContext?.requestId);
       failed = true;
     }
-    const { metrics, measuring } = telemetryNow();
-    if (measuring) {
+    const { metrics } = telemetryNow();
+    if (metrics) {
       if (predicted) {
         metrics.addDimension('version', String(predicted.version));
         metrics.addMetric('Predictions', MetricUnit.Count, 1);
@@ -171,33 +171,43 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
   };
 }
 
+/** The function's logger, and its metrics when they are published at all. */
 interface Telemetry {
   readonly logger: Log;
-  readonly metrics: Metrics;
-  /** Whether metrics are published at all. */
-  readonly measuring: boolean;
+  readonly metrics: Metrics | undefined;
 }
 
 function createTelemetry(model: string, deps: HandlerDeps): Telemetry {
-  const logger = deps.log ?? powertoolsLog(model);
-  const own = deps.metrics
-    ? undefined
-    : new FunctionMetrics({
-        namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'aiaas',
-        serviceName: `aiaas-${model}`,
-      });
-  const metrics = deps.metrics ?? own!;
-  metrics.setDefaultDimensions({ model });
-  return { logger, metrics, measuring: own ? own.publishing : true };
+  try {
+    const logger = deps.log ?? powertoolsLog(model);
+    const own = deps.metrics
+      ? undefined
+      : new FunctionMetrics({
+          namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'aiaas',
+          serviceName: `aiaas-${model}`,
+        });
+    const metrics = deps.metrics ?? own!;
+    metrics.setDefaultDimensions({ model });
+    return { logger, metrics: !own || own.publishing ? metrics : undefined };
+  } catch (error) {
+    // Logging or metrics that cannot start must not take predictions down with them: plain
+    // console logs, no metrics, and one line that says why.
+    const logger = deps.log ?? consoleLog(model);
+    logger.error('logging or metrics could not start; using console logs without metrics', {
+      error: error instanceof Error ? error.message : String(error),
+    });
+    return { logger, metrics: undefined };
+  }
 }
 
-/** Runs in the idle time of a cold start; a failure here surfaces again on first real use. */
-function prepare(build: () => unknown): void {
-  try {
-    build();
-  } catch {
-    // Reported by the invocation that needs it.
-  }
+function consoleLog(model: string): Log {
+  const line = (level: string, message: string, extra?: Record<string, unknown>) =>
+    JSON.stringify({ level, message, model, ...extra });
+  return {
+    info: (message, extra) => console.info(line('INFO', message, extra)),
+    warn: (message, extra) => console.warn(line('WARN', message, extra)),
+    error: (message, extra) => console.error(line('ERROR', message, extra)),
+  };
 }
 
 /** Powertools Metrics that tells whether it publishes, by its own rule (POWERTOOLS_METRICS_DISABLED, POWERTOOLS_DEV). */

@@ -87,10 +87,14 @@ export class InferenceService {
     return this.served?.version;
   }
 
-  /** Frees the loaded model (its tfjs tensors); the next request loads it again. */
+  /**
+   * Frees the loaded model (its tfjs tensors); the next request loads it again. For tests and
+   * benchmarks: call it only when no request or load is in flight.
+   */
   dispose(): void {
     this.served?.executor.dispose();
     this.served = undefined;
+    this.refreshing = undefined;
     this.lastCheck = Number.NEGATIVE_INFINITY;
   }
 

@@ -358,7 +358,7 @@ async function main() {
           ours: oursRounds.map((r) => r.requestsPerSecond),
           floor: floorRounds.map((r) => r.requestsPerSecond),
         },
-        ...(oursRounds.every((r) => r.serverCpuUsPerRequest !== undefined) && {
+        ...([...oursRounds, ...floorRounds].every((r) => r.serverCpuUsPerRequest !== undefined) && {
           serverCpuUsPerRequest: {
             ours: median(oursRounds.map((r) => r.serverCpuUsPerRequest!)),
             floor: median(floorRounds.map((r) => r.serverCpuUsPerRequest!)),

@@ -192,4 +192,39 @@ describe('logging policy', () => {
     expect(on[1]).not.toMatch(/"ColdStart"/);
     expect(await emf('true')).toEqual([]);
   });
+
+  it('keeps answering when logging or metrics cannot start, and says so once in the logs', async () => {
+    const lines: string[] = [];
+    const broken = {
+      setDefaultDimensions() {
+        throw new Error('metrics misconfigured');
+      },
+    } as unknown as NonNullable<Parameters<typeof createHandler>[1]>['metrics'];
+    const handler = createHandler(
+      {
+        bucket: s3.bucket,
+        model: MODEL,
+        alias: 'live',
+        endpoint: s3.endpoint,
+        aliasCheckSeconds: 60,
+        limits: DEFAULT_LIMITS,
+      },
+      {
+        store: new S3ObjectReader({
+          bucket: s3.bucket,
+          endpoint: s3.endpoint,
+          region: 'us-east-1',
+          credentials: LOCAL_CREDENTIALS,
+        }),
+        runtime: () => createRuntime('cpu'),
+        log: capturingLog(lines),
+        metrics: broken,
+      },
+    );
+    const predict = event('POST', `/v1/models/${MODEL}:predict`, JSON.stringify({ instances: [[1, 2, 3]] }));
+    for (let i = 0; i < 3; i++) expect((await handler(predict)).statusCode).toBe(200);
+    expect((await handler(event('POST', `/v1/models/${MODEL}:predict`, '{'))).statusCode).toBe(400);
+    expect(lines.filter((l) => l.includes('could not start'))).toHaveLength(1);
+    expect(lines.find((l) => l.includes('could not start'))).toContain('metrics misconfigured');
+  });
 });

@@ -120,24 +120,42 @@ export class ModelRegistry {
       readonly files?: Readonly<Record<string, FileDigest>>;
     } = {},
   ): Promise<VersionFiles> {
-    const metadataRead = this.getMetadata(model, version);
+    const mismatch = () =>
+      new IntegrityError(
+        `${model} v${version}: the alias pointer's file list does not match the version's metadata`,
+      );
+    // Checked as soon as metadata.json arrives: a wrong list stops here, and files still arriving
+    // are no longer passed on.
+    let settled = false;
+    const metadataRead = this.getMetadata(model, version).then(
+      (metadata) => {
+        if (options.files && !sameFiles(options.files, metadata.files)) {
+          settled = true;
+          throw mismatch();
+        }
+        return metadata;
+      },
+      (error: unknown) => {
+        settled = true;
+        throw error;
+      },
+    );
     const listed = options.files ?? (await metadataRead).files;
     const filesRead = Promise.all(
       Object.entries(listed).map(async ([name, digest]) => {
         const object = await this.store.get(keys.file(model, version, name), { sha256: true });
         if (!object) throw new IntegrityError(`${model} v${version}: file ${name} is missing`);
         verify(model, version, name, object.body, digest, object.sha256);
-        options.onFile?.(name, object.body);
+        if (!settled) options.onFile?.(name, object.body);
         return [name, object.body] as const;
       }),
     );
-    const [metadata, files] = await Promise.all([metadataRead, filesRead]);
-    if (options.files && !sameFiles(options.files, metadata.files)) {
-      throw new IntegrityError(
-        `${model} v${version}: the alias pointer's file list does not match the version's metadata`,
-      );
+    try {
+      const [metadata, files] = await Promise.all([metadataRead, filesRead]);
+      return { metadata, files: new Map(files) };
+    } finally {
+      settled = true;
     }
-    return { metadata, files: new Map(files) };
   }
 
   /** Reads one file of a version, verified. */
@@ -409,13 +427,17 @@ export class ModelRegistry {
    */
   private async writePointer(won: AliasEvent, wonMetadata: VersionMetadata): Promise<void> {
     let event = won;
-    let metadata = wonMetadata;
+    let metadata: VersionMetadata | undefined = wonMetadata;
     for (let attempt = 0; attempt < 10; attempt++) {
       const latest = await this.latestEvent(event.model, event.alias);
       if (latest !== 'contended' && latest.current && latest.current.seq > event.seq) event = latest.current;
       const current = await this.getAlias(event.model, event.alias).catch(() => undefined);
       if (current && current.seq === event.seq && current.eventId === event.id) return;
-      if (metadata.version !== event.to) metadata = await this.getMetadata(event.model, event.to);
+      // The file list is a shortcut for readers: if a newer event's version cannot be read now, the
+      // pointer goes without one rather than the recorded move going without a pointer.
+      if (metadata?.version !== event.to) {
+        metadata = await this.getMetadata(event.model, event.to).catch(() => undefined);
+      }
       const pointer: AliasPointer = {
         model: event.model,
         alias: event.alias,
@@ -423,7 +445,7 @@ export class ModelRegistry {
         seq: event.seq,
         eventId: event.id,
         updatedAt: event.at,
-        files: metadata.files,
+        ...(metadata?.version === event.to ? { files: metadata.files } : {}),
       };
       try {
         await this.store.put(keys.alias(event.model, event.alias), JSON.stringify(pointer), {
@@ -563,13 +585,23 @@ export class ModelRegistry {
 
 function isFileList(value: unknown): value is Record<string, FileDigest> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  return Object.values(value).every(
-    (d) =>
+  return Object.entries(value).every(
+    ([name, d]) =>
+      isFileName(name) &&
       typeof d === 'object' &&
       d !== null &&
       typeof (d as FileDigest).sha256 === 'string' &&
       Number.isInteger((d as FileDigest).size),
   );
+}
+
+function isFileName(name: string): boolean {
+  try {
+    assertFileName(name);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Same names, sizes and digests. */

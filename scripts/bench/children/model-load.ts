@@ -1,7 +1,8 @@
 // Model load on the Lambda's Node (24), beside its floor: a raw parallel GET of the same objects
-// with the same reader. Ours is fetch, verify and build, as the function loads a version through
-// its IOHandler over the registry: metadata.json, then every file in parallel, sha256-verified as
-// it arrives, then the tfjs build. Prints `{"raw": [ms...], "load": [ms...]}`.
+// with the same reader. Ours is fetch, verify and build of a version given by number, through the
+// IOHandler over the registry: metadata.json, then every file in parallel, sha256-verified as it
+// arrives, then the tfjs build. (The function starts from its alias pointer instead, which lists
+// the files: one small GET before the shards either way.) Prints `{"raw": [ms...], "load": [ms...]}`.
 import { disposeModel, loadModel, registryIOHandler } from '../../../functions/shared/model/artifacts.js';
 import { keys } from '../../../functions/shared/registry/layout.js';
 import { ModelRegistry } from '../../../functions/shared/registry/registry.js';
