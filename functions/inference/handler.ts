@@ -200,13 +200,25 @@ function createTelemetry(model: string, deps: HandlerDeps): Telemetry {
   }
 }
 
+const LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT'];
+
+/** JSON lines on the console, at the level Powertools would have used (Lambda's setting first). */
 function consoleLog(model: string): Log {
-  const line = (level: string, message: string, extra?: Record<string, unknown>) =>
-    JSON.stringify({ level, message, model, ...extra });
+  const configured = (
+    process.env.AWS_LAMBDA_LOG_LEVEL ??
+    process.env.POWERTOOLS_LOG_LEVEL ??
+    process.env.LOG_LEVEL ??
+    'INFO'
+  ).toUpperCase();
+  const threshold = Math.max(0, LEVELS.indexOf(configured));
+  const write =
+    (level: string, print: (line: string) => void) => (message: string, extra?: Record<string, unknown>) => {
+      if (LEVELS.indexOf(level) >= threshold) print(JSON.stringify({ level, message, model, ...extra }));
+    };
   return {
-    info: (message, extra) => console.info(line('INFO', message, extra)),
-    warn: (message, extra) => console.warn(line('WARN', message, extra)),
-    error: (message, extra) => console.error(line('ERROR', message, extra)),
+    info: write('INFO', console.info),
+    warn: write('WARN', console.warn),
+    error: write('ERROR', console.error),
   };
 }
 
