@@ -120,10 +120,6 @@ export class ModelRegistry {
       readonly files?: Readonly<Record<string, FileDigest>>;
     } = {},
   ): Promise<VersionFiles> {
-    const mismatch = () =>
-      new IntegrityError(
-        `${model} v${version}: the alias pointer's file list does not match the version's metadata`,
-      );
     // Checked as soon as metadata.json arrives: a wrong list stops here, and files still arriving
     // are no longer passed on.
     let settled = false;
@@ -131,7 +127,9 @@ export class ModelRegistry {
       (metadata) => {
         if (options.files && !sameFiles(options.files, metadata.files)) {
           settled = true;
-          throw mismatch();
+          throw new IntegrityError(
+            `${model} v${version}: the alias pointer's file list does not match the version's metadata`,
+          );
         }
         return metadata;
       },
