@@ -204,7 +204,7 @@ export class InferenceService {
         );
       }
       try {
-        const next = await this.load(pointer.version, pointer.etag, pointer.files);
+        const next = await this.load(pointer);
         this.served = next;
         this.lastFailure = undefined;
         if (served) {
@@ -265,13 +265,9 @@ export class InferenceService {
    * imported only for a version that needs it, and then as soon as model.json says so, so its start
    * overlaps the download of the weights.
    */
-  private async load(
-    version: number,
-    etag: string,
-    /** The version's files as its alias pointer lists them, if it does. */
-    listed: AliasPointer['files'] | undefined,
-  ): Promise<Served> {
+  private async load(pointer: AliasPointer & { readonly etag: string }): Promise<Served> {
     const { registry, model, log } = this.options;
+    const { version, etag } = pointer;
     const fastPath = this.options.fastPath ?? 'auto';
     let runtime: Promise<TfRuntime> | undefined;
     const startRuntime = () => {
@@ -284,7 +280,8 @@ export class InferenceService {
     if (fastPath === 'off') startRuntime();
     let modelJson: ReturnType<typeof parseModelJson> | undefined;
     const { metadata, files } = await registry.readVersion(model, version, {
-      ...(listed ? { files: listed } : {}),
+      ...(pointer.files ? { files: pointer.files } : {}),
+      ...(pointer.inline ? { inline: pointer.inline } : {}),
       onFile: (name, bytes) => {
         if (name !== 'model.json' || fastPath === 'off') return;
         try {

@@ -23,6 +23,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_LIMITS } from '../../functions/inference/api.js';
+import { createHandler } from '../../functions/inference/handler.js';
 import { ConfigurationError, RegistryUnavailableError } from '../../functions/shared/errors.js';
 import { disposeModel, loadModel, registryIOHandler } from '../../functions/shared/model/artifacts.js';
 import { ModelRegistry } from '../../functions/shared/registry/registry.js';
@@ -483,6 +485,35 @@ describe('S3ObjectReader on s3rver', () => {
     const moved = await registry.getAliasIfChanged('reader', 'live', pointer!.etag);
     expect(moved !== 'unchanged' && moved?.version).toBe(v2.version);
     expect(await registry.getAlias('reader', 'nope')).toBeUndefined();
+  });
+
+  it('loads a small model from its alias pointer alone: one GET at a cold start, one at a swap', async () => {
+    const runtime = await createRuntime('cpu');
+    await publishLinear(runtime, s3.registry, 'onetrip', [1, 2, 3], 0.5, { promote: true });
+    const quiet = { info() {}, warn() {}, error() {} };
+    const handler = createHandler(
+      { bucket: s3.bucket, model: 'onetrip', alias: 'live', aliasCheckSeconds: 0.05, limits: DEFAULT_LIMITS },
+      { store: readerFor(), runtime: async () => runtime, log: quiet },
+    );
+    const predict = () =>
+      handler({
+        rawPath: '/v1/models/onetrip:predict',
+        requestContext: { http: { method: 'POST' } },
+        body: JSON.stringify({ instances: [[1, 1, 1]] }),
+      });
+    const pointerKey = `/${s3.bucket}/models/onetrip/aliases/live.json`;
+    proxy.seen.length = 0;
+    const cold = await predict();
+    expect([cold.statusCode, JSON.parse(cold.body).predictions]).toEqual([200, [[6.5]]]);
+    expect(proxy.seen.map((s) => s.url)).toEqual([pointerKey]);
+
+    const v2 = await publishLinear(runtime, s3.registry, 'onetrip', [2, 2, 2], 0, { promote: true });
+    await new Promise((resolve) => setTimeout(resolve, 100)); // past the alias check interval
+    proxy.seen.length = 0;
+    const swapped = await predict();
+    expect(swapped.headers['x-aiaas-model-version']).toBe(String(v2.version));
+    expect(JSON.parse(swapped.body).predictions).toEqual([[6]]);
+    expect(proxy.seen.map((s) => s.url)).toEqual([pointerKey]);
   });
 });
 

@@ -6,7 +6,7 @@ import {
   NotFoundError,
 } from '../../functions/shared/errors.js';
 import { keys } from '../../functions/shared/registry/layout.js';
-import { ModelRegistry } from '../../functions/shared/registry/registry.js';
+import { INLINE_LIMIT_BYTES, ModelRegistry } from '../../functions/shared/registry/registry.js';
 import type { PutOptions } from '../../functions/shared/registry/store.js';
 import type { ArtifactFile, Signature } from '../../functions/shared/registry/types.js';
 import { MemoryObjectStore } from '../support/memory-store.js';
@@ -205,6 +205,91 @@ describe('registry', () => {
       const pointer = (await registry.getAlias('m', 'live'))!;
       expect(pointer.version).toBe(v2.version);
       expect(pointer.files ?? undefined).toBeUndefined();
+    }
+  });
+
+  it('carries a small version whole in its alias pointer, so a reader needs no other GET', async () => {
+    const store = new MemoryObjectStore();
+    const registry = new ModelRegistry(store);
+    const v1 = await registry.publish('m', files('a'), input);
+    await registry.setAlias('m', 'live', v1.version);
+    const pointer = (await registry.getAlias('m', 'live'))!;
+    expect(pointer.inline?.metadata).toEqual(v1);
+
+    const gets: string[] = [];
+    const get = store.get.bind(store);
+    store.get = (key) => {
+      gets.push(key);
+      return get(key);
+    };
+    const seen: string[] = [];
+    const read = await registry.readVersion('m', v1.version, {
+      files: pointer.files!,
+      inline: pointer.inline!,
+      onFile: (name) => seen.push(name),
+    });
+    expect(gets).toEqual([]);
+    expect(read.metadata).toEqual(v1);
+    expect([...read.files.keys()].sort()).toEqual(['group1-shard1of1.bin', 'model.json']);
+    expect(seen.sort()).toEqual(['group1-shard1of1.bin', 'model.json']);
+    expect([...read.files.get('group1-shard1of1.bin')!]).toEqual([1, 2, 3]);
+    // Each file owns its buffer (tfjs may take a weight buffer as is).
+    const shard = read.files.get('group1-shard1of1.bin')!;
+    expect(shard.byteOffset === 0 && shard.buffer.byteLength === 3).toBe(true);
+  });
+
+  it(`leaves a version over ${INLINE_LIMIT_BYTES} bytes out of its pointer, and one whose files do not verify`, async () => {
+    const store = new MemoryObjectStore();
+    const registry = new ModelRegistry(store);
+    const big = await registry.publish(
+      'm',
+      [...files('a'), { name: 'group1-shard2of2.bin', bytes: new Uint8Array(INLINE_LIMIT_BYTES) }],
+      input,
+    );
+    await registry.setAlias('m', 'live', big.version);
+    const pointer = (await registry.getAlias('m', 'live'))!;
+    expect(pointer.inline).toBeUndefined();
+    expect(pointer.files).toEqual(big.files);
+
+    // Damaged after publishing, before promotion: the pointer carries nothing, and readers find out.
+    const damaged = await registry.publish('m', files('b'), input);
+    await store.put(keys.file('m', damaged.version, 'group1-shard1of1.bin'), new Uint8Array([9, 9, 9]));
+    await registry.setAlias('m', 'live', damaged.version);
+    expect((await registry.getAlias('m', 'live'))!.inline).toBeUndefined();
+  });
+
+  it('reads a version from its objects when the inline copy is damaged, and ignores a malformed one', async () => {
+    const store = new MemoryObjectStore();
+    const registry = new ModelRegistry(store);
+    const v1 = await registry.publish('m', files('a'), input);
+    await registry.setAlias('m', 'live', v1.version);
+    const key = keys.alias('m', 'live');
+    const written = JSON.parse(new TextDecoder().decode((await store.get(key))!.body));
+
+    // Bytes that do not match the digests: fetched again from the version's own objects.
+    const wrong = { ...written.inline, files: { ...written.inline.files, 'group1-shard1of1.bin': 'CQkJ' } };
+    await store.put(key, JSON.stringify({ ...written, inline: wrong }));
+    const pointer = (await registry.getAlias('m', 'live'))!;
+    expect(pointer.inline).toBeDefined();
+    const read = await registry.readVersion('m', v1.version, { inline: pointer.inline! });
+    expect([...read.files.get('group1-shard1of1.bin')!]).toEqual([1, 2, 3]);
+
+    // Not the pointer's version, a file missing, not an object: the pointer reads as carrying none.
+    const { 'model.json': _dropped, ...oneFile } = written.inline.files;
+    for (const broken of [
+      5,
+      null,
+      { ...written.inline, metadata: { ...written.inline.metadata, version: 2 } },
+      { ...written.inline, metadata: { ...written.inline.metadata, model: 'n' } },
+      { ...written.inline, files: oneFile },
+      { ...written.inline, files: { ...written.inline.files, 'model.json': 7 } },
+      { metadata: written.inline.metadata },
+    ]) {
+      await store.put(key, JSON.stringify({ ...written, inline: broken }));
+      const parsed = (await registry.getAlias('m', 'live'))!;
+      expect(parsed.version).toBe(v1.version);
+      expect(parsed.inline, JSON.stringify(broken)).toBeUndefined();
+      expect(parsed.files).toEqual(v1.files);
     }
   });
 

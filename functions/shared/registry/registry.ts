@@ -10,11 +10,24 @@ import {
   parseVersion,
 } from './layout.js';
 import type { ListedObject, ObjectStore, StoredObject } from './store.js';
-import type { AliasEvent, AliasPointer, ArtifactFile, FileDigest, VersionMetadata } from './types.js';
+import type {
+  AliasEvent,
+  AliasPointer,
+  ArtifactFile,
+  FileDigest,
+  InlineVersion,
+  VersionMetadata,
+} from './types.js';
 
 const JSON_TYPE = 'application/json';
 /** A history slot still holding several entries after this long was left by a crashed writer. */
 const STALE_CLAIM_MS = 30_000;
+/**
+ * A version whose files come to at most this many bytes rides in its alias pointers whole
+ * (AliasPointer.inline): ~87 KiB of base64 at most, a few ms to fetch from S3, against a whole
+ * round trip saved on every cold start and every swap.
+ */
+export const INLINE_LIMIT_BYTES = 64 * 1024;
 const decoder = new TextDecoder();
 
 function parseJson<T>(object: StoredObject, what: string): T {
@@ -118,8 +131,15 @@ export class ModelRegistry {
        * metadata.json instead of after it (one round trip less), and must match it.
        */
       readonly files?: Readonly<Record<string, FileDigest>>;
+      /** The version whole, as its alias pointer carries it: then nothing is fetched if it checks out. */
+      readonly inline?: InlineVersion;
     } = {},
   ): Promise<VersionFiles> {
+    const carried = options.inline && fromInline(model, version, options.inline);
+    if (carried) {
+      for (const [name, bytes] of carried.files) options.onFile?.(name, bytes);
+      return carried;
+    }
     // Checked as soon as metadata.json arrives: a wrong list stops here, and files still arriving
     // are no longer passed on.
     let settled = false;
@@ -303,11 +323,16 @@ export class ModelRegistry {
     }
     // The file list is a shortcut, not the truth (metadata.json is): one that is not well formed is
     // ignored rather than allowed to fail a good version.
-    if (pointer.files !== undefined && !isFileList(pointer.files)) {
-      const { files: _ignored, ...rest } = pointer;
-      return rest;
+    let checked = pointer;
+    if (checked.files !== undefined && !isFileList(checked.files)) {
+      const { files: _ignored, ...rest } = checked;
+      checked = rest;
     }
-    return pointer;
+    if (checked.inline !== undefined && !isInlineVersion(checked.inline, model, pointer.version)) {
+      const { inline: _ignored, ...rest } = checked;
+      checked = rest;
+    }
+    return checked;
   }
 
   /** Aliases of a model and the versions they point to. */
@@ -426,6 +451,7 @@ export class ModelRegistry {
   private async writePointer(won: AliasEvent, wonMetadata: VersionMetadata): Promise<void> {
     let event = won;
     let metadata: VersionMetadata | undefined = wonMetadata;
+    let inline: InlineVersion | null | undefined; // null: read, and not carried (too big, or unreadable)
     for (let attempt = 0; attempt < 10; attempt++) {
       const latest = await this.latestEvent(event.model, event.alias);
       if (latest !== 'contended' && latest.current && latest.current.seq > event.seq) event = latest.current;
@@ -435,6 +461,10 @@ export class ModelRegistry {
       // pointer goes without one rather than the recorded move going without a pointer.
       if (metadata?.version !== event.to) {
         metadata = await this.getMetadata(event.model, event.to).catch(() => undefined);
+        inline = undefined;
+      }
+      if (metadata?.version === event.to && inline === undefined) {
+        inline = (await this.inlineVersion(metadata).catch(() => undefined)) ?? null;
       }
       const pointer: AliasPointer = {
         model: event.model,
@@ -444,6 +474,7 @@ export class ModelRegistry {
         eventId: event.id,
         updatedAt: event.at,
         ...(metadata?.version === event.to ? { files: metadata.files } : {}),
+        ...(inline ? { inline } : {}),
       };
       try {
         await this.store.put(keys.alias(event.model, event.alias), JSON.stringify(pointer), {
@@ -457,6 +488,22 @@ export class ModelRegistry {
     throw new ConflictError(
       `${won.model}@${won.alias}: the move was recorded, but the alias pointer kept changing; run the command again`,
     );
+  }
+
+  /** A small version's files, verified, for its alias pointers to carry; undefined when it is too big. */
+  private async inlineVersion(metadata: VersionMetadata): Promise<InlineVersion | undefined> {
+    const digests = Object.entries(metadata.files);
+    if (digests.reduce((n, [, d]) => n + d.size, 0) > INLINE_LIMIT_BYTES) return undefined;
+    const files: Record<string, string> = {};
+    for (const [name, digest] of digests) {
+      const object = await this.store.get(keys.file(metadata.model, metadata.version, name));
+      if (!object) return undefined;
+      verify(metadata.model, metadata.version, name, object.body, digest);
+      files[name] = Buffer.from(object.body.buffer, object.body.byteOffset, object.body.byteLength).toString(
+        'base64',
+      );
+    }
+    return { metadata, files };
   }
 
   /**
@@ -630,4 +677,48 @@ function verify(
       `${model} v${version}: ${name} does not match its sha256 (${bytes.byteLength} bytes, expected ${digest.size})`,
     );
   }
+}
+
+/** An inline version that describes the pointer's version and holds exactly its listed files. */
+function isInlineVersion(value: unknown, model: string, version: number): value is InlineVersion {
+  const inline = value as InlineVersion | null;
+  if (typeof inline !== 'object' || inline === null) return false;
+  const { metadata, files } = inline;
+  if (
+    typeof metadata !== 'object' ||
+    metadata === null ||
+    metadata.schema !== 1 ||
+    metadata.model !== model ||
+    metadata.version !== version ||
+    !isFileList(metadata.files) ||
+    typeof files !== 'object' ||
+    files === null
+  ) {
+    return false;
+  }
+  const names = Object.keys(metadata.files);
+  return (
+    names.length === Object.keys(files).length &&
+    names.every((name) => Object.hasOwn(files, name) && typeof files[name] === 'string')
+  );
+}
+
+/**
+ * The version from its pointer's copy, each file checked against the copied metadata; undefined
+ * (read it from its objects instead) if one does not match, so a damaged copy costs a round trip,
+ * never a wrong model.
+ */
+function fromInline(model: string, version: number, inline: InlineVersion): VersionFiles | undefined {
+  const files = new Map<string, Uint8Array>();
+  for (const [name, digest] of Object.entries(inline.metadata.files)) {
+    // A copy that owns its whole ArrayBuffer: a small Buffer is a view into Node's shared pool.
+    const bytes = new Uint8Array(Buffer.from(inline.files[name] ?? '', 'base64'));
+    try {
+      verify(model, version, name, bytes, digest);
+    } catch {
+      return undefined;
+    }
+    files.set(name, bytes);
+  }
+  return { metadata: inline.metadata, files };
 }

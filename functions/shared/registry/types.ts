@@ -57,6 +57,21 @@ export interface AliasPointer {
    * written before it existed.
    */
   readonly files?: Readonly<Record<string, FileDigest>>;
+  /**
+   * A small version whole (its files at most INLINE_LIMIT_BYTES together): its metadata and each
+   * file base64-encoded, copied when the pointer is written. A reader then loads the version from
+   * the pointer alone, one S3 round trip where it would take two. Each file is checked against the
+   * metadata's sha256; anything that does not check out is ignored and the version read from its
+   * own objects instead.
+   */
+  readonly inline?: InlineVersion;
+}
+
+/** A version carried by its alias pointer: see AliasPointer.inline. */
+export interface InlineVersion {
+  readonly metadata: VersionMetadata;
+  /** File name → its bytes, base64. */
+  readonly files: Readonly<Record<string, string>>;
 }
 
 /** One entry of an alias's append-only history. */
