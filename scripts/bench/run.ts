@@ -270,7 +270,7 @@ async function main() {
       // 1. Cold start. Floor and ours alternate, so a burst of noise from another process on this
       // machine hits both sides alike; each figure is the median of its samples.
       log(`cold start (${node})…`);
-      const runs = quick ? 5 : 11;
+      const runs = quick ? 5 : 15;
       const coldChild = join(ROOT, 'scripts/bench/children/cold-bundle.mjs');
       // The same model with the fast path off: what a model that needs tfjs pays (runtime layer
       // import, wasm start-up, tfjs load).
@@ -423,7 +423,7 @@ async function main() {
       const { raw: rawSamples, load: loadSamples } = await childJson<{ raw: number[]; load: number[] }>(
         node,
         ['--import', 'tsx', join(ROOT, 'scripts/bench/children/model-load.ts')],
-        { ...env, BENCH_MODEL: 'big', BENCH_VERSION: String(big.version), BENCH_ROUNDS: quick ? '3' : '9' },
+        { ...env, BENCH_MODEL: 'big', BENCH_VERSION: String(big.version), BENCH_ROUNDS: quick ? '3' : '15' },
       );
       const totalBytes = Object.values(big.files).reduce((n, f) => n + f.size, 0);
       report.modelLoad = {
