@@ -70,7 +70,12 @@ for (const [label, Store] of [
       for (const [i, e] of history.entries()) {
         expect(e.from).toBe(i === 0 ? null : history[i - 1]!.to);
       }
-      expect((await registry.getAlias('m', 'live'))?.version).toBe(history.at(-1)!.to);
+      const pointer = await registry.getAlias('m', 'live');
+      expect(pointer?.version).toBe(history.at(-1)!.to);
+      // The pointer carries the copy of its own version, whichever writer's turn was last.
+      expect(pointer?.inline?.metadata.version).toBe(pointer?.version);
+      const read = await registry.readVersion('m', pointer!.version, { inline: pointer!.inline! });
+      expect(new TextDecoder().decode(read.files.get('model.json'))).toContain(`v${pointer!.version - 1}`);
     });
   });
 }
@@ -256,6 +261,37 @@ describe('registry', () => {
     await store.put(keys.file('m', damaged.version, 'group1-shard1of1.bin'), new Uint8Array([9, 9, 9]));
     await registry.setAlias('m', 'live', damaged.version);
     expect((await registry.getAlias('m', 'live'))!.inline).toBeUndefined();
+    await expect(registry.readVersion('m', damaged.version)).rejects.toThrow(IntegrityError);
+
+    // Exactly at the limit is carried.
+    const modelJson = new TextEncoder().encode('{}');
+    const atLimit = await registry.publish(
+      'm',
+      [
+        { name: 'model.json', bytes: modelJson },
+        { name: 'group1-shard1of1.bin', bytes: new Uint8Array(INLINE_LIMIT_BYTES - modelJson.length) },
+      ],
+      input,
+    );
+    await registry.setAlias('m', 'live', atLimit.version);
+    expect((await registry.getAlias('m', 'live'))!.inline?.metadata.version).toBe(atLimit.version);
+  });
+
+  it("serves a version damaged after promotion from its pointer's copy, as verified then", async () => {
+    const store = new MemoryObjectStore();
+    const registry = new ModelRegistry(store);
+    const v1 = await registry.publish('m', files('a'), input);
+    await registry.setAlias('m', 'live', v1.version);
+    await store.put(keys.file('m', v1.version, 'group1-shard1of1.bin'), new Uint8Array([9, 9, 9]));
+    await store.delete(keys.metadata('m', v1.version));
+    const pointer = (await registry.getAlias('m', 'live'))!;
+    const read = await registry.readVersion('m', v1.version, {
+      files: pointer.files!,
+      inline: pointer.inline!,
+    });
+    expect([...read.files.get('group1-shard1of1.bin')!]).toEqual([1, 2, 3]);
+    // Without the copy, the damage shows.
+    await expect(registry.readVersion('m', v1.version, { files: pointer.files! })).rejects.toThrow();
   });
 
   it('reads a version from its objects when the inline copy is damaged, and ignores a malformed one', async () => {
@@ -274,13 +310,19 @@ describe('registry', () => {
     const read = await registry.readVersion('m', v1.version, { inline: pointer.inline! });
     expect([...read.files.get('group1-shard1of1.bin')!]).toEqual([1, 2, 3]);
 
-    // Not the pointer's version, a file missing, not an object: the pointer reads as carrying none.
+    // Not the pointer's version, a file missing, not an object, a list of other files: the pointer
+    // reads as carrying none, and the version is read from its objects.
     const { 'model.json': _dropped, ...oneFile } = written.inline.files;
+    const v2 = await registry.publish('m', files('b'), input);
+    const otherFiles = Object.fromEntries(Object.keys(v2.files).map((name) => [name, 'AAAA']));
     for (const broken of [
       5,
       null,
       { ...written.inline, metadata: { ...written.inline.metadata, version: 2 } },
       { ...written.inline, metadata: { ...written.inline.metadata, model: 'n' } },
+      { ...written.inline, metadata: { ...written.inline.metadata, schema: 2 } },
+      { ...written.inline, metadata: { ...written.inline.metadata, files: { 'model.json': 5 } } },
+      { ...written.inline, metadata: { ...written.inline.metadata, files: v2.files }, files: otherFiles },
       { ...written.inline, files: oneFile },
       { ...written.inline, files: { ...written.inline.files, 'model.json': 7 } },
       { metadata: written.inline.metadata },
@@ -290,7 +332,16 @@ describe('registry', () => {
       expect(parsed.version).toBe(v1.version);
       expect(parsed.inline, JSON.stringify(broken)).toBeUndefined();
       expect(parsed.files).toEqual(v1.files);
+      const fallback = await registry.readVersion('m', v1.version, { files: parsed.files! });
+      expect([...fallback.files.get('group1-shard1of1.bin')!]).toEqual([1, 2, 3]);
     }
+
+    // Handed straight to readVersion, a copy of another version is not used either.
+    await registry.setAlias('m', 'live', v2.version);
+    const v2Copy = (await registry.getAlias('m', 'live'))!.inline!;
+    const read2 = await registry.readVersion('m', v1.version, { inline: v2Copy });
+    expect(read2.metadata).toEqual(v1);
+    expect(new TextDecoder().decode(read2.files.get('model.json'))).toContain('"a"');
   });
 
   it('hides a version whose publisher died before metadata.json (the commit)', async () => {

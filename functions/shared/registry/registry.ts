@@ -24,8 +24,8 @@ const JSON_TYPE = 'application/json';
 const STALE_CLAIM_MS = 30_000;
 /**
  * A version whose files come to at most this many bytes rides in its alias pointers whole
- * (AliasPointer.inline): ~87 KiB of base64 at most, a few ms to fetch from S3, against a whole
- * round trip saved on every cold start and every swap.
+ * (AliasPointer.inline): ~85 KiB of base64 at most (plus the metadata), a few ms to fetch from S3,
+ * against a whole round trip saved on every cold start and every swap.
  */
 export const INLINE_LIMIT_BYTES = 64 * 1024;
 const decoder = new TextDecoder();
@@ -135,7 +135,10 @@ export class ModelRegistry {
       readonly inline?: InlineVersion;
     } = {},
   ): Promise<VersionFiles> {
-    const carried = options.inline && fromInline(model, version, options.inline);
+    const carried =
+      options.inline && isInlineVersion(options.inline, model, version, options.files)
+        ? fromInline(model, version, options.inline)
+        : undefined;
     if (carried) {
       for (const [name, bytes] of carried.files) options.onFile?.(name, bytes);
       return carried;
@@ -328,7 +331,10 @@ export class ModelRegistry {
       const { files: _ignored, ...rest } = checked;
       checked = rest;
     }
-    if (checked.inline !== undefined && !isInlineVersion(checked.inline, model, pointer.version)) {
+    if (
+      checked.inline !== undefined &&
+      !isInlineVersion(checked.inline, model, pointer.version, checked.files)
+    ) {
       const { inline: _ignored, ...rest } = checked;
       checked = rest;
     }
@@ -451,21 +457,26 @@ export class ModelRegistry {
   private async writePointer(won: AliasEvent, wonMetadata: VersionMetadata): Promise<void> {
     let event = won;
     let metadata: VersionMetadata | undefined = wonMetadata;
-    let inline: InlineVersion | null | undefined; // null: read, and not carried (too big, or unreadable)
+    let inline: InlineVersion | null | undefined; // null: read, and not carried
     for (let attempt = 0; attempt < 10; attempt++) {
       const latest = await this.latestEvent(event.model, event.alias);
       if (latest !== 'contended' && latest.current && latest.current.seq > event.seq) event = latest.current;
-      const current = await this.getAlias(event.model, event.alias).catch(() => undefined);
-      if (current && current.seq === event.seq && current.eventId === event.id) return;
-      // The file list is a shortcut for readers: if a newer event's version cannot be read now, the
-      // pointer goes without one rather than the recorded move going without a pointer.
+      // The file list and the copy are shortcuts for readers: if a newer event's version cannot be
+      // read now, the pointer goes without them rather than the recorded move going without a
+      // pointer. Read before the current pointer, to keep the window for a conflicting write short.
       if (metadata?.version !== event.to) {
         metadata = await this.getMetadata(event.model, event.to).catch(() => undefined);
         inline = undefined;
       }
       if (metadata?.version === event.to && inline === undefined) {
-        inline = (await this.inlineVersion(metadata).catch(() => undefined)) ?? null;
+        // Once more after a fault: a pointer written without its copy keeps it until the next move.
+        inline =
+          (await this.inlineVersion(metadata)
+            .catch(() => this.inlineVersion(metadata!))
+            .catch(() => undefined)) ?? null;
       }
+      const current = await this.getAlias(event.model, event.alias).catch(() => undefined);
+      if (current && current.seq === event.seq && current.eventId === event.id) return;
       const pointer: AliasPointer = {
         model: event.model,
         alias: event.alias,
@@ -490,20 +501,29 @@ export class ModelRegistry {
     );
   }
 
-  /** A small version's files, verified, for its alias pointers to carry; undefined when it is too big. */
+  /**
+   * A small version's files, verified, for its alias pointers to carry; undefined when it is too
+   * big, or a file is missing or does not match (readers then find that out from the objects).
+   * Throws on a store fault.
+   */
   private async inlineVersion(metadata: VersionMetadata): Promise<InlineVersion | undefined> {
     const digests = Object.entries(metadata.files);
     if (digests.reduce((n, [, d]) => n + d.size, 0) > INLINE_LIMIT_BYTES) return undefined;
-    const files: Record<string, string> = {};
-    for (const [name, digest] of digests) {
-      const object = await this.store.get(keys.file(metadata.model, metadata.version, name));
-      if (!object) return undefined;
-      verify(metadata.model, metadata.version, name, object.body, digest);
-      files[name] = Buffer.from(object.body.buffer, object.body.byteOffset, object.body.byteLength).toString(
-        'base64',
-      );
-    }
-    return { metadata, files };
+    const read = await Promise.all(
+      digests.map(async ([name, digest]) => {
+        const object = await this.store.get(keys.file(metadata.model, metadata.version, name));
+        if (!object) return undefined;
+        try {
+          verify(metadata.model, metadata.version, name, object.body, digest);
+        } catch {
+          return undefined;
+        }
+        const { buffer, byteOffset, byteLength } = object.body;
+        return [name, Buffer.from(buffer, byteOffset, byteLength).toString('base64')] as const;
+      }),
+    );
+    if (read.some((entry) => entry === undefined)) return undefined;
+    return { metadata, files: Object.fromEntries(read as (readonly [string, string])[]) };
   }
 
   /**
@@ -679,8 +699,16 @@ function verify(
   }
 }
 
-/** An inline version that describes the pointer's version and holds exactly its listed files. */
-function isInlineVersion(value: unknown, model: string, version: number): value is InlineVersion {
+/**
+ * A copy that describes the pointer's version, holds a string for each of its files, and agrees
+ * with the pointer's own file list when it has one.
+ */
+function isInlineVersion(
+  value: unknown,
+  model: string,
+  version: number,
+  listed: Readonly<Record<string, FileDigest>> | undefined,
+): value is InlineVersion {
   const inline = value as InlineVersion | null;
   if (typeof inline !== 'object' || inline === null) return false;
   const { metadata, files } = inline;
@@ -691,15 +719,14 @@ function isInlineVersion(value: unknown, model: string, version: number): value 
     metadata.model !== model ||
     metadata.version !== version ||
     !isFileList(metadata.files) ||
+    (listed !== undefined && !sameFiles(listed, metadata.files)) ||
     typeof files !== 'object' ||
     files === null
   ) {
     return false;
   }
-  const names = Object.keys(metadata.files);
-  return (
-    names.length === Object.keys(files).length &&
-    names.every((name) => Object.hasOwn(files, name) && typeof files[name] === 'string')
+  return Object.keys(metadata.files).every(
+    (name) => Object.hasOwn(files, name) && typeof files[name] === 'string',
   );
 }
 
@@ -711,14 +738,14 @@ function isInlineVersion(value: unknown, model: string, version: number): value 
 function fromInline(model: string, version: number, inline: InlineVersion): VersionFiles | undefined {
   const files = new Map<string, Uint8Array>();
   for (const [name, digest] of Object.entries(inline.metadata.files)) {
-    // A copy that owns its whole ArrayBuffer: a small Buffer is a view into Node's shared pool.
-    const bytes = new Uint8Array(Buffer.from(inline.files[name] ?? '', 'base64'));
     try {
+      // A copy that owns its whole ArrayBuffer: a small Buffer is a view into Node's shared pool.
+      const bytes = new Uint8Array(Buffer.from(inline.files[name] as string, 'base64'));
       verify(model, version, name, bytes, digest);
+      files.set(name, bytes);
     } catch {
       return undefined;
     }
-    files.set(name, bytes);
   }
   return { metadata: inline.metadata, files };
 }
