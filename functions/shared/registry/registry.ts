@@ -469,7 +469,8 @@ export class ModelRegistry {
         inline = undefined;
       }
       if (metadata?.version === event.to && inline === undefined) {
-        // Once more after a fault: a pointer written without its copy keeps it until the next move.
+        // Tried once more after a store fault: a pointer written without its copy stays without one
+        // until the alias moves again.
         inline =
           (await this.inlineVersion(metadata)
             .catch(() => this.inlineVersion(metadata!))
