@@ -13,6 +13,7 @@ import { S3ObjectReader } from '../shared/registry/s3-reader.js';
 import type { ObjectStore } from '../shared/registry/store.js';
 import { loadRuntimeModule } from '../shared/runtime/load.js';
 import type { TfRuntime } from '../shared/runtime/types.js';
+import { sourceMappedStack } from '../shared/stack.js';
 import { decodeBody, type Route, route } from './api.js';
 import { configFromEnv, type InferenceConfig } from './config.js';
 import { InferenceService, type Log, type ServiceResult } from './service.js';
@@ -253,7 +254,9 @@ export function errorResponse(error: unknown, log: Log, requestId?: string): Fun
     }
     return json(error.status, { error: error.message }, headers);
   }
-  log.error('unexpected error', { error: error instanceof Error ? error.stack : String(error) });
+  log.error('unexpected error', {
+    error: error instanceof Error && error.stack ? sourceMappedStack(error.stack) : String(error),
+  });
   return json(500, {
     error: `Internal error${requestId ? ` (request ${requestId})` : ''}; see the function's logs`,
   });

@@ -28,8 +28,9 @@ let env: NodeJS.ProcessEnv;
 /** Runs the bundle in a child process (asynchronously: s3rver lives in this one and must answer). */
 async function invoke(bundle: string, eventFile: string | undefined, extraEnv: NodeJS.ProcessEnv = {}) {
   let stdout = '';
+  let stderr = '';
   try {
-    ({ stdout } = await promisify(execFile)(
+    ({ stdout, stderr } = await promisify(execFile)(
       NODE,
       [join(ROOT, 'test/support/invoke-bundle.mjs'), bundle, ...(eventFile ? [eventFile] : [])],
       { env: { ...env, ...extraEnv }, encoding: 'utf8', timeout: 120_000, maxBuffer: 16 * 1024 * 1024 },
@@ -40,9 +41,12 @@ async function invoke(bundle: string, eventFile: string | undefined, extraEnv: N
   }
   const line = stdout.split('\n').find((l) => l.startsWith('@@RESULT@@'));
   if (!line) throw new Error(`bundle printed no result: ${stdout}`);
-  return JSON.parse(line.slice('@@RESULT@@'.length)) as {
-    node: string;
-    result: { statusCode: number; body: string } & Record<string, unknown>;
+  return {
+    ...(JSON.parse(line.slice('@@RESULT@@'.length)) as {
+      node: string;
+      result: { statusCode: number; body: string } & Record<string, unknown>;
+    }),
+    stderr,
   };
 }
 
@@ -82,6 +86,19 @@ describe('bundles under Node.js 24', () => {
       kind: 'retrain',
       trigger: 'schedule',
     });
+  });
+
+  it('the inference bundle, misconfigured, answers 500 and logs the error by its own name', async () => {
+    const { result, stderr } = await invoke(
+      join(DIST, 'functions/inference/index.mjs'),
+      join(ROOT, 'events', 'predict.json'),
+      { AIAAS_MODEL: '' },
+    );
+    expect(result.statusCode).toBe(500);
+    expect(JSON.parse(result.body).error).toMatch(/AIAAS_MODEL is not set/);
+    // The bundle is minified: class names are not what a log reader would see.
+    expect(stderr).toMatch(/AIAAS_MODEL is not set/);
+    expect(stderr).toMatch(/ConfigurationError/);
   });
 
   it.each(readdirSync(join(ROOT, 'events')).filter((f) => f.endsWith('.json')))(

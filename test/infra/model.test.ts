@@ -119,7 +119,7 @@ describe('model stacks', () => {
           POWERTOOLS_SERVICE_NAME: 'aiaas-diabetes',
           POWERTOOLS_METRICS_NAMESPACE: 'aiaas',
           POWERTOOLS_LOG_LEVEL: 'INFO',
-          NODE_OPTIONS: '--enable-source-maps',
+          NODE_OPTIONS: Match.absent(),
         },
       },
     });

@@ -21,10 +21,13 @@ export interface KerasConversion {
 }
 
 /** The bytes are not a Keras model file this importer can read (wrong format, corrupt, weights only). */
-export class KerasFormatError extends ValidationError {}
+export class KerasFormatError extends ValidationError {
+  override readonly name: string = 'KerasFormatError';
+}
 
 /** The model uses a layer, model class, option or custom object that TF.js cannot run as Keras did. */
 export class UnsupportedKerasLayerError extends ValidationError {
+  override readonly name: string = 'UnsupportedKerasLayerError';
   constructor(
     readonly layerName: string,
     readonly className: string,
@@ -35,7 +38,9 @@ export class UnsupportedKerasLayerError extends ValidationError {
 }
 
 /** The weights stored in the file do not fit the layers in its config. */
-export class KerasWeightsError extends ValidationError {}
+export class KerasWeightsError extends ValidationError {
+  override readonly name: string = 'KerasWeightsError';
+}
 
 type Json = null | boolean | number | string | Json[] | JsonObject;
 type JsonObject = { [key: string]: Json };
