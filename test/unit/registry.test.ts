@@ -344,6 +344,24 @@ describe('registry', () => {
     expect(new TextDecoder().decode(read2.files.get('model.json'))).toContain('"a"');
   });
 
+  it('refuses metadata.json that names another version or lists its files malformed', async () => {
+    const store = new MemoryObjectStore();
+    const registry = new ModelRegistry(store);
+    const v1 = await registry.publish('m', files('a'), input);
+    const key = keys.metadata('m', v1.version);
+    for (const broken of [
+      { ...v1, version: 2 },
+      { ...v1, files: undefined },
+      { ...v1, files: { 'model.json': { sha256: 5, size: 1 } } },
+      { ...v1, files: { '../x': v1.files['model.json'] } },
+    ]) {
+      await store.put(key, JSON.stringify(broken));
+      await expect(registry.readVersion('m', v1.version), JSON.stringify(broken.files)).rejects.toThrow(
+        /does not describe that version/,
+      );
+    }
+  });
+
   it('hides a version whose publisher died before metadata.json (the commit)', async () => {
     const store = new MemoryObjectStore();
     const registry = new ModelRegistry(store);

@@ -104,13 +104,8 @@ export class ModelRegistry {
   async getMetadata(model: string, version: number): Promise<VersionMetadata> {
     const object = await this.store.get(keys.metadata(model, version));
     if (!object) throw new NotFoundError(`Model "${model}" has no version ${version}`);
-    const metadata = parseJson<VersionMetadata>(object, `metadata.json of ${model} v${version}`);
-    if (
-      metadata?.schema !== 1 ||
-      metadata.model !== model ||
-      metadata.version !== version ||
-      !metadata.files
-    ) {
+    const metadata = parseJson<unknown>(object, `metadata.json of ${model} v${version}`);
+    if (!describesVersion(metadata, model, version)) {
       throw new IntegrityError(`metadata.json of ${model} v${version} does not describe that version`);
     }
     return metadata;
@@ -700,6 +695,19 @@ function verify(
   }
 }
 
+/** Metadata of this model's version, with a well-formed file list: from metadata.json or a pointer's copy. */
+function describesVersion(value: unknown, model: string, version: number): value is VersionMetadata {
+  const metadata = value as VersionMetadata | null;
+  return (
+    typeof metadata === 'object' &&
+    metadata !== null &&
+    metadata.schema === 1 &&
+    metadata.model === model &&
+    metadata.version === version &&
+    isFileList(metadata.files)
+  );
+}
+
 /**
  * A copy that describes the pointer's version, holds a string for each of its files, and agrees
  * with the pointer's own file list when it has one.
@@ -714,12 +722,7 @@ function isInlineVersion(
   if (typeof inline !== 'object' || inline === null) return false;
   const { metadata, files } = inline;
   if (
-    typeof metadata !== 'object' ||
-    metadata === null ||
-    metadata.schema !== 1 ||
-    metadata.model !== model ||
-    metadata.version !== version ||
-    !isFileList(metadata.files) ||
+    !describesVersion(metadata, model, version) ||
     (listed !== undefined && !sameFiles(listed, metadata.files)) ||
     typeof files !== 'object' ||
     files === null
