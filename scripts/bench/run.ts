@@ -27,6 +27,7 @@ import type { TfRuntime } from '../../functions/shared/runtime/types.js';
 import { DIST, ROOT } from '../lib/bundle.js';
 import { DEFAULT_BUCKET, LOCAL_CREDENTIALS, localFunctionEnv } from '../lib/local-stack.js';
 import { node24 } from '../lib/node24.js';
+import { median, medianInterval, pairedRatios } from './stats.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const args = new Set(process.argv.slice(2));
@@ -41,14 +42,12 @@ const want = (section: string) =>
   only ? only.includes(section) : section !== 'synth' || !args.has('--no-synth');
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const round = (x: number, digits = 2) => Number(x.toFixed(digits));
-/** a[i] / b[i] for samples taken back to back. */
-const pairedRatios = (a: readonly number[], b: readonly number[]) => a.map((x, i) => x / b[i]!);
+/** A ratio's 95 % interval (see stats.ts), rounded as the ratio is. */
+const interval = (ratios: readonly number[]) => {
+  const { low, high, confidence } = medianInterval(ratios);
+  return { low: round(low), high: round(high), confidence: round(confidence, 3) };
+};
 
 /** Wall time of a fresh process from spawn to exit, median of `runs`. */
 async function timeProcess(
@@ -270,7 +269,8 @@ async function main() {
       // 1. Cold start. Floor and ours alternate, so a burst of noise from another process on this
       // machine hits both sides alike; each figure is the median of its samples.
       log(`cold start (${node})…`);
-      const runs = quick ? 5 : 15;
+      // 31 pairs: enough for a 95 % interval of the median ratio that is a few hundredths wide.
+      const runs = quick ? 5 : 31;
       const coldChild = join(ROOT, 'scripts/bench/children/cold-bundle.mjs');
       // The same model with the fast path off: what a model that needs tfjs pays (runtime layer
       // import, wasm start-up, tfjs load).
@@ -295,6 +295,7 @@ async function main() {
         // Each round's ratio (floor and aiaas back to back), then the median: robust to the VM's
         // speed drifting during the run, as for warm and model load.
         ratio: round(median(pairedRatios(samples.ours, samples.floor))),
+        ratioInterval: interval(pairedRatios(samples.ours, samples.floor)),
         ratioOfMedians: round(median(samples.ours) / floorMs),
         ms: round(median(samples.ours), 1),
         floorMs: round(floorMs, 1),
@@ -349,6 +350,13 @@ async function main() {
               oursRounds.map((o) => o.requestsPerSecond),
               floorRounds.map((f) => f.requestsPerSecond),
             ),
+          ),
+        ),
+        // Five rounds a side give only [min, max] as an interval (93.75 %).
+        throughputRatioInterval: interval(
+          pairedRatios(
+            oursRounds.map((o) => o.requestsPerSecond),
+            floorRounds.map((f) => f.requestsPerSecond),
           ),
         ),
         ratioOfMedians: round(oursLoad.requestsPerSecond / floorLoad.requestsPerSecond),
@@ -423,12 +431,13 @@ async function main() {
       const { raw: rawSamples, load: loadSamples } = await childJson<{ raw: number[]; load: number[] }>(
         node,
         ['--import', 'tsx', join(ROOT, 'scripts/bench/children/model-load.ts')],
-        { ...env, BENCH_MODEL: 'big', BENCH_VERSION: String(big.version), BENCH_ROUNDS: quick ? '3' : '15' },
+        { ...env, BENCH_MODEL: 'big', BENCH_VERSION: String(big.version), BENCH_ROUNDS: quick ? '3' : '31' },
       );
       const totalBytes = Object.values(big.files).reduce((n, f) => n + f.size, 0);
       report.modelLoad = {
         // Floor over ours per back-to-back pair, then the median (as for cold start and warm).
         ratio: round(median(pairedRatios(rawSamples, loadSamples))),
+        ratioInterval: interval(pairedRatios(rawSamples, loadSamples)),
         ratioOfMedians: round(median(rawSamples) / median(loadSamples)),
         ms: round(median(loadSamples), 1),
         floorMs: round(median(rawSamples), 1),
@@ -536,6 +545,9 @@ async function main() {
 
 // biome-ignore lint/suspicious/noExplicitAny: the report is this file's own JSON, printed as it was built.
 function printTable(r: Record<string, any>) {
+  // biome-ignore lint/suspicious/noExplicitAny: as above.
+  const ratio = (x: number, iv: any) =>
+    iv ? `${x}× (${Math.round(iv.confidence * 100)} %: ${iv.low}–${iv.high})` : `${x}×`;
   const rows: string[][] = [['figure', 'aiaas', 'floor', 'ratio', 'target']];
   const c = r.coldStart;
   if (c)
@@ -543,7 +555,7 @@ function printTable(r: Record<string, any>) {
       'cold start → first prediction',
       `${c.ms} ms`,
       `${c.floorMs} ms (node -e 0)`,
-      `${c.ratio}×`,
+      ratio(c.ratio, c.ratioInterval),
       '≤ 2.0×',
     ]);
   if (c) rows.push(['  same model on tfjs (fast path off)', `${c.tfjsMs} ms`, '', `${c.tfjsRatio}×`, '']);
@@ -554,7 +566,7 @@ function printTable(r: Record<string, any>) {
       'warm predict throughput',
       `${w.ours.requestsPerSecond} req/s (p50 ${w.ours.p50Us} µs, p99 ${w.ours.p99Us} µs)`,
       `${w.floor.requestsPerSecond} req/s (p50 ${w.floor.p50Us} µs, p99 ${w.floor.p99Us} µs; bare node http)`,
-      `${w.throughputRatio}×`,
+      ratio(w.throughputRatio, w.throughputRatioInterval),
       '≥ 0.6×',
     ]);
   if (w?.serverCpuUsPerRequest)
@@ -579,7 +591,7 @@ function printTable(r: Record<string, any>) {
       `model load (${m.megabytes} MB, ${m.shards} shards)`,
       `${m.ms} ms`,
       `${m.floorMs} ms (raw parallel GET)`,
-      `${m.ratio}×`,
+      ratio(m.ratio, m.ratioInterval),
       '≥ 0.8×',
     ]);
   if (r.synth) {
@@ -616,7 +628,10 @@ function printTable(r: Record<string, any>) {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));
   for (const row of rows)
     process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ')}\n`);
-  process.stdout.write(`\nmachine: ${JSON.stringify(r.machine)}\n`);
+  process.stdout.write(
+    '\nratio: the median of back-to-back pairs; in brackets, the interval that holds the median of a much longer run with that confidence (order statistics).\n',
+  );
+  process.stdout.write(`machine: ${JSON.stringify(r.machine)}\n`);
 }
 
 await main();
