@@ -269,7 +269,7 @@ async function main() {
       // 1. Cold start. Floor and ours alternate, so a burst of noise from another process on this
       // machine hits both sides alike; each figure is the median of its samples.
       log(`cold start (${node})…`);
-      // 31 pairs: enough for a 95 % interval of the median ratio that is a few hundredths wide.
+      // 31 pairs: the median's 95 % interval then runs from the 10th to the 22nd ratio (97 %).
       const runs = quick ? 5 : 31;
       const coldChild = join(ROOT, 'scripts/bench/children/cold-bundle.mjs');
       // The same model with the fast path off: what a model that needs tfjs pays (runtime layer
