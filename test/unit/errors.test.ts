@@ -4,9 +4,9 @@ import * as keras from '../../functions/shared/keras/convert.js';
 
 // The bundles are minified, so an error's name must be spelled out in its class: one that forgets
 // would log under its parent's name. (Here the sources are not minified: the class name is the truth.)
-const classes = [...Object.values(errors), ...Object.values(keras)].filter(
-  (value): value is new (...args: string[]) => Error =>
-    typeof value === 'function' && value.prototype instanceof Error,
+type ErrorClass = new (...args: string[]) => Error;
+const classes = ([...Object.values(errors), ...Object.values(keras)] as unknown[]).filter(
+  (value): value is ErrorClass => typeof value === 'function' && value.prototype instanceof Error,
 );
 
 describe('error classes', () => {
