@@ -3,8 +3,7 @@
  * the InferenceService and maps typed errors to HTTP answers; clients, runtime and model live in
  * module scope and are reused by warm invocations.
  */
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
 import { monotonicMs } from '../shared/clock.js';
 import { AiaasError, MethodNotAllowedError } from '../shared/errors.js';
@@ -17,6 +16,8 @@ import { sourceMappedStack } from '../shared/stack.js';
 import { decodeBody, type Route, route } from './api.js';
 import { configFromEnv, type InferenceConfig } from './config.js';
 import { InferenceService, type Log, type ServiceResult } from './service.js';
+import type { Telemetry } from './telemetry.js';
+import { fallbackTelemetry, type LineLevel, mayLog, mayPublishMetrics } from './telemetry-settings.js';
 
 /** The subset of a function URL event (payload 2.0) that we read. */
 export interface FunctionUrlEvent {
@@ -65,24 +66,57 @@ function answered(result: ServiceResult): FunctionUrlResult {
   };
 }
 
+let telemetryModule: Promise<typeof import('./telemetry.js')> | undefined;
+
+/** Imports (evaluates) Powertools, once per process. */
+function importTelemetry(): Promise<typeof import('./telemetry.js')> {
+  telemetryModule ??= import('./telemetry.js');
+  return telemetryModule;
+}
+
+// A function that will log or publish metrics on its cold start evaluates Powertools as it is
+// imported, as a static import would: in Lambda's init phase, before the first request to S3.
+if (mayPublishMetrics() || mayLog('info')) importTelemetry().catch(() => undefined);
+
 /**
  * Builds a handler for one model. Lambda uses the env-configured `handler` below; the local stack
  * and tests build one per model with explicit config.
  */
 export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): Handler {
-  // Logging and metrics are set up on first use, or while a cold start waits on S3: Powertools
-  // opens stdout and stderr as it starts (~3 ms of a cold start, profiled), and nothing needs them
-  // before the first request to S3 is on its way.
+  // Powertools (logs and metrics) is loaded only when a line could be printed or metrics published
+  // (telemetry-settings.ts): loading and starting it is ~3.5 ms of a cold start (paired runs,
+  // docs/benchmarks.md). A cold start that will need it starts it while the first request to S3 is
+  // on its way: it opens stdout and stderr as it starts, and nothing needs it before then.
+  const publishing = deps.metrics !== undefined || mayPublishMetrics();
+  const early = publishing || (deps.log === undefined && mayLog('info'));
   let telemetry: Telemetry | undefined;
-  const telemetryNow = (): Telemetry => {
-    telemetry ??= createTelemetry(config.model, deps);
-    return telemetry;
+  let starting: Promise<Telemetry> | undefined;
+  // Lines logged before Powertools is up: written, in order, once it is (within the invocation).
+  const waiting: [LineLevel, string, Record<string, unknown> | undefined][] = [];
+  const startTelemetry = (): Promise<Telemetry> => {
+    starting ??= importTelemetry()
+      .then(
+        (module) => module.createTelemetry(config.model, deps),
+        (error: unknown) => fallbackTelemetry(config.model, deps, error),
+      )
+      .then((started) => {
+        telemetry = started;
+        for (const [level, message, extra] of waiting.splice(0)) started.logger[level](message, extra);
+        return started;
+      });
+    return starting;
   };
-  const log: Log = {
-    info: (message, extra) => telemetryNow().logger.info(message, extra),
-    warn: (message, extra) => telemetryNow().logger.warn(message, extra),
-    error: (message, extra) => telemetryNow().logger.error(message, extra),
-  };
+  const line =
+    (level: LineLevel) =>
+    (message: string, extra?: Record<string, unknown>): void => {
+      if (telemetry) telemetry.logger[level](message, extra);
+      else if (deps.log) deps.log[level](message, extra);
+      else if (mayLog(level)) {
+        waiting.push([level, message, extra]);
+        void startTelemetry();
+      }
+    };
+  const log: Log = { info: line('info'), warn: line('warn'), error: line('error') };
   let service: InferenceService | undefined;
   // Every alias check asks for the runtime: resolve and import it once (again only after a failure).
   let runtime: Promise<TfRuntime> | undefined;
@@ -132,7 +166,8 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
     const path = event.rawPath ?? '/';
     // Powertools does the bookkeeping of every call even when publishing is off (the local stack):
     // ~10 µs a request, a third of a warm request's budget (profiled), so the calls are skipped.
-    const started = telemetry && !telemetry.metrics ? 0 : monotonicMs();
+    const timed = telemetry ? telemetry.record !== undefined : publishing;
+    const started = timed ? monotonicMs() : 0;
     let response: FunctionUrlResult;
     let predicted: ServiceResult | undefined;
     let failed = false;
@@ -143,7 +178,7 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
       const answer = getService().handle(target, body);
       let result: ServiceResult;
       if (answer instanceof Promise) {
-        if (!telemetry) setImmediate(telemetryNow);
+        if (early && !starting) setImmediate(startTelemetry);
         result = await answer;
       } else {
         result = answer;
@@ -154,91 +189,20 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
       response = errorResponse(error, log, event.requestContext?.requestId);
       failed = true;
     }
-    const { metrics } = telemetryNow();
-    if (metrics) {
-      if (predicted) {
-        metrics.addDimension('version', String(predicted.version));
-        metrics.addMetric('Predictions', MetricUnit.Count, 1);
-        metrics.addMetric('PredictLatency', MetricUnit.Milliseconds, monotonicMs() - started);
-      } else if (failed) {
-        metrics.addMetric(response.statusCode >= 500 ? 'Faults' : 'ClientErrors', MetricUnit.Count, 1);
-      }
-      if (coldStart) metrics.addMetric('ColdStart', MetricUnit.Count, 1);
-      if (predicted || failed || coldStart) metrics.publishStoredMetrics();
+    if (timed) {
+      const { record } = telemetry ?? (await startTelemetry());
+      record?.({
+        ...(predicted ? { predicted: predicted.version } : {}),
+        ...(failed ? { failedStatus: response.statusCode } : {}),
+        coldStart,
+        latencyMs: monotonicMs() - started,
+      });
+    } else if (starting && !telemetry) {
+      await starting;
     }
     coldStart = false;
     if (method === 'HEAD') response.body = '';
     return response;
-  };
-}
-
-/** The function's logger, and its metrics when they are published at all. */
-interface Telemetry {
-  readonly logger: Log;
-  readonly metrics: Metrics | undefined;
-}
-
-function createTelemetry(model: string, deps: HandlerDeps): Telemetry {
-  try {
-    const logger = deps.log ?? powertoolsLog(model);
-    const own = deps.metrics
-      ? undefined
-      : new FunctionMetrics({
-          namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'aiaas',
-          serviceName: `aiaas-${model}`,
-        });
-    const metrics = deps.metrics ?? own!;
-    metrics.setDefaultDimensions({ model });
-    return { logger, metrics: !own || own.publishing ? metrics : undefined };
-  } catch (error) {
-    // Logging or metrics that cannot start must not take predictions down with them: plain
-    // console logs, no metrics, and one line that says why.
-    const logger = deps.log ?? consoleLog(model);
-    logger.error('logging or metrics could not start; using console logs without metrics', {
-      error: error instanceof Error ? error.message : String(error),
-    });
-    return { logger, metrics: undefined };
-  }
-}
-
-const LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT'];
-
-/** JSON lines on the console, at the level Powertools would have used (Lambda's setting first). */
-function consoleLog(model: string): Log {
-  const configured = (
-    process.env.AWS_LAMBDA_LOG_LEVEL ??
-    process.env.POWERTOOLS_LOG_LEVEL ??
-    process.env.LOG_LEVEL ??
-    'INFO'
-  ).toUpperCase();
-  const threshold = Math.max(0, LEVELS.indexOf(configured));
-  const write =
-    (level: string, print: (line: string) => void) => (message: string, extra?: Record<string, unknown>) => {
-      if (LEVELS.indexOf(level) >= threshold) print(JSON.stringify({ level, message, model, ...extra }));
-    };
-  return {
-    info: write('INFO', console.info),
-    warn: write('WARN', console.warn),
-    error: write('ERROR', console.error),
-  };
-}
-
-/** Powertools Metrics that tells whether it publishes, by its own rule (POWERTOOLS_METRICS_DISABLED, POWERTOOLS_DEV). */
-class FunctionMetrics extends Metrics {
-  get publishing(): boolean {
-    return !this.isDisabled();
-  }
-}
-
-function powertoolsLog(model: string): Log {
-  const logger = new Logger({
-    serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? `aiaas-${model}`,
-    persistentKeys: { model },
-  });
-  return {
-    info: (message, extra) => logger.info(message, (extra ?? {}) as never),
-    warn: (message, extra) => logger.warn(message, (extra ?? {}) as never),
-    error: (message, extra) => logger.error(message, (extra ?? {}) as never),
   };
 }
 

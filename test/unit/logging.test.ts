@@ -13,7 +13,9 @@ import type { Log } from '../../functions/inference/service.js';
 import { S3ObjectReader } from '../../functions/shared/registry/s3-reader.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
 import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
+import { localHandlerArgs } from '../support/handler.js';
 import { publishLinear } from '../support/models.js';
+import { captureOutput } from '../support/output.js';
 
 const SECRET = 'sk_live_9f8e7d6c5b4a3210SECRET';
 const MODEL = 'lin';
@@ -86,26 +88,7 @@ function handlerWith(
   secretAccessKey: string = LOCAL_CREDENTIALS.secretAccessKey,
 ): Handler {
   return createHandler(
-    {
-      bucket: s3.bucket,
-      model: MODEL,
-      alias: 'live',
-      endpoint,
-      aliasCheckSeconds: 60,
-      limits: DEFAULT_LIMITS,
-    },
-    {
-      store: new S3ObjectReader({
-        bucket: s3.bucket,
-        endpoint,
-        region: 'us-east-1',
-        credentials: { accessKeyId: LOCAL_CREDENTIALS.accessKeyId, secretAccessKey },
-        connectionTimeoutMs: 500,
-        maxAttempts: 1,
-      }),
-      runtime: () => createRuntime('cpu'),
-      ...(log ? { log } : {}),
-    },
+    ...localHandlerArgs(s3, MODEL, { endpoint, secretAccessKey, ...(log ? { log } : {}) }),
   );
 }
 
@@ -143,18 +126,7 @@ describe('logging policy', () => {
   });
 
   it('keeps them out of the default Powertools logger output too', async () => {
-    const written: string[] = [];
-    const capture = (chunk: unknown) => {
-      written.push(String(chunk));
-      return true;
-    };
-    vi.spyOn(process.stdout, 'write').mockImplementation(capture as typeof process.stdout.write);
-    vi.spyOn(process.stderr, 'write').mockImplementation(capture as typeof process.stderr.write);
-    for (const method of ['log', 'info', 'warn', 'error', 'debug'] as const) {
-      vi.spyOn(console, method).mockImplementation((...args: unknown[]) => {
-        written.push(args.map(String).join(' '));
-      });
-    }
+    const written = captureOutput();
     const handler = handlerWith(undefined);
     expect((await handler(event('GET', '/'))).statusCode).toBe(200);
     for (const request of badRequests) await handler(request);

@@ -1,0 +1,89 @@
+/**
+ * What Powertools would do with the function's logs and metrics, read from the environment without
+ * loading it. Loading and starting Powertools is ~3.5 ms of a cold start (profiled:
+ * docs/benchmarks.md, round 6), so the handler loads it only when a line could be printed or
+ * metrics could be published.
+ *
+ * These rules mirror Powertools 2.x (Logger's `setOptions`/`setInitialLogLevel`, Metrics'
+ * `setDisabled`). They only ever answer "certainly not" when Powertools would not print or publish
+ * either; in any doubt they answer "maybe", and Powertools, once loaded, decides. A property test
+ * (`test/property/telemetry-settings.property.test.ts`) checks them against Powertools itself.
+ */
+import type { Log } from './service.js';
+import type { Telemetry } from './telemetry.js';
+
+/** Powertools Logger's thresholds (its `LogLevelThreshold`). */
+const THRESHOLDS: Readonly<Record<string, number>> = {
+  TRACE: 6,
+  DEBUG: 8,
+  INFO: 12,
+  WARN: 16,
+  ERROR: 20,
+  CRITICAL: 24,
+  SILENT: 28,
+};
+
+/** The levels the function logs at. */
+export type LineLevel = 'info' | 'warn' | 'error';
+
+const LINE_THRESHOLD: Readonly<Record<LineLevel, number>> = { info: 12, warn: 16, error: 20 };
+
+const TRUTHY = new Set(['1', 'y', 'yes', 't', 'true', 'on']);
+
+const trimmed = (value: string | undefined): string => (value === undefined ? '' : value.trim());
+
+/**
+ * Powertools Logger's threshold under `env`, or undefined when it cannot be known up front (debug
+ * sampling may lower it per invocation).
+ */
+function loggerThreshold(env: NodeJS.ProcessEnv): number | undefined {
+  const sampleRate = trimmed(env.POWERTOOLS_LOGGER_SAMPLE_RATE);
+  if (sampleRate !== '' && Number(sampleRate) !== 0) return undefined;
+  // Lambda's advanced logging controls win, exactly as spelled (FATAL is Powertools' CRITICAL).
+  const lambda = trimmed(env.AWS_LAMBDA_LOG_LEVEL);
+  const fromLambda = THRESHOLDS[lambda === 'FATAL' ? 'CRITICAL' : lambda];
+  if (fromLambda !== undefined) return fromLambda;
+  const configured = trimmed(env.POWERTOOLS_LOG_LEVEL) || trimmed(env.LOG_LEVEL);
+  return THRESHOLDS[configured] ?? THRESHOLDS.INFO;
+}
+
+/** False only when Powertools Logger, started under `env`, would certainly not print a line at `level`. */
+export function mayLog(level: LineLevel, env: NodeJS.ProcessEnv = process.env): boolean {
+  const threshold = loggerThreshold(env);
+  return threshold === undefined || LINE_THRESHOLD[level] >= threshold;
+}
+
+/** False only when Powertools Metrics, started under `env`, would certainly not publish. */
+export function mayPublishMetrics(env: NodeJS.ProcessEnv = process.env): boolean {
+  // POWERTOOLS_METRICS_DISABLED wins over POWERTOOLS_DEV when set at all. A value Powertools cannot
+  // parse is left to Powertools (it refuses to start, and the handler falls back to no metrics).
+  const disabled = env.POWERTOOLS_METRICS_DISABLED;
+  if (disabled !== undefined) return !TRUTHY.has(disabled.trim().toLowerCase());
+  return !TRUTHY.has(trimmed(env.POWERTOOLS_DEV).toLowerCase());
+}
+
+/**
+ * JSON lines on the console, by the same rule as `mayLog`: the fallback when Powertools cannot
+ * start.
+ */
+export function consoleLog(model: string, env: NodeJS.ProcessEnv = process.env): Log {
+  const write =
+    (level: LineLevel, print: (line: string) => void) =>
+    (message: string, extra?: Record<string, unknown>): void => {
+      if (mayLog(level, env)) print(JSON.stringify({ level: level.toUpperCase(), message, model, ...extra }));
+    };
+  return {
+    info: write('info', console.info),
+    warn: write('warn', console.warn),
+    error: write('error', console.error),
+  };
+}
+
+/** Console logs without metrics, and one line that says why: when Powertools cannot start. */
+export function fallbackTelemetry(model: string, deps: { readonly log?: Log }, error: unknown): Telemetry {
+  const logger = deps.log ?? consoleLog(model);
+  logger.error('logging or metrics could not start; using console logs without metrics', {
+    error: error instanceof Error ? error.message : String(error),
+  });
+  return { logger, record: undefined };
+}
