@@ -159,6 +159,19 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
     }
   };
 
+  // Answers go out together, at the end of the event-loop turn that produced them. Each write to
+  // a socket whose reader sleeps wakes that reader; one by one, under load, every answer paid a
+  // wake-up of the client, which on a busy 2-vCPU VM cost more than serving the request (profiled:
+  // docs/benchmarks.md, round 6). Together, the client is woken once per turn.
+  let ready: [ServerResponse, FunctionUrlResult][] = [];
+  const flush = () => {
+    const batch = ready;
+    ready = [];
+    for (const [res, result] of batch) write(res, result);
+  };
+  const send = (res: ServerResponse, result: FunctionUrlResult) => {
+    if (ready.push([res, result]) === 1) setImmediate(flush);
+  };
   function fail(res: ServerResponse, error: unknown) {
     send(res, {
       statusCode: 500,
@@ -394,11 +407,22 @@ export function toEvent(req: IncomingMessage, path: string, query: string, body:
   return event;
 }
 
-function send(res: ServerResponse, result: FunctionUrlResult) {
+/** Writes one answer; one that cannot be written (a malformed header) becomes a 500. */
+function write(res: ServerResponse, result: FunctionUrlResult): void {
   if (res.headersSent) return;
   const body = result.body ?? '';
   const headers = result.headers ?? {};
   headers['content-length'] = String(Buffer.byteLength(body));
-  res.writeHead(result.statusCode, headers);
+  try {
+    res.writeHead(result.statusCode, headers);
+  } catch (error) {
+    const message = JSON.stringify({ error: `Local server error: ${String(error)}` });
+    res.writeHead(500, {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(message)),
+    });
+    res.end(message);
+    return;
+  }
   res.end(body);
 }

@@ -3,6 +3,7 @@
  * s3rver. What is tested is what would be deployed.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,6 +112,44 @@ describe('local stack', () => {
       expect(res.text).not.toMatch(/at .*\.(m?js|ts):\d+/); // never a stack trace
     }
     expect((await predict('linear', { instances: [X] })).status).toBe(200);
+  });
+
+  it('answers pipelined and concurrent requests each with its own prediction, in order', async () => {
+    // Answers are written together at the end of an event-loop turn (local-stack.ts): each must
+    // still reach its own request, in order on a connection.
+    const inputs = Array.from({ length: 12 }, (_, i) => [i, -i, 0.5 * i]);
+    const { hostname: host, port } = new URL(stack.server.url);
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), host, () => {
+        socket.write(
+          inputs
+            .map((x) => {
+              const body = JSON.stringify({ instances: [x] });
+              return `POST /v1/models/linear:predict HTTP/1.1\r\nhost: ${host}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+            })
+            .join(''),
+        );
+      });
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => {
+        text += chunk;
+        if (text.split('HTTP/1.1 200').length - 1 === inputs.length && text.endsWith('}')) {
+          socket.destroy();
+          resolve(text);
+        }
+      });
+      socket.on('error', reject);
+    });
+    const bodies = raw.split(/HTTP\/1\.1 200 OK\r\n[\s\S]*?\r\n\r\n/).filter((part) => part !== '');
+    expect(bodies).toHaveLength(inputs.length);
+    bodies.forEach((body, i) => {
+      expect(JSON.parse(body).predictions[0][0]).toBeCloseTo(linear(W1, 0.25, inputs[i]!), 5);
+    });
+    const concurrent = await Promise.all(inputs.map((x) => predict('linear', { instances: [x] })));
+    concurrent.forEach((res, i) => {
+      expect((res.json.predictions as number[][])[0]![0]).toBeCloseTo(linear(W1, 0.25, inputs[i]!), 5);
+    });
   });
 
   it('swaps to a newly promoted version without a restart, rolls back, and refuses a corrupt version', async () => {
