@@ -101,7 +101,13 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
       )
       .then((started) => {
         telemetry = started;
-        for (const [level, message, extra] of waiting.splice(0)) started.logger[level](message, extra);
+        for (const [level, message, extra] of waiting.splice(0)) {
+          try {
+            started.logger[level](message, extra);
+          } catch {
+            // Nothing to tell it to; the answer must not fail for a log line.
+          }
+        }
         return started;
       });
     return starting;
