@@ -84,9 +84,10 @@ if (mayPublishMetrics() || mayLog('info')) importTelemetry().catch(() => undefin
  */
 export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): Handler {
   // Powertools (logs and metrics) is loaded only when a line could be printed or metrics published
-  // (telemetry-settings.ts): loading and starting it is ~3.5 ms of a cold start (paired runs,
-  // docs/benchmarks.md). A cold start that will need it starts it while the first request to S3 is
-  // on its way: it opens stdout and stderr as it starts, and nothing needs it before then.
+  // (telemetry-settings.ts): loading and starting it was 4.5–6.5 ms of a cold start on a slow day
+  // (paired runs, docs/benchmarks.md). A cold start that will need it starts it while the first
+  // request to S3 is on its way: it opens stdout and stderr as it starts, and nothing needs it
+  // before then.
   const publishing = deps.metrics !== undefined || mayPublishMetrics();
   const early = publishing || (deps.log === undefined && mayLog('info'));
   let telemetry: Telemetry | undefined;

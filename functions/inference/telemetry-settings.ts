@@ -1,7 +1,7 @@
 /**
  * What Powertools would do with the function's logs and metrics, read from the environment without
- * loading it. Loading and starting Powertools is ~3.5 ms of a cold start (profiled:
- * docs/benchmarks.md, round 6), so the handler loads it only when a line could be printed or
+ * loading it. Loading and starting Powertools was 4.5–6.5 ms of a cold start on a slow day (paired
+ * runs: docs/benchmarks.md, round 6), so the handler loads it only when a line could be printed or
  * metrics could be published.
  *
  * These rules mirror Powertools 2.x (Logger's `setOptions`/`setInitialLogLevel`, Metrics'

@@ -25,14 +25,14 @@ export interface Invocation {
 }
 
 /** Powertools Metrics that tells whether it publishes, by its own rule (POWERTOOLS_METRICS_DISABLED, POWERTOOLS_DEV). */
-export class FunctionMetrics extends Metrics {
+class FunctionMetrics extends Metrics {
   get publishing(): boolean {
     return !this.isDisabled();
   }
 }
 
 /** Powertools Logger behind the function's `Log`, every line tagged with the model. */
-export function powertoolsLog(model: string): Log {
+function powertoolsLog(model: string): Log {
   const logger = new Logger({
     serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? `aiaas-${model}`,
     persistentKeys: { model },
