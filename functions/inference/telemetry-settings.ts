@@ -66,7 +66,7 @@ export function mayPublishMetrics(env: NodeJS.ProcessEnv = process.env): boolean
  * JSON lines on the console, by the same rule as `mayLog`: the fallback when Powertools cannot
  * start.
  */
-export function consoleLog(model: string, env: NodeJS.ProcessEnv = process.env): Log {
+function consoleLog(model: string, env: NodeJS.ProcessEnv = process.env): Log {
   const write =
     (level: LineLevel, print: (line: string) => void) =>
     (message: string, extra?: Record<string, unknown>): void => {

@@ -70,7 +70,7 @@ export function createTelemetry(
 }
 
 /** Publishes one invocation's metrics (EMF): predictions and their latency, errors, the cold start. */
-export function recordInvocation(metrics: Metrics, invocation: Invocation): void {
+function recordInvocation(metrics: Metrics, invocation: Invocation): void {
   const { predicted, failedStatus, coldStart } = invocation;
   if (predicted !== undefined) {
     metrics.addDimension('version', String(predicted));
