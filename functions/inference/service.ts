@@ -6,8 +6,9 @@ import {
   NotFoundError,
   RegistryUnavailableError,
 } from '../shared/errors.js';
-import { filesToArtifacts, loadModel, parseModelJson } from '../shared/model/artifacts.js';
+import { parseModelJson } from '../shared/model/artifacts.js';
 import { compileFastPath, fastPathReason } from '../shared/model/fast-path.js';
+import { loadReceived, receiveVersion } from '../shared/model/receive.js';
 import type { ModelRegistry } from '../shared/registry/registry.js';
 import type { AliasPointer, VersionMetadata } from '../shared/registry/types.js';
 import type { TfRuntime } from '../shared/runtime/types.js';
@@ -263,7 +264,7 @@ export class InferenceService {
   /**
    * Reads and verifies a version, then compiles it for the fast path or loads it in tfjs. tfjs is
    * imported only for a version that needs it, and then as soon as model.json says so, so its start
-   * overlaps the download of the weights.
+   * overlaps the download of the weights, which then arrive straight into its tensors.
    */
   private async load(pointer: AliasPointer & { readonly etag: string }): Promise<Served> {
     const { registry, model, log } = this.options;
@@ -279,21 +280,18 @@ export class InferenceService {
     };
     if (fastPath === 'off') startRuntime();
     let modelJson: ReturnType<typeof parseModelJson> | undefined;
-    const { metadata, files } = await registry.readVersion(model, version, {
+    // A version for tfjs has its weights received straight into tensors once the runtime is up.
+    const received = await receiveVersion(registry, model, version, {
       ...(pointer.files ? { files: pointer.files } : {}),
       ...(pointer.inline ? { inline: pointer.inline } : {}),
-      onFile: (name, bytes) => {
-        if (name !== 'model.json' || fastPath === 'off') return;
-        try {
-          modelJson = parseModelJson(bytes);
-          if (fastPathReason(modelJson) !== undefined) startRuntime();
-        } catch {
-          // A model.json that does not parse is reported below, where it is read again.
-        }
+      runtimeFor: (json) => {
+        modelJson = json;
+        return fastPath === 'off' || fastPathReason(json) !== undefined ? startRuntime() : undefined;
       },
     });
+    const { metadata, files } = received;
     let why = 'the fast path is off';
-    if (fastPath === 'auto') {
+    if (fastPath === 'auto' && !received.weights) {
       const compiled = compileFastPath(
         modelJson ?? parseModelJson(files.get('model.json') ?? new Uint8Array()),
         files,
@@ -301,11 +299,13 @@ export class InferenceService {
       );
       if ('model' in compiled) return this.ready(version, etag, metadata, fastPathExecutor(compiled.model));
       why = compiled.reason;
+    } else if (fastPath === 'auto' && modelJson) {
+      why = fastPathReason(modelJson) ?? why;
     }
     const tf = await startRuntime();
     let executor: Executor;
     try {
-      const loaded = await loadModel(tf, { load: async () => filesToArtifacts(files) });
+      const loaded = await loadReceived(tf, received);
       executor = tfjsExecutor(tf, loaded, (leaked) => log.warn('tensors leaked by a prediction', { leaked }));
     } catch (error) {
       if (error instanceof AiaasError) throw error;

@@ -33,6 +33,16 @@ export function sha256(data: Uint8Array | string): string {
   return hex(hash.digestSync());
 }
 
+/** An incremental hex sha256 for a body of about `size` bytes, native or JS as for `sha256`. */
+export function sha256Hasher(size: number): { update(bytes: Uint8Array): void; digest(): string } {
+  if (native || size >= NATIVE_FROM_BYTES) {
+    const hash = nodeCrypto().createHash('sha256');
+    return { update: (bytes) => hash.update(bytes), digest: () => hash.digest('hex') };
+  }
+  const hash = new Sha256();
+  return { update: (bytes) => hash.update(bytes), digest: () => hex(hash.digestSync()) };
+}
+
 /** A random v4 UUID (ids of claims and history events). */
 export function randomId(): string {
   return nodeCrypto().randomUUID();

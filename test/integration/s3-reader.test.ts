@@ -269,6 +269,54 @@ describe('S3ObjectReader on s3rver', () => {
     expect(got?.sha256).toBeUndefined();
   });
 
+  it('hands a body to the sink `into` gives as it arrives: every byte once, in place, hashed', async () => {
+    const expected = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+    for (const size of [6 * 1024 * 1024 + 123, 1000]) {
+      const body = randomBytes(size);
+      await writer.put('bin/sunk.bin', body);
+      const landed = Buffer.alloc(size);
+      const writes: [number, number][] = [];
+      const lengths: number[] = [];
+      const got = await reader.get('bin/sunk.bin', {
+        sha256: true,
+        into: (length) => {
+          lengths.push(length);
+          return {
+            write: (chunk, offset) => {
+              writes.push([offset, chunk.byteLength]);
+              landed.set(chunk, offset);
+            },
+          };
+        },
+      });
+      expect(lengths).toEqual([size]);
+      expect(landed.equals(body)).toBe(true);
+      // Back to back, from 0: nothing written twice, nothing skipped.
+      let next = 0;
+      for (const [offset, length] of writes) {
+        expect(offset).toBe(next);
+        next += length;
+      }
+      expect(next).toBe(size);
+      expect(got?.sunk).toEqual({ bytes: size });
+      expect(got?.body.byteLength).toBe(0);
+      expect(got?.sha256).toBe(expected(body));
+    }
+    // A sink declined, or an answer that is not the object: the body is kept as usual.
+    const kept = await reader.get('bin/sunk.bin', { into: () => undefined });
+    expect(kept?.sunk).toBeUndefined();
+    expect(kept?.body.byteLength).toBe(1000);
+    let asked = false;
+    const missing = await reader.get('bin/none.bin', {
+      into: () => {
+        asked = true;
+        return undefined;
+      },
+    });
+    expect(missing).toBeUndefined();
+    expect(asked).toBe(false);
+  });
+
   it('reads, lists and signs keys that need encoding', async () => {
     const names = [
       'enc/with space.json',
@@ -716,6 +764,38 @@ describe('S3ObjectReader when S3 misbehaves', () => {
     expect(bytes(got?.body).toString()).toBe('full');
     expect(got?.etag).toBe('"f"');
     expect(cut).toBe(2);
+  });
+
+  it('writes a retried body to its sink again from byte 0, and nothing from the abandoned attempt after it', async () => {
+    let served = 0;
+    const server = await rawServer((socket) => {
+      served++;
+      if (served === 1) {
+        // Half the body, then silence: the attempt times out and its socket is dropped.
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\nETag: "e"\r\n\r\nABCDE');
+        setTimeout(() => socket.write('XXXXX'), 600).unref();
+      } else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\nETag: "e"\r\n\r\n0123456789');
+    });
+    const landed = Buffer.alloc(10, '.');
+    const writes: string[] = [];
+    const got = await faulty(server.url, { requestTimeoutMs: 300, maxAttempts: 2 }).get('k.bin', {
+      sha256: true,
+      into: () => ({
+        write: (chunk, offset) => {
+          writes.push(`${offset}:${Buffer.from(chunk).toString()}`);
+          landed.set(chunk, offset);
+        },
+      }),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(served).toBe(2);
+    expect(writes[0]).toBe('0:ABCDE');
+    const retried = writes.slice(1);
+    expect(retried[0]).toMatch(/^0:/);
+    expect(retried.map((w) => w.slice(w.indexOf(':') + 1)).join('')).toBe('0123456789');
+    expect(landed.toString()).toBe('0123456789');
+    expect(got?.sunk).toEqual({ bytes: 10 });
+    expect(got?.sha256).toBe(createHash('sha256').update('0123456789').digest('hex'));
   });
 
   it('retries 5xx and 429 up to maxAttempts, never 304 or 404', async () => {

@@ -92,23 +92,27 @@ export function filesToArtifacts(files: ReadonlyMap<string, Uint8Array>): io.Mod
   const modelBytes = files.get('model.json');
   if (!modelBytes) throw new IntegrityError('model.json is missing');
   const json = parseModelJson(modelBytes);
-  const weightSpecs: io.WeightsManifestEntry[] = [];
-  const buffers: ArrayBuffer[] = [];
-  for (const group of json.weightsManifest) {
-    weightSpecs.push(...group.weights);
-    for (const path of group.paths) {
-      const bytes = files.get(basename(path));
-      if (!bytes) throw new IntegrityError(`weight shard ${path} named in model.json is missing`);
-      buffers.push(exactBuffer(bytes));
-    }
-  }
+  const buffers = shardNames(json).map((name) => {
+    const bytes = files.get(name);
+    if (!bytes) throw new IntegrityError(`weight shard ${name} named in model.json is missing`);
+    return exactBuffer(bytes);
+  });
+  return { ...artifactsOf(json), weightData: buffers.length === 1 ? buffers[0] : buffers };
+}
+
+/** The file names of model.json's weight shards, in the order their bytes are laid out. */
+export function shardNames(json: ModelJson): string[] {
+  return json.weightsManifest.flatMap((group) => group.paths.map((path) => basename(path)));
+}
+
+/** Everything model.json says, as artifacts, but the weight data itself. */
+export function artifactsOf(json: ModelJson): Omit<io.ModelArtifacts, 'weightData'> {
   return {
     modelTopology: json.modelTopology,
     format: json.format,
     generatedBy: json.generatedBy,
     convertedBy: json.convertedBy,
-    weightSpecs,
-    weightData: buffers.length === 1 ? buffers[0] : buffers,
+    weightSpecs: json.weightsManifest.flatMap((group) => group.weights),
     ...(json.trainingConfig ? { trainingConfig: json.trainingConfig } : {}),
     ...(json.signature ? { signature: json.signature } : {}),
     ...(json.userDefinedMetadata ? { userDefinedMetadata: json.userDefinedMetadata } : {}),

@@ -211,6 +211,14 @@ function placeholderClass(cls: ClassEntry[0]): ClassEntry[0] {
   return sub;
 }
 
+/** The registered model class the topology names (`Sequential`, `Model`...), if any. */
+function modelClassOf(runtime: TfRuntime, modelTopology: object): string | undefined {
+  const config = modelTopology as { model_config?: { class_name?: unknown }; class_name?: unknown };
+  const className = (config.model_config ?? config).class_name;
+  const map = runtime.tf.serialization.SerializationMap.getMap().classNameMap;
+  return typeof className === 'string' && map[className] ? className : undefined;
+}
+
 /**
  * Builds a model from its topology the way `loadLayersModel` does when weights follow: with tfjs's
  * "fast weight init", every weight created by the `zeros` initializer whatever the layer's own
@@ -226,11 +234,10 @@ function placeholderClass(cls: ClassEntry[0]): ClassEntry[0] {
  */
 function buildForLoading(runtime: TfRuntime, modelTopology: object): Promise<LayersModel> | undefined {
   const { tf, layers } = runtime;
-  const config = modelTopology as { model_config?: { class_name?: unknown }; class_name?: unknown };
-  const className = (config.model_config ?? config).class_name;
+  const className = modelClassOf(runtime, modelTopology);
   const map = tf.serialization.SerializationMap.getMap().classNameMap;
-  const modelEntry = typeof className === 'string' ? map[className] : undefined;
-  if (typeof className !== 'string' || !modelEntry) return undefined;
+  const modelEntry = className ? map[className] : undefined;
+  if (!className || !modelEntry) return undefined;
   const heap = heapBackend(tf);
   const zerosEntry = heap ? map.Zeros : undefined;
   const fromConfig = modelEntry[1] as unknown as FromConfig;
@@ -269,13 +276,26 @@ export async function loadLayersModelFast(
   const { weightSpecs, weightData, modelTopology } = artifacts;
   if (!weightSpecs || !weightData || !modelTopology || modelTopology instanceof ArrayBuffer) return undefined;
   if (weightSpecs.some((s) => s.group === 'optimizer') || !canDecode(weightSpecs)) return undefined;
-  const { tf } = runtime;
   // Weights first: on wasm they take the heap memory the previous model freed (its pages already
   // mapped); the placeholders then get fresh memory that nothing ever writes to.
-  const { tensors, paths } = decodeWeightTensors(tf, weightSpecs, weightData);
+  const { tensors, paths } = decodeWeightTensors(runtime.tf, weightSpecs, weightData);
+  const model = await assemble(runtime, artifacts, tensors);
+  return model ? { model, paths } : undefined;
+}
+
+/**
+ * The model the artifacts' topology describes, holding these weights; undefined when the topology
+ * names no registered model class. Takes the tensors: they are disposed whatever happens.
+ */
+async function assemble(
+  runtime: TfRuntime,
+  artifacts: Omit<io.ModelArtifacts, 'weightData'>,
+  tensors: NamedTensorMap,
+): Promise<LayersModel | undefined> {
+  const { tf } = runtime;
   let model: LayersModel | undefined;
   try {
-    const building = buildForLoading(runtime, modelTopology);
+    const building = buildForLoading(runtime, artifacts.modelTopology as object);
     if (!building) return undefined;
     model = await building;
     if (artifacts.trainingConfig) {
@@ -284,11 +304,151 @@ export async function loadLayersModelFast(
     }
     if (artifacts.userDefinedMetadata) model.setUserDefinedMetadata(artifacts.userDefinedMetadata);
     model.loadWeights(tensors, true);
-    return { model, paths };
+    return model;
   } catch (error) {
     model?.dispose();
     throw error;
   } finally {
     tf.dispose(Object.values(tensors));
   }
+}
+
+interface Placed {
+  readonly name: string;
+  /** Where the weight starts and ends in the shards laid end to end. */
+  readonly start: number;
+  readonly end: number;
+  readonly tensor: Tensor;
+}
+
+/**
+ * A layers model's weights received straight into their tensors in the wasm heap, as the shards
+ * arrive: the bytes are copied once, from the socket's chunks, into memory the heap already has
+ * (`decodeWeightTensors` copies them from shard buffers that first had to be allocated and
+ * faulted in). Made from model.json before the shards' bodies; `sink(shard)` is where each goes.
+ * The caller verifies the shards (sizes and sha256) before `build()`, and calls `dispose()`
+ * instead if anything fails.
+ */
+export class WeightReceiver {
+  private readonly placed: Placed[];
+  private readonly shards: ReadonlyMap<string, { readonly start: number; readonly length: number }>;
+  private readonly heap: HeapBackend;
+  private disposed = false;
+
+  private constructor(
+    private readonly runtime: TfRuntime,
+    private readonly artifacts: Omit<io.ModelArtifacts, 'weightData'>,
+    shardList: readonly (readonly [name: string, size: number])[],
+  ) {
+    const { tf } = runtime;
+    this.heap = heapBackend(tf) as HeapBackend;
+    const shards = new Map<string, { start: number; length: number }>();
+    let total = 0;
+    for (const [name, length] of shardList) {
+      shards.set(name, { start: total, length });
+      total += length;
+    }
+    this.shards = shards;
+    this.placed = [];
+    let at = 0;
+    try {
+      for (const spec of artifacts.weightSpecs ?? []) {
+        const length = byteLengthOf(spec) ?? 0;
+        if (at + length > total) {
+          throw new IntegrityError(
+            `weight data holds ${total} bytes, but weight ${spec.name} ends at byte ${at + length}`,
+          );
+        }
+        const info = this.heap.makeOutput([...spec.shape], spec.dtype);
+        const tensor = tf.engine().makeTensorFromTensorInfo(info, this.heap);
+        this.placed.push({ name: spec.name, start: at, end: at + length, tensor });
+        at += length;
+      }
+    } catch (error) {
+      this.dispose();
+      throw error;
+    }
+  }
+
+  /**
+   * A receiver for these artifacts (all but their weight data), whose weights lie in these shards
+   * (file names in order, with their sizes); undefined when the weights need tfjs's own decoding
+   * (quantized, other dtypes, optimizer weights), the backend is not wasm, or the topology names
+   * no registered model class.
+   */
+  static for(
+    runtime: TfRuntime,
+    artifacts: Omit<io.ModelArtifacts, 'weightData'>,
+    shards: readonly (readonly [name: string, size: number])[],
+  ): WeightReceiver | undefined {
+    const { weightSpecs, modelTopology } = artifacts;
+    if (!weightSpecs || !modelTopology || modelTopology instanceof ArrayBuffer) return undefined;
+    if (!heapBackend(runtime.tf) || !modelClassOf(runtime, modelTopology)) return undefined;
+    const plain = (s: io.WeightsManifestEntry) =>
+      !s.quantization && (s.dtype === 'float32' || s.dtype === 'int32') && s.group !== 'optimizer';
+    if (!weightSpecs.every(plain)) return undefined;
+    if (new Set(shards.map(([name]) => name)).size !== shards.length) return undefined;
+    return new WeightReceiver(runtime, artifacts, shards);
+  }
+
+  /** Where shard `name`'s body goes; undefined for a file that is not one of the shards. */
+  sink(name: string): BodySinkLike | undefined {
+    const shard = this.shards.get(name);
+    if (!shard) return undefined;
+    return { write: (bytes, offset) => this.write(shard.start, shard.length, bytes, offset) };
+  }
+
+  private write(shardStart: number, shardLength: number, bytes: Uint8Array, offset: number): void {
+    if (this.disposed) return;
+    if (offset < 0 || offset + bytes.byteLength > shardLength) {
+      throw new IntegrityError(`a weight shard holds more than its ${shardLength} bytes`);
+    }
+    const from = shardStart + offset;
+    const to = from + bytes.byteLength;
+    // The first weight that ends after `from` (weights are sorted and back to back).
+    let low = 0;
+    let high = this.placed.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (this.placed[mid]!.end <= from) low = mid + 1;
+      else high = mid;
+    }
+    for (let i = low; i < this.placed.length; i++) {
+      const weight = this.placed[i]!;
+      if (weight.start >= to) break;
+      const start = Math.max(from, weight.start);
+      const end = Math.min(to, weight.end);
+      if (end <= start) continue;
+      // Looked up per write: another tensor's allocation may have grown (and so replaced) the heap.
+      const values = this.heap.typedArrayFromHeap(weight.tensor);
+      new Uint8Array(values.buffer, values.byteOffset, values.byteLength).set(
+        bytes.subarray(start - from, end - from),
+        start - weight.start,
+      );
+    }
+  }
+
+  /** The model, once every shard has arrived and been verified. Frees the receiver's tensors. */
+  async build(): Promise<LayersModel> {
+    if (this.disposed) throw new Error('WeightReceiver.build after dispose');
+    this.disposed = true;
+    const tensors: NamedTensorMap = {};
+    for (const weight of this.placed) tensors[weight.name] = weight.tensor;
+    const model = await assemble(this.runtime, this.artifacts, tensors);
+    // `for` checked the model class: assemble cannot decline.
+    if (!model) throw new IntegrityError('model.json names no known model class');
+    return model;
+  }
+
+  /** Frees the weights received so far (a shard failed, or the load was abandoned). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.runtime.tf.dispose(this.placed.map((w) => w.tensor));
+  }
+}
+
+/** Structurally a registry BodySink (kept here so the model code does not depend on the store). */
+export interface BodySinkLike {
+  write(bytes: Uint8Array, offset: number): void;
 }

@@ -9,7 +9,7 @@ import {
   keys,
   parseVersion,
 } from './layout.js';
-import type { ListedObject, ObjectStore, StoredObject } from './store.js';
+import type { BodySink, ListedObject, ObjectStore, StoredObject } from './store.js';
 import type {
   AliasEvent,
   AliasPointer,
@@ -120,7 +120,17 @@ export class ModelRegistry {
     model: string,
     version: number,
     options: {
-      readonly onFile?: (name: string, bytes: Uint8Array) => void;
+      /** Also sees the version's file list (names, sizes, digests). */
+      readonly onFile?: (
+        name: string,
+        bytes: Uint8Array,
+        listed: Readonly<Record<string, FileDigest>>,
+      ) => void;
+      /**
+       * Where a file's body goes as it arrives, instead of into `files` (see BodySink); undefined
+       * keeps it. A file that went to a sink is verified all the same, and is not in `files`.
+       */
+      readonly into?: (name: string, length: number) => BodySink | undefined;
       /**
        * The version's files as its alias pointer lists them: then they are fetched alongside
        * metadata.json instead of after it (one round trip less), and must match it.
@@ -135,7 +145,7 @@ export class ModelRegistry {
         ? fromInline(model, version, options.inline)
         : undefined;
     if (carried) {
-      for (const [name, bytes] of carried.files) options.onFile?.(name, bytes);
+      for (const [name, bytes] of carried.files) options.onFile?.(name, bytes, carried.metadata.files);
       return carried;
     }
     // Checked as soon as metadata.json arrives: a wrong list stops here, and files still arriving
@@ -157,18 +167,32 @@ export class ModelRegistry {
       },
     );
     const listed = options.files ?? (await metadataRead).files;
+    const { into } = options;
     const filesRead = Promise.all(
       Object.entries(listed).map(async ([name, digest]) => {
-        const object = await this.store.get(keys.file(model, version, name), { sha256: true });
+        const object = await this.store.get(keys.file(model, version, name), {
+          sha256: true,
+          ...(into ? { into: (length: number) => into(name, length) } : {}),
+        });
         if (!object) throw new IntegrityError(`${model} v${version}: file ${name} is missing`);
+        if (object.sunk) {
+          verifyDigest(model, version, name, object.sunk.bytes, object.sha256, digest);
+          return undefined;
+        }
         verify(model, version, name, object.body, digest, object.sha256);
-        if (!settled) options.onFile?.(name, object.body);
+        // A store that ignores `into` gave the body whole: it goes to the sink all the same.
+        const sink = into?.(name, object.body.byteLength);
+        if (sink) {
+          sink.write(object.body, 0);
+          return undefined;
+        }
+        if (!settled) options.onFile?.(name, object.body, listed);
         return [name, object.body] as const;
       }),
     );
     try {
       const [metadata, files] = await Promise.all([metadataRead, filesRead]);
-      return { metadata, files: new Map(files) };
+      return { metadata, files: new Map(files.filter((file) => file !== undefined)) };
     } finally {
       settled = true;
     }
@@ -679,6 +703,22 @@ function sameFiles(
   });
 }
 
+/** A body that went to a sink: the store's count and sha256 of what it wrote must match. */
+function verifyDigest(
+  model: string,
+  version: number,
+  name: string,
+  size: number,
+  computed: string | undefined,
+  digest: FileDigest,
+) {
+  if (size !== digest.size || computed !== digest.sha256) {
+    throw new IntegrityError(
+      `${model} v${version}: ${name} does not match its sha256 (${size} bytes, expected ${digest.size})`,
+    );
+  }
+}
+
 function verify(
   model: string,
   version: number,
@@ -688,11 +728,15 @@ function verify(
   /** The store's sha256 of the same bytes, computed as they arrived. */
   computed?: string,
 ) {
-  if (bytes.byteLength !== digest.size || (computed ?? sha256(bytes)) !== digest.sha256) {
-    throw new IntegrityError(
-      `${model} v${version}: ${name} does not match its sha256 (${bytes.byteLength} bytes, expected ${digest.size})`,
-    );
-  }
+  const size = bytes.byteLength;
+  verifyDigest(
+    model,
+    version,
+    name,
+    size,
+    size === digest.size ? (computed ?? sha256(bytes)) : undefined,
+    digest,
+  );
 }
 
 /** Metadata of this model's version, with a well-formed file list: from metadata.json or a pointer's copy. */

@@ -2,10 +2,10 @@ import type { Agent, ClientRequest, IncomingHttpHeaders, IncomingMessage, Reques
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { NATIVE_FROM_BYTES, nodeCrypto, sha256 } from '../digest.js';
+import { NATIVE_FROM_BYTES, sha256, sha256Hasher } from '../digest.js';
 import { AiaasError, ConfigurationError, RegistryUnavailableError } from '../errors.js';
 import { prefixesOf } from './layout.js';
-import type { GetOptions, ListedObject, ObjectStore, PutOptions, StoredObject } from './store.js';
+import type { BodySink, GetOptions, ListedObject, ObjectStore, PutOptions, StoredObject } from './store.js';
 
 export interface S3ReaderCredentials {
   readonly accessKeyId: string;
@@ -37,6 +37,8 @@ interface Answer {
   readonly body: Uint8Array;
   /** Hex sha256 of the body, when asked for. */
   readonly sha256?: string;
+  /** Bytes written to the caller's sink instead of `body`. */
+  readonly sunk?: number;
 }
 
 interface Target {
@@ -60,6 +62,12 @@ export class S3ResponseError extends Error {
     super(message);
     this.name = code;
   }
+}
+
+interface BodyOptions {
+  /** Hash a successful answer's body as it arrives. */
+  readonly hashBody?: boolean;
+  readonly into?: GetOptions['into'];
 }
 
 class TimeoutError extends Error {
@@ -111,7 +119,7 @@ export class S3ObjectReader implements ObjectStore {
   }
 
   async get(key: string, options: GetOptions = {}): Promise<StoredObject | undefined> {
-    const result = await this.fetch(key, undefined, options.sha256 === true);
+    const result = await this.fetch(key, undefined, options.sha256 === true, options.into);
     return result === 'unchanged' ? undefined : result;
   }
 
@@ -123,6 +131,7 @@ export class S3ObjectReader implements ObjectStore {
     key: string,
     ifNoneMatch?: string,
     hashBody = false,
+    into?: GetOptions['into'],
   ): Promise<StoredObject | 'unchanged' | undefined> {
     let answer: Answer;
     try {
@@ -130,7 +139,7 @@ export class S3ObjectReader implements ObjectStore {
         `${this.target.bucketPath}/${escapePath(key)}`,
         {},
         ifNoneMatch ? { 'if-none-match': ifNoneMatch } : {},
-        hashBody,
+        { hashBody, into },
       );
     } catch (error) {
       throw this.fault(`read ${key}`, error);
@@ -140,6 +149,7 @@ export class S3ObjectReader implements ObjectStore {
         body: answer.body,
         etag: headerValue(answer.headers.etag),
         ...(answer.sha256 ? { sha256: answer.sha256 } : {}),
+        ...(answer.sunk !== undefined ? { sunk: { bytes: answer.sunk } } : {}),
       };
     }
     if (answer.status === 304) return 'unchanged';
@@ -213,7 +223,7 @@ export class S3ObjectReader implements ObjectStore {
     path: string,
     query: Record<string, string>,
     extraHeaders: Record<string, string>,
-    hashBody = false,
+    body: BodyOptions = {},
   ): Promise<Answer> {
     const search = Object.entries(query)
       .map(([name, value]) => `${escapeUri(name)}=${escapeUri(value)}`)
@@ -239,7 +249,7 @@ export class S3ObjectReader implements ObjectStore {
       let answer: Answer | undefined;
       let failure: unknown;
       try {
-        answer = await this.exchange(search ? `${path}?${search}` : path, signed.headers, hashBody);
+        answer = await this.exchange(search ? `${path}?${search}` : path, signed.headers, body);
       } catch (error) {
         failure = error;
       }
@@ -255,7 +265,7 @@ export class S3ObjectReader implements ObjectStore {
   }
 
   /** One HTTP exchange, bounded in time at every stage: connect, headers, each chunk of the body. */
-  private exchange(path: string, headers: Record<string, string>, hashBody = false): Promise<Answer> {
+  private exchange(path: string, headers: Record<string, string>, body: BodyOptions): Promise<Answer> {
     const { request, agent } = this.connection();
     const target = this.target;
     return new Promise<Answer>((resolve, reject) => {
@@ -282,7 +292,7 @@ export class S3ObjectReader implements ObjectStore {
         headers,
         agent,
       };
-      req = request(options, (res) => this.readBody(res, timers, settle, hashBody));
+      req = request(options, (res) => this.readBody(res, timers, settle, body, () => settled));
       req.on('error', (error) => settle(error));
       timers.push(
         setTimeout(
@@ -308,7 +318,8 @@ export class S3ObjectReader implements ObjectStore {
     res: IncomingMessage,
     timers: NodeJS.Timeout[],
     settle: (error: unknown, answer?: Answer) => void,
-    hashBody: boolean,
+    { hashBody = false, into }: BodyOptions,
+    settled: () => boolean,
   ) {
     // The headers arrived: from now on only a body that stalls for requestTimeoutMs is a fault.
     for (const timer of timers.splice(0)) clearTimeout(timer);
@@ -330,11 +341,14 @@ export class S3ObjectReader implements ObjectStore {
         : declared !== undefined && /^\d+$/.test(declared)
           ? Number(declared)
           : undefined;
+    const ok = status >= 200 && status < 300;
+    let sink: BodySink | undefined;
     // Model weights run to many MB: one exact allocation, no chunk list to concatenate. Not from
     // Buffer's shared pool either, so the view owns its whole ArrayBuffer (tfjs then takes it as is).
     let exact: Buffer | undefined;
     try {
-      exact = length === undefined ? undefined : Buffer.allocUnsafeSlow(length);
+      sink = ok && length !== undefined ? into?.(length) : undefined;
+      exact = length === undefined || sink ? undefined : Buffer.allocUnsafeSlow(length);
     } catch (error) {
       // A length no buffer can hold: a fault to report, not an exception inside the HTTP parser.
       settle(error);
@@ -345,14 +359,28 @@ export class S3ObjectReader implements ObjectStore {
     // Big bodies (weights) are hashed chunk by chunk as they arrive, while the rest of the
     // download is still in flight, instead of all at once after it: verification then adds
     // almost nothing to a load. Small ones are hashed at the end, in JS (see digest.ts).
+    // A sink's body is never whole in one place: it is hashed as it arrives, whatever its size.
     const hash =
-      hashBody && exact && status >= 200 && status < 300 && exact.length >= NATIVE_FROM_BYTES
-        ? nodeCrypto().createHash('sha256')
+      hashBody && ok && length !== undefined && (sink || (exact && length >= NATIVE_FROM_BYTES))
+        ? sha256Hasher(length)
         : undefined;
     res.on('data', (chunk: Buffer) => {
+      // A sink outlives this attempt: an abandoned one must not write into what its retry fills.
+      if (settled()) return;
       idle.refresh();
       hash?.update(chunk);
-      if (exact) {
+      if (sink) {
+        if (received + chunk.length > (length ?? 0)) {
+          settle(new IncompleteBodyError(`response body longer than its content-length ${length}`));
+          return;
+        }
+        try {
+          sink.write(chunk, received);
+        } catch (error) {
+          settle(error);
+          return;
+        }
+      } else if (exact) {
         if (received + chunk.length > exact.length) {
           settle(new IncompleteBodyError(`response body longer than its content-length ${exact.length}`));
           return;
@@ -364,11 +392,23 @@ export class S3ObjectReader implements ObjectStore {
       received += chunk.length;
     });
     res.on('end', () => {
-      if (exact && received !== exact.length) {
-        settle(new IncompleteBodyError(`response body ended after ${received} of ${exact.length} bytes`));
+      const expected = sink ? length : exact?.length;
+      if (expected !== undefined && received !== expected) {
+        settle(new IncompleteBodyError(`response body ended after ${received} of ${expected} bytes`));
         return;
       }
       let body: Uint8Array;
+      if (sink) {
+        const digest = hash?.digest();
+        settle(undefined, {
+          status,
+          headers: res.headers,
+          body: new Uint8Array(0),
+          sunk: received,
+          ...(digest ? { sha256: digest } : {}),
+        });
+        return;
+      }
       if (exact) body = new Uint8Array(exact.buffer, exact.byteOffset, exact.length);
       else {
         body = new Uint8Array(received);
@@ -378,11 +418,7 @@ export class S3ObjectReader implements ObjectStore {
           offset += chunk.length;
         }
       }
-      const digest = hash
-        ? hash.digest('hex')
-        : hashBody && status >= 200 && status < 300
-          ? sha256(body)
-          : undefined;
+      const digest = hash ? hash.digest() : hashBody && ok ? sha256(body) : undefined;
       settle(undefined, { status, headers: res.headers, body, ...(digest ? { sha256: digest } : {}) });
     });
   }

@@ -16,11 +16,27 @@ export interface StoredObject {
   readonly etag: string;
   /** Hex sha256 of the body, when asked for and the store computed it while reading. */
   readonly sha256?: string;
+  /** The body went to the sink `GetOptions.into` gave, as it arrived: `body` is then empty. */
+  readonly sunk?: { readonly bytes: number };
+}
+
+/**
+ * Where a body goes as it arrives, instead of into a buffer of its own: weights straight into the
+ * memory of their tensors, for one copy less and no fresh pages to fault in.
+ */
+export interface BodySink {
+  /** Bytes [offset, offset + bytes.byteLength) of the body; from 0 again if the read is retried. */
+  write(bytes: Uint8Array, offset: number): void;
 }
 
 export interface GetOptions {
   /** Compute the body's sha256 while it arrives (stores that cannot leave it out). */
   readonly sha256?: boolean;
+  /**
+   * Asked once a successful answer's length is known: a sink to take the body, or undefined to
+   * keep it in `body`. Stores may ignore it (then `sunk` is unset and `body` holds the bytes).
+   */
+  readonly into?: (length: number) => BodySink | undefined;
 }
 
 export interface ListedObject {

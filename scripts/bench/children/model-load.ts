@@ -1,9 +1,12 @@
 // Model load on the Lambda's Node (24), beside its floor: a raw parallel GET of the same objects
-// with the same reader. Ours is fetch, verify and build of a version given by number, through the
-// IOHandler over the registry: metadata.json, then every file in parallel, sha256-verified as it
-// arrives, then the tfjs build. (The function starts from its alias pointer instead, which lists
-// the files: one small GET before the shards either way.) Prints `{"raw": [ms...], "load": [ms...]}`.
-import { disposeModel, loadModel, registryIOHandler } from '../../../functions/shared/model/artifacts.js';
+// with the same reader. Ours is fetch, verify and build of a version given by number, as the
+// function loads a version for tfjs: metadata.json, then every file in parallel, sha256-verified
+// as it arrives, the weights written straight into their tensors in the wasm heap once model.json
+// has said where (receiveVersion), then the model built around them. (The function starts from
+// its alias pointer instead, which lists the files: one small GET before the shards either way.)
+// Prints `{"raw": [ms...], "load": [ms...]}`.
+import { disposeModel } from '../../../functions/shared/model/artifacts.js';
+import { loadReceived, receiveVersion } from '../../../functions/shared/model/receive.js';
 import { keys } from '../../../functions/shared/registry/layout.js';
 import { ModelRegistry } from '../../../functions/shared/registry/registry.js';
 import { S3ObjectReader } from '../../../functions/shared/registry/s3-reader.js';
@@ -28,7 +31,9 @@ const raw = async () => {
 };
 const load = async () => {
   const started = performance.now();
-  const loaded = await loadModel(runtime, registryIOHandler(registry, model, version));
+  const received = await receiveVersion(registry, model, version, { runtimeFor: async () => runtime });
+  if (!received.weights) throw new Error('the weights were not received into tensors');
+  const loaded = await loadReceived(runtime, received);
   const ms = performance.now() - started;
   disposeModel(loaded);
   return ms;
