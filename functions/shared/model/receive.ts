@@ -8,7 +8,7 @@
 import type { io } from '@tensorflow/tfjs-core';
 import type { ModelRegistry } from '../registry/registry.js';
 import type { BodySink } from '../registry/store.js';
-import type { FileDigest, InlineVersion, VersionMetadata } from '../registry/types.js';
+import type { FileDigest, InlineVersion, Signature, VersionMetadata } from '../registry/types.js';
 import type { TfRuntime } from '../runtime/types.js';
 import {
   type AnyModel,
@@ -179,7 +179,7 @@ export async function receiveVersion(
 export async function loadReceived(
   runtime: TfRuntime,
   received: ReceivedVersion,
-): Promise<AnyModel & { signature: ReturnType<typeof signatureOf> }> {
+): Promise<AnyModel & { signature: Signature }> {
   if (received.weights) {
     const model = await received.weights.build();
     return { format: 'layers-model', model, signature: signatureOf(runtime, model) };

@@ -23,6 +23,7 @@ import type * as tfc from '@tensorflow/tfjs-core';
 import type { DataType, io, NamedTensorMap, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { IntegrityError } from '../errors.js';
+import type { BodySink } from '../registry/store.js';
 import type { TfRuntime } from '../runtime/types.js';
 
 /** How one weight became a tensor, for tests and logs. */
@@ -392,7 +393,7 @@ export class WeightReceiver {
   }
 
   /** Where shard `name`'s body goes; undefined for a file that is not one of the shards. */
-  sink(name: string): BodySinkLike | undefined {
+  sink(name: string): BodySink | undefined {
     const shard = this.shards.get(name);
     if (!shard) return undefined;
     return { write: (bytes, offset) => this.write(shard.start, shard.length, bytes, offset) };
@@ -446,9 +447,4 @@ export class WeightReceiver {
     this.disposed = true;
     this.runtime.tf.dispose(this.placed.map((w) => w.tensor));
   }
-}
-
-/** Structurally a registry BodySink (kept here so the model code does not depend on the store). */
-export interface BodySinkLike {
-  write(bytes: Uint8Array, offset: number): void;
 }
