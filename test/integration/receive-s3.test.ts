@@ -57,7 +57,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A conv + dense model of ~140 kB of weights, published in 16 kB shards. */
+/** A conv + dense model of 85 kB of weights, published in 16 kB shards (6 of them). */
 async function publishSharded(model: string) {
   const { tf, layers } = runtime;
   const net = layers.sequential({

@@ -4,7 +4,10 @@
 // as it arrives, the weights written straight into their tensors in the wasm heap once model.json
 // has said where (receiveVersion), then the model built around them. (The function starts from
 // its alias pointer instead, which lists the files: one small GET before the shards either way.)
-// Prints `{"raw": [ms...], "load": [ms...]}`.
+// Also, for information, a stricter floor: the same GETs, each body written into a buffer
+// allocated (and touched) once for all samples, as ours lands in heap memory a previous load
+// freed; it pays no page faults for fresh memory. Prints `{"raw": [...], "touched": [...],
+// "load": [...]}` (ms).
 import { disposeModel } from '../../../functions/shared/model/artifacts.js';
 import { loadReceived, receiveVersion } from '../../../functions/shared/model/receive.js';
 import { keys } from '../../../functions/shared/registry/layout.js';
@@ -29,6 +32,26 @@ const raw = async () => {
   await Promise.all(names.map((n) => reader.get(keys.file(model, version, n))));
   return performance.now() - started;
 };
+const landing = new Map<string, Uint8Array>();
+const touched = async () => {
+  const started = performance.now();
+  await Promise.all(
+    names.map((n) =>
+      reader.get(keys.file(model, version, n), {
+        into: (length) => {
+          let buffer = landing.get(n);
+          if (buffer?.byteLength !== length) {
+            buffer = new Uint8Array(length).fill(1);
+            landing.set(n, buffer);
+          }
+          const target = buffer;
+          return { write: (bytes, offset) => target.set(bytes, offset) };
+        },
+      }),
+    ),
+  );
+  return performance.now() - started;
+};
 const load = async () => {
   const started = performance.now();
   const received = await receiveVersion(registry, model, version, { runtimeFor: async () => runtime });
@@ -46,11 +69,15 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
 // One warm-up of each (connections, JIT, the wasm heap's growth), then turns.
 await raw();
 await settle();
+await touched();
+await settle();
 await load();
-const samples = { raw: [] as number[], load: [] as number[] };
+const samples = { raw: [] as number[], touched: [] as number[], load: [] as number[] };
 for (let i = 0; i < rounds; i++) {
   await settle();
   samples.raw.push(await raw());
+  await settle();
+  samples.touched.push(await touched());
   await settle();
   samples.load.push(await load());
 }
