@@ -37,6 +37,7 @@ interface Delivery {
 class ChunkingStore extends MemoryObjectStore {
   honoursInto = true;
   corrupt: string | undefined;
+  longer: string | undefined;
   deliveries: Delivery[] = [];
   private next = 0;
 
@@ -48,6 +49,7 @@ class ChunkingStore extends MemoryObjectStore {
       body = body.slice();
       body[body.length >> 1]! ^= 0xff;
     }
+    if (this.longer && key.includes(this.longer)) body = new Uint8Array([...body, 1, 2, 3, 4, 5]);
     const delivery = this.deliveries[this.next++ % Math.max(1, this.deliveries.length)] ?? {
       chunk: 1 << 20,
       waits: [0],
@@ -183,6 +185,20 @@ describe('receiving weights straight into tensors', () => {
     const reading = receiveVersion(registry, 'm', version, { runtimeFor: async () => runtime });
     await expect(reading).rejects.toBeInstanceOf(IntegrityError);
     await expect(reading).rejects.toThrow(/group1-shard2of\d+\.bin does not match its sha256/);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('rejects a shard longer than listed without writing past it, and frees what it had received', async () => {
+    const { tf } = runtime;
+    const store = new ChunkingStore();
+    const { registry, version } = await publish(store, [16, 4], 6, 100);
+    store.deliveries = [{ chunk: 64, waits: [0, 2] }];
+    store.longer = 'group1-shard1of';
+    const before = tf.memory().numTensors;
+    const reading = receiveVersion(registry, 'm', version, { runtimeFor: async () => runtime });
+    await expect(reading).rejects.toThrow(
+      /group1-shard1of\d+\.bin does not match its sha256 \(105 bytes, expected 100\)/,
+    );
     expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -400,12 +400,11 @@ export class WeightReceiver {
   }
 
   private write(shardStart: number, shardLength: number, bytes: Uint8Array, offset: number): void {
-    if (this.disposed) return;
-    if (offset < 0 || offset + bytes.byteLength > shardLength) {
-      throw new IntegrityError(`a weight shard holds more than its ${shardLength} bytes`);
-    }
+    // Bytes outside the shard's listed size are dropped, not thrown: a sink must not fail a read
+    // half way, and such a shard fails its verification (size and sha256) anyway.
+    if (this.disposed || offset < 0 || offset >= shardLength) return;
     const from = shardStart + offset;
-    const to = from + bytes.byteLength;
+    const to = from + Math.min(bytes.byteLength, shardLength - offset);
     // The first weight that ends after `from` (weights are sorted and back to back).
     let low = 0;
     let high = this.placed.length;
