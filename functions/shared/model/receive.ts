@@ -95,11 +95,9 @@ export async function receiveVersion(
   let decided = false;
   let receiver: WeightReceiver | undefined;
   let deciding: Promise<void> | undefined;
+  /** Where the held bodies, and those still to come, go: once. */
   const decide = (chosen: WeightReceiver | undefined) => {
-    if (decided) {
-      chosen?.dispose();
-      return;
-    }
+    if (decided) return;
     decided = true;
     receiver = chosen;
     for (const [name, body] of pending) {

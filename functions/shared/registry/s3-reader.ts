@@ -364,35 +364,29 @@ export class S3ObjectReader implements ObjectStore {
       hashBody && ok && length !== undefined && (sink || (exact && length >= NATIVE_FROM_BYTES))
         ? sha256Hasher(length)
         : undefined;
+    // The body's exact length, when it goes somewhere sized by the header.
+    const expected = sink || exact ? length : undefined;
     res.on('data', (chunk: Buffer) => {
       // A sink outlives this attempt: an abandoned one must not write into what its retry fills.
       if (settled()) return;
       idle.refresh();
+      if (expected !== undefined && received + chunk.length > expected) {
+        settle(new IncompleteBodyError(`response body longer than its content-length ${expected}`));
+        return;
+      }
       hash?.update(chunk);
       if (sink) {
-        if (received + chunk.length > (length ?? 0)) {
-          settle(new IncompleteBodyError(`response body longer than its content-length ${length}`));
-          return;
-        }
         try {
           sink.write(chunk, received);
         } catch (error) {
           settle(error);
           return;
         }
-      } else if (exact) {
-        if (received + chunk.length > exact.length) {
-          settle(new IncompleteBodyError(`response body longer than its content-length ${exact.length}`));
-          return;
-        }
-        exact.set(chunk, received);
-      } else {
-        chunks.push(chunk);
-      }
+      } else if (exact) exact.set(chunk, received);
+      else chunks.push(chunk);
       received += chunk.length;
     });
     res.on('end', () => {
-      const expected = sink ? length : exact?.length;
       if (expected !== undefined && received !== expected) {
         settle(new IncompleteBodyError(`response body ended after ${received} of ${expected} bytes`));
         return;
