@@ -25,7 +25,8 @@ import { WeightReceiver } from './weights.js';
 class PendingBody implements BodySink {
   private held: { readonly bytes: Uint8Array; readonly offset: number }[] = [];
   private target: BodySink | undefined;
-  private buffer: Uint8Array | undefined;
+  /** The body's own buffer, once `keep` chose one. */
+  kept: Uint8Array | undefined;
 
   constructor(readonly length: number) {}
 
@@ -46,16 +47,11 @@ class PendingBody implements BodySink {
     this.held = [];
   }
 
-  /** The body goes into a buffer of its own (the usual way), which is returned. */
-  keep(): Uint8Array {
+  /** The body goes into a buffer of its own (the usual way): `kept`. */
+  keep(): void {
     const buffer = new Uint8Array(Buffer.allocUnsafeSlow(this.length).buffer, 0, this.length);
-    this.buffer = buffer;
+    this.kept = buffer;
     this.sendTo({ write: (bytes, offset) => buffer.set(bytes, offset) });
-    return buffer;
-  }
-
-  get kept(): Uint8Array | undefined {
-    return this.buffer;
   }
 }
 
@@ -112,18 +108,16 @@ export async function receiveVersion(
       decide(undefined);
       return;
     }
-    deciding = runtime.then(
-      (tf) => {
+    deciding = runtime
+      .then((tf) => {
         if (decided) return;
         // A shard model.json names but the version lacks: reported by the usual path, from bytes.
         const shards = shardNames(json).map((name) => [name, listed[name]?.size] as const);
         if (shards.some(([, size]) => size === undefined)) return decide(undefined);
         decide(WeightReceiver.for(tf, artifactsOf(json), shards as [string, number][]));
-      },
-      () => decide(undefined),
-    );
-    // WeightReceiver.for can fail (the heap cannot hold the weights): then bytes, as before.
-    deciding = deciding.catch(() => decide(undefined));
+      })
+      // A runtime that does not start, or weights the heap cannot hold: bytes, as before.
+      .catch(() => decide(undefined));
   };
   try {
     const read = await registry.readVersion(model, version, {
