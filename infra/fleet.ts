@@ -28,7 +28,6 @@ export function fleetManifest(
       runtime: nativeEvery > 0 && n % nativeEvery === 0 ? 'native' : 'wasm',
       memoryMiB: 1024,
       timeoutSeconds: 30,
-      reservedConcurrency: 5,
       auth: 'AWS_IAM',
       ...(retrain
         ? {

@@ -18,6 +18,23 @@ const layerSchema = z.strictObject({
   activation: z.enum(['relu', 'sigmoid', 'softmax', 'tanh', 'linear', 'elu', 'selu']).default('linear'),
 });
 
+/**
+ * A web origin as browsers send it (`https://demo.example.com`, `http://localhost:5173`): scheme,
+ * host, optional port; no path, no trailing slash, no wildcard.
+ */
+const ORIGIN =
+  /^https?:\/\/(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*(?::\d{1,5})?$/;
+
+const origin = z
+  .string()
+  .refine((value) => !value.includes('*'), {
+    message:
+      '"*" is refused: list the web origins allowed to call this public model from a browser (e.g. "https://demo.example.com"); "*" would let any website call it from its visitors\' browsers, on your bill',
+  })
+  .refine((value) => value.includes('*') || ORIGIN.test(value), {
+    message: 'must be an origin: http(s)://host[:port] in lower case, without a path or a trailing "/"',
+  });
+
 const definitionSchema = z.strictObject({
   /** Column names of the CSV features, in model input order. */
   features: z.array(z.string().min(1)).min(1),
@@ -61,12 +78,16 @@ const modelSchema = z
     fastPath: z.enum(['auto', 'off']).default('auto'),
     memoryMiB: z.number().int().min(128).max(10_240).default(1024),
     timeoutSeconds: z.number().int().min(1).max(900).default(30),
+    /**
+     * Concurrency reserved for (and capping) the inference function. Unset by default: reserving
+     * takes it from the account's pool whether used or not (see README, Configuration).
+     */
     reservedConcurrency: z.number().int().min(1).optional(),
     provisionedConcurrency: z.number().int().min(0).default(0),
     auth: z.enum(['AWS_IAM', 'NONE']).default('AWS_IAM'),
     cors: z
       .strictObject({
-        allowOrigins: z.array(z.string()).min(1),
+        allowOrigins: z.array(origin).min(1).max(100),
         allowHeaders: z.array(z.string()).optional(),
         maxAgeSeconds: z.number().int().min(0).optional(),
       })
@@ -91,6 +112,26 @@ const modelSchema = z
         path: ['cors'],
         message: 'CORS is only for auth "NONE" (IAM-signed calls come from servers)',
       });
+    }
+    if (m.auth === 'NONE') {
+      // Anyone on the internet may call a public URL: its browser origins and its cost are bounded
+      // explicitly, never by default.
+      if (!m.cors) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['cors'],
+          message:
+            'required with auth "NONE": list the web origins allowed to call the model ("allowOrigins")',
+        });
+      }
+      if (m.reservedConcurrency === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['reservedConcurrency'],
+          message:
+            'required with auth "NONE": it caps how many requests from anyone on the internet run (and are billed) at once',
+        });
+      }
     }
     const prefix = m.retrain?.datasetPrefix;
     if (

@@ -28,6 +28,7 @@ import {
   functionRole,
   INFERENCE_BUNDLING,
 } from './function-defaults.js';
+import { assertFunctionUrlRegion } from './function-url-regions.js';
 import { grantRegistryAccess } from './registry-access.js';
 import { TfjsRuntimeLayer } from './tfjs-runtime-layer.js';
 
@@ -82,7 +83,11 @@ export interface ModelFunctionProps {
    */
   readonly timeout?: Duration;
   /**
-   * Concurrency reserved for (and capping) this function.
+   * Concurrency reserved for (and capping) this function. Reserving guarantees the function that
+   * many concurrent executions and caps it there, but takes them from the account's pool whether
+   * used or not (Lambda keeps part of the quota unreserved: 100 of the default 1,000; an account
+   * with a small quota may reserve nothing). Required with `authType: NONE`, where it bounds what
+   * anyone on the internet can run at once.
    *
    * @default - unreserved: shares the account's unreserved concurrency
    */
@@ -95,7 +100,7 @@ export interface ModelFunctionProps {
   readonly provisionedConcurrency?: number;
   /**
    * Function URL auth. `NONE` makes the model callable by anyone on the internet; only use it
-   * knowingly (e.g. for a browser demo), with `cors`.
+   * knowingly (e.g. for a browser demo), with `cors` naming its origins and `reservedConcurrency`.
    *
    * @default FunctionUrlAuthType.AWS_IAM
    */
@@ -176,6 +181,18 @@ export class ModelFunction extends Construct {
     if (props.cors && authType !== FunctionUrlAuthType.NONE) {
       throw new Error(`Model "${props.modelName}": CORS is only for authType NONE`);
     }
+    if (authType === FunctionUrlAuthType.NONE) {
+      // A public URL: its browser origins and its concurrency are bounded explicitly, never by default.
+      if (!props.cors?.allowedOrigins?.length || props.cors.allowedOrigins.some((o) => o.includes('*'))) {
+        throw new Error(
+          `Model "${props.modelName}": authType NONE needs cors.allowedOrigins listing its web origins (no "*")`,
+        );
+      }
+      if (props.reservedConcurrency === undefined) {
+        throw new Error(`Model "${props.modelName}": authType NONE needs reservedConcurrency (a cap)`);
+      }
+    }
+    assertFunctionUrlRegion(this, `Model "${props.modelName}"`);
     if (runtime === 'wasm' && !props.runtimeLayer) {
       throw new Error(`Model "${props.modelName}": the wasm runtime needs runtimeLayer`);
     }

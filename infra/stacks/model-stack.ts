@@ -5,6 +5,7 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { datasetPrefix, type ModelSpec } from '../../functions/shared/manifest.js';
 import type { FunctionLogLevel } from '../constructs/function-defaults.js';
+import { assertFunctionUrlRegion } from '../constructs/function-url-regions.js';
 import { ModelFunction } from '../constructs/model-function.js';
 import { RetrainingFunction } from '../constructs/retraining-function.js';
 import { TfjsRuntimeLayer } from '../constructs/tfjs-runtime-layer.js';
@@ -46,6 +47,8 @@ export class ModelStack extends Stack {
   constructor(scope: Construct, id: string, props: ModelStackProps) {
     super(scope, id, props);
     const { model } = props;
+    // Before any asset is bundled: a region without function URLs can never deploy this stack.
+    assertFunctionUrlRegion(this, `Model "${model.name}" (stack ${this.stackName})`);
     Tags.of(this).add('aiaas:model', model.name);
 
     const dataset = datasetPrefix(model);

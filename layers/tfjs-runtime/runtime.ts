@@ -53,17 +53,31 @@ let pending: Promise<TfRuntime> | undefined;
 
 /**
  * Initializes tfjs once per process with the preferred backend, falling back (and saying why) when
- * it is not available: native → wasm → cpu.
+ * it is not available: native → wasm → cpu. The result names what was requested, so a caller can
+ * tell a fallback from a choice (a `native` function running on wasm must say so loudly).
  */
 export function createRuntime(preference: RuntimePreference = 'auto', wasmDir?: string): Promise<TfRuntime> {
-  pending ??= init(preference, wasmDir);
+  pending ??= initRuntime(preference, wasmDir);
   return pending;
 }
 
-async function init(preference: RuntimePreference, wasmDir: string | undefined): Promise<TfRuntime> {
+/** How @tensorflow/tfjs-node is imported; injectable so tests can make it fail as on a broken image. */
+export type NativeImport = () => Promise<unknown>;
+
+const importTfjsNode: NativeImport = () => {
+  const specifier = '@tensorflow/tfjs-node';
+  return import(/* @vite-ignore */ specifier);
+};
+
+/** `createRuntime` without the per-process cache (tests; `createRuntime` is what functions use). */
+export async function initRuntime(
+  preference: RuntimePreference,
+  wasmDir: string | undefined,
+  importNative: NativeImport = importTfjsNode,
+): Promise<TfRuntime> {
   const notes: string[] = [];
   if (preference === 'native' || preference === 'auto') {
-    const native = await tryNative(notes);
+    const native = await tryNative(preference, notes, importNative);
     if (native) return native;
   }
   tf.env().set('PROD', true);
@@ -77,7 +91,7 @@ async function init(preference: RuntimePreference, wasmDir: string | undefined):
       }
       if (!(await tf.setBackend(kind))) throw new Error(`backend ${kind} did not initialize`);
       await tf.ready();
-      return { kind, tf, layers: tfl, loadGraphModel, notes };
+      return { kind, requested: preference, tf, layers: tfl, loadGraphModel, notes };
     } catch (error) {
       notes.push(`${kind} backend unavailable: ${(error as Error).message}`);
     }
@@ -86,14 +100,18 @@ async function init(preference: RuntimePreference, wasmDir: string | undefined):
 }
 
 /** @tensorflow/tfjs-node is optional: present in the native container image, absent elsewhere. */
-async function tryNative(notes: string[]): Promise<TfRuntime | undefined> {
-  const specifier = '@tensorflow/tfjs-node';
+async function tryNative(
+  requested: RuntimePreference,
+  notes: string[],
+  importNative: NativeImport,
+): Promise<TfRuntime | undefined> {
   try {
-    const tfn = (await import(/* @vite-ignore */ specifier)) as typeof tf & typeof tfl & typeof tfconv;
+    const tfn = (await importNative()) as typeof tf & typeof tfl & typeof tfconv;
     await tfn.ready();
-    return { kind: 'native', tf: tfn, layers: tfn, loadGraphModel: tfn.loadGraphModel, notes };
+    return { kind: 'native', requested, tf: tfn, layers: tfn, loadGraphModel: tfn.loadGraphModel, notes };
   } catch (error) {
-    notes.push(`native runtime unavailable (${specifier}: ${(error as Error).message.split('\n')[0]})`);
+    const message = String((error as Error)?.message ?? error).split('\n')[0];
+    notes.push(`native runtime unavailable (@tensorflow/tfjs-node: ${message})`);
     return undefined;
   }
 }

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseManifest } from '../../functions/shared/manifest.js';
 import { paths } from '../../infra/paths.js';
 import { buildApp, exampleManifest, tempDir } from './helpers.js';
 
@@ -29,9 +30,18 @@ describe('manifest errors fail synth', { timeout: 90_000 }, () => {
   });
 
   it('names the model for cross-field rules (CORS needs auth NONE)', () => {
-    const run = synthWith({ models: [{ name: 'leaky', cors: { allowOrigins: ['*'] } }] });
+    const run = synthWith({
+      models: [{ name: 'leaky', cors: { allowOrigins: ['https://demo.example.com'] } }],
+    });
     expect(run.status).not.toBe(0);
-    expect(run.stderr).toMatch(/model "leaky": field "cors"/);
+    expect(run.stderr).toMatch(/model "leaky": field "cors": CORS is only for auth "NONE"/);
+  });
+
+  it('names the model and both fields a public (auth NONE) model lacks', () => {
+    const run = synthWith({ models: [{ name: 'good' }, { name: 'open_demo', auth: 'NONE' }] });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toMatch(/model "open_demo": field "cors": required with auth "NONE"/);
+    expect(run.stderr).toMatch(/model "open_demo": field "reservedConcurrency": required with auth "NONE"/);
   });
 
   it('reports a manifest that is not JSON', () => {
@@ -68,6 +78,44 @@ describe('manifest rules the CDK app adds', () => {
         ]),
       ),
     ).not.toThrow();
+  });
+
+  describe('a public (auth NONE) model', () => {
+    const open = (extra: Record<string, unknown>) =>
+      withModels([{ name: 'open', auth: 'NONE', reservedConcurrency: 5, ...extra }]);
+    const origins = (...allowOrigins: string[]) => open({ cors: { allowOrigins } });
+
+    it('needs CORS origins', () => {
+      expect(() => buildApp(open({}))).toThrow(/model "open": field "cors": required with auth "NONE"/);
+    });
+
+    it('needs a reserved concurrency cap', () => {
+      expect(() =>
+        buildApp(withModels([{ name: 'open', auth: 'NONE', cors: { allowOrigins: ['https://a.example'] } }])),
+      ).toThrow(/model "open": field "reservedConcurrency": required with auth "NONE": it caps/);
+    });
+
+    it.each(['*', 'https://*.example.com'])('refuses the wildcard origin %s, saying why', (wildcard) => {
+      expect(() => buildApp(origins('https://demo.example.com', wildcard))).toThrow(
+        /model "open": field "cors.allowOrigins.1": "\*" is refused: list the web origins .* any website/,
+      );
+    });
+
+    it.each([
+      'https://demo.example.com/',
+      'https://demo.example.com/app',
+      'demo.example.com',
+      'null',
+      'ftp://x.example',
+    ])('refuses %s, which is not an origin', (bad) => {
+      expect(() => buildApp(origins(bad))).toThrow(
+        /model "open": field "cors.allowOrigins.0": must be an origin/,
+      );
+    });
+
+    it('accepts explicit origins with a cap', () => {
+      expect(() => parseManifest(origins('https://demo.example.com', 'http://localhost:5173'))).not.toThrow();
+    });
   });
 
   it('refuses two models that would deploy as the same stack', () => {

@@ -1,6 +1,12 @@
+import { App, Stack } from 'aws-cdk-lib';
 import { Capture, Match, Template } from 'aws-cdk-lib/assertions';
+import { FunctionUrlAuthType } from 'aws-cdk-lib/aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildApp, exampleManifest, type SynthResult } from './helpers.js';
+import { parseManifest } from '../../functions/shared/manifest.js';
+import { REGIONS_WITHOUT_FUNCTION_URLS } from '../../infra/constructs/function-url-regions.js';
+import { ModelFunction } from '../../infra/constructs/model-function.js';
+import { ModelStack } from '../../infra/stacks/model-stack.js';
+import { buildApp, cdkContext, exampleManifest, type SynthResult, tempDir } from './helpers.js';
 
 /** The example model plus the variants the manifest allows, in one app (bundled once). */
 function fleet() {
@@ -14,6 +20,7 @@ function fleet() {
         name: 'demo_public',
         auth: 'NONE',
         cors: { allowOrigins: ['https://demo.example.com'], maxAgeSeconds: 300 },
+        reservedConcurrency: 5,
       },
       { name: 'big', runtime: 'native', memoryMiB: 3008, timeoutSeconds: 60 },
     ],
@@ -91,7 +98,6 @@ describe('model stacks', () => {
       Handler: 'index.handler',
       MemorySize: 1024,
       Timeout: 30,
-      ReservedConcurrentExecutions: 20,
     });
     native.hasResourceProperties('AWS::Lambda::Function', {
       PackageType: 'Image',
@@ -222,6 +228,18 @@ describe('model stacks', () => {
     });
   });
 
+  it('reserve concurrency only where the manifest asks for it', () => {
+    // Unset by default: nothing is taken from the account's concurrency pool.
+    for (const template of [diabetes, native]) {
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        Environment: { Variables: Match.objectLike({ AIAAS_ALIAS: 'live' }) },
+        ReservedConcurrentExecutions: Match.absent(),
+      });
+    }
+    iris.hasResourceProperties('AWS::Lambda::Function', { ReservedConcurrentExecutions: 10 });
+    publicModel.hasResourceProperties('AWS::Lambda::Function', { ReservedConcurrentExecutions: 5 });
+  });
+
   it('open a URL to the public only by explicit opt-in, with its CORS settings', () => {
     publicModel.hasResourceProperties('AWS::Lambda::Url', {
       AuthType: 'NONE',
@@ -289,6 +307,21 @@ describe('model stacks', () => {
         Statement: [Match.objectLike({ Principal: { Service: 'lambda.amazonaws.com' } })],
       }),
       ManagedPolicyArns: Match.absent(),
+    });
+  });
+
+  it('keep only the log groups when the stack is deleted: function versions go with their function', () => {
+    for (const template of [diabetes, native]) {
+      const resources = Object.values(template.toJSON().Resources) as Record<string, unknown>[];
+      const retained = resources.filter(
+        (r) => r.DeletionPolicy === 'Retain' || r.UpdateReplacePolicy === 'Retain',
+      );
+      expect(new Set(retained.map((r) => r.Type))).toEqual(new Set(['AWS::Logs::LogGroup']));
+    }
+    // A deploy's new version replaces the last one, which CloudFormation then deletes.
+    diabetes.hasResource('AWS::Lambda::Version', {
+      DeletionPolicy: Match.absent(),
+      UpdateReplacePolicy: Match.absent(),
     });
   });
 
@@ -409,5 +442,81 @@ describe('retraining', () => {
         Resource: { 'Fn::GetAtt': ['RetrainingFunction', 'Arn'] },
       }),
     ]);
+  });
+});
+
+/** One model's stack built directly, pinned to `region` (the app itself is environment-agnostic). */
+function modelStackIn(region: string | undefined, model: Record<string, unknown>) {
+  const app = new App({ context: cdkContext(), outdir: tempDir('aiaas-region-') });
+  const spec = parseManifest({ models: [model] }, 'test manifest').models[0]!;
+  return new ModelStack(app, 'aiaas-Model-edge', {
+    model: spec,
+    bucketName: 'aiaas-registry-test',
+    ...(region ? { env: { account: '123456789012', region } } : {}),
+  });
+}
+
+describe('function URL regions', () => {
+  // A native model without retraining: no layer to bundle, so each stack builds in moments.
+  const edge = { name: 'edge', runtime: 'native' };
+
+  it.each(['ca-west-1', 'il-central-1', 'us-gov-west-1'])(
+    'fail synthesis for a stack pinned to %s, which has no function URLs, naming the region',
+    (region) => {
+      expect(() => modelStackIn(region, edge)).toThrow(
+        new RegExp(`Model "edge" \\(stack aiaas-Model-edge\\): region ${region} has no Lambda function URLs`),
+      );
+    },
+  );
+
+  it('synthesize a stack pinned to a region with function URLs, and an environment-agnostic one', () => {
+    for (const region of ['eu-west-1', undefined]) {
+      const template = Template.fromStack(modelStackIn(region, edge));
+      template.resourceCountIs('AWS::Lambda::Url', 1);
+    }
+  });
+
+  it('refuse the construct itself in such a region (used outside the manifest)', () => {
+    const stack = new Stack(new App(), 'Direct', { env: { region: 'eu-central-2' } });
+    expect(
+      () => new ModelFunction(stack, 'Inference', { modelName: 'edge', bucketName: 'b', runtime: 'native' }),
+    ).toThrow(/Model "edge": region eu-central-2 has no Lambda function URLs/);
+  });
+
+  it("list the 15 regions of cfn-lint's data, GovCloud and China included", () => {
+    expect(REGIONS_WITHOUT_FUNCTION_URLS).toHaveLength(15);
+    expect(REGIONS_WITHOUT_FUNCTION_URLS).toEqual(
+      expect.arrayContaining([
+        'ca-west-1',
+        'il-central-1',
+        'eu-central-2',
+        'us-gov-east-1',
+        'cn-northwest-1',
+      ]),
+    );
+  });
+});
+
+describe('a public (auth NONE) model function', () => {
+  const publicFunction = (props: Partial<ConstructorParameters<typeof ModelFunction>[2]>) => () =>
+    new ModelFunction(new Stack(new App(), 'Direct'), 'Inference', {
+      modelName: 'open',
+      bucketName: 'b',
+      runtime: 'native',
+      authType: FunctionUrlAuthType.NONE,
+      ...props,
+    });
+  const origins = { allowedOrigins: ['https://demo.example.com'] };
+
+  it('needs explicit CORS origins, never "*"', () => {
+    expect(publicFunction({ reservedConcurrency: 5 })).toThrow(/Model "open": authType NONE needs cors/);
+    expect(publicFunction({ reservedConcurrency: 5, cors: { allowedOrigins: ['*'] } })).toThrow(/no "\*"/);
+  });
+
+  it('needs a reserved concurrency cap', () => {
+    expect(publicFunction({ cors: origins })).toThrow(
+      /Model "open": authType NONE needs reservedConcurrency/,
+    );
+    expect(publicFunction({ cors: origins, reservedConcurrency: 5 })).not.toThrow();
   });
 });

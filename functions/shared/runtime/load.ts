@@ -1,5 +1,6 @@
 import { dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ConfigurationError } from '../errors.js';
 import type { RuntimePreference, TfRuntime } from './types.js';
 
 /** Signature of the runtime module's export (layers/tfjs-runtime/runtime.ts). */
@@ -31,6 +32,17 @@ export function resolveRuntimeModule(env: NodeJS.ProcessEnv = process.env): stri
 export async function loadRuntimeModule(env: NodeJS.ProcessEnv = process.env): Promise<TfRuntime> {
   const path = resolveRuntimeModule(env);
   const mod = (await import(pathToFileURL(path).href)) as { createRuntime: RuntimeFactory };
-  const preference = (env.AIAAS_RUNTIME ?? 'auto') as RuntimePreference;
+  const preference = runtimePreference(env);
   return mod.createRuntime(preference, env.AIAAS_WASM_DIR ?? dirname(path));
+}
+
+const PREFERENCES: readonly RuntimePreference[] = ['auto', 'native', 'wasm', 'cpu'];
+
+/** `AIAAS_RUNTIME`, checked: a misspelt value must not quietly run on another backend. */
+export function runtimePreference(env: NodeJS.ProcessEnv = process.env): RuntimePreference {
+  const value = env.AIAAS_RUNTIME || 'auto';
+  if (!(PREFERENCES as readonly string[]).includes(value)) {
+    throw new ConfigurationError(`AIAAS_RUNTIME must be auto, native, wasm or cpu, got "${value}"`);
+  }
+  return value as RuntimePreference;
 }

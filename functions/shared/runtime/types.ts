@@ -12,7 +12,10 @@ export type RuntimePreference = RuntimeKind | 'auto';
  * runtime (@tensorflow/tfjs-node in a container image) or the pure-JS cpu backend.
  */
 export interface TfRuntime {
+  /** The backend that actually runs models. */
   readonly kind: RuntimeKind;
+  /** What the deployment asked for (`AIAAS_RUNTIME`); a specific kind other than `kind` is a fallback. */
+  readonly requested: RuntimePreference;
   readonly tf: typeof tfc;
   readonly layers: typeof tfl;
   readonly loadGraphModel: typeof tfconv.loadGraphModel;
