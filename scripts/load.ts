@@ -1,6 +1,6 @@
 /**
- * `npm run load [-- --seconds 60] [-- --connections 32] [-- --json]`: a load run against the local
- * stack, never part of `npm test`.
+ * `npm run load [-- --seconds 60] [-- --warm-seconds 15] [-- --connections 32] [-- --json]`: a load
+ * run against the local stack, never part of `npm test`.
  *
  * s3rver runs in this process; the function-URL server (on the built inference bundle) runs in a
  * child process, so autocannon does not share its CPU and its memory is measured alone. The child
@@ -9,9 +9,16 @@
  * loaded gets the same module instance, and so the same tfjs engine.
  *
  * The mix cycles through good predict requests (answers checked against an in-process computation
- * of the same weights) and client mistakes (malformed JSON, wrong shape, non-numbers, NaN-ish
- * values, too many instances, wrong method, unknown model), each with its expected status. Exits
- * non-zero on any 5xx, connection error, timeout, wrong answer or tensor-count drift. Loopback only.
+ * of the same weights) and client mistakes (malformed JSON, wrong shape, non-numbers, non-JSON
+ * literals, too many instances, wrong method, several unknown models), each with its expected status.
+ *
+ * Then two shorter phases with only the loaded model's requests (warm): one with the registry
+ * healthy, one with it silent (a proxy between the function and s3rver that accepts connections
+ * and never answers, across at least one alias re-check). A warm function must answer from memory
+ * meanwhile: the silent phase must keep at least 0.8× the healthy phase's throughput, with no 5xx.
+ *
+ * Exits non-zero on any 5xx (in any phase), an unknown model answered other than 404, a connection
+ * error, a timeout, a wrong answer, tensor-count drift or a silent phase below 0.8×. Loopback only.
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -25,6 +32,7 @@ import { ModelRegistry } from '../functions/shared/registry/registry.js';
 import { createS3Client, S3ObjectStore } from '../functions/shared/registry/store.js';
 import type { TfRuntime } from '../functions/shared/runtime/types.js';
 import { DIST, ROOT } from './lib/bundle.js';
+import { FaultProxy } from './lib/fault-proxy.js';
 import {
   LOCAL_CREDENTIALS,
   localFunctionEnv,
@@ -39,15 +47,29 @@ const BUNDLE = join(DIST, 'functions/inference/index.mjs');
 const RUNTIME_MODULE = join(DIST, 'layers/tfjs-runtime/aiaas-runtime/runtime.mjs');
 const MODEL = 'diabetes';
 
+/** Names no model has: each must be a 404 (the local server decides with a listing per request). */
+const UNKNOWN_MODELS = ['nope', 'ghost', 'missing-model', 'diabetes2'];
+/** The silent phase's warm throughput must be at least this share of the healthy one's. */
+const SILENT_THROUGHPUT_FLOOR = 0.8;
+
 interface Options {
   seconds: number;
+  /** Length of each warm phase (registry healthy, then silent). */
+  warmSeconds: number;
   connections: number;
   aliasCheckSeconds: number;
   json: boolean;
 }
 
 function parseArgs(argv: string[]): Options & { serve: boolean } {
-  const options = { seconds: 60, connections: 32, aliasCheckSeconds: 5, json: false, serve: false };
+  const options = {
+    seconds: 60,
+    warmSeconds: 15,
+    connections: 32,
+    aliasCheckSeconds: 5,
+    json: false,
+    serve: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const number = (name: string, min: number, max: number) => {
@@ -60,10 +82,13 @@ function parseArgs(argv: string[]): Options & { serve: boolean } {
     if (arg === '--json') options.json = true;
     else if (arg === '--serve') options.serve = true;
     else if (arg === '--seconds') options.seconds = number('--seconds', 1, 3600);
+    else if (arg === '--warm-seconds') options.warmSeconds = number('--warm-seconds', 2, 600);
     else if (arg === '--connections') options.connections = number('--connections', 1, 1024);
     else if (arg === '--alias-check') options.aliasCheckSeconds = number('--alias-check', 1, 3600);
     else
-      throw new Error(`unknown argument ${arg} (use --seconds N, --connections N, --alias-check S, --json)`);
+      throw new Error(
+        `unknown argument ${arg} (use --seconds N, --warm-seconds N, --connections N, --alias-check S, --json)`,
+      );
   }
   return options;
 }
@@ -216,11 +241,20 @@ function buildRequests(predict: (rows: number[][]) => number[]) {
     good('predict columnar', PIMA.slice(5, 8), true),
     bad('non-numeric value', 400, JSON.stringify({ instances: [[6, 'high', 72, 35, 0, 33.6, 0.627, 50]] })),
     good('predict via /fn root', [PIMA[3]!], false, `/fn/${MODEL}/`),
-    bad('NaN-ish literal', 400, '{"instances": [[NaN, 148, 72, 35, 0, 33.6, 0.627, 50]]}'),
+    // `NaN` itself is a TF Serving token (api.ts takes it); a lower-case one is not JSON at all.
+    bad('non-JSON literal (nan)', 400, '{"instances": [[nan, 148, 72, 35, 0, 33.6, 0.627, 50]]}'),
     good('predict versioned path', [PIMA[6]!], false, `/v1/models/${MODEL}/versions/1:predict`),
     bad('wrong method (GET :predict)', 405, undefined, 'GET'),
     good('predict 8 instances', PIMA),
-    bad('unknown model', 404, JSON.stringify({ instances: [PIMA[0]] }), 'POST', '/v1/models/nope:predict'),
+    ...UNKNOWN_MODELS.map((name) =>
+      bad(
+        `unknown model (${name})`,
+        404,
+        JSON.stringify({ instances: [PIMA[0]] }),
+        'POST',
+        `/v1/models/${name}:predict`,
+      ),
+    ),
     bad('too many instances (10,001)', 400, JSON.stringify({ instances: Array(10_001).fill(PIMA[0]) })),
     bad('wrong method (PUT /)', 405, '{}', 'PUT', `/fn/${MODEL}/`),
   ];
@@ -295,6 +329,41 @@ function startServerChild(env: NodeJS.ProcessEnv, options: Options) {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+interface Phase {
+  readonly result: autocannon.Result;
+  readonly tallies: Map<string, Tally>;
+  readonly examples: string[];
+}
+
+/** One autocannon run of `mix` (cycled per connection), every answer checked against its expectation. */
+async function runPhase(
+  base: string,
+  mix: ReturnType<typeof buildRequests>,
+  seconds: number,
+  connections: number,
+): Promise<Phase> {
+  const tallies = new Map<string, Tally>();
+  const examples: string[] = [];
+  const requests = mix.map(({ request, expect }) => {
+    const tally: Tally = { count: 0, wrong: 0, statuses: {} };
+    tallies.set(expect.name, tally);
+    return {
+      ...request,
+      onResponse: (status: number, body: string) => {
+        tally.count++;
+        tally.statuses[status] = (tally.statuses[status] ?? 0) + 1;
+        const problem = checkAnswer(expect, status, body);
+        if (problem) {
+          tally.wrong++;
+          if (examples.length < 5) examples.push(`${expect.name}: ${problem}`);
+        }
+      },
+    };
+  });
+  const result = await autocannon({ url: base, connections, duration: seconds, timeout: 10, requests });
+  return { result, tallies, examples };
+}
+
 async function run(options: Options) {
   if (!existsSync(BUNDLE) || !existsSync(RUNTIME_MODULE)) throw new Error('run npm run build first');
   const dir = mkdtempSync(join(tmpdir(), 'aiaas-load-'));
@@ -303,19 +372,22 @@ async function run(options: Options) {
   const { createRuntime } = await import('../layers/tfjs-runtime/runtime.js');
   const runtime = await createRuntime('cpu');
   const example = await publishExample(runtime, s3.registry);
+  // The function-URL server reaches the registry through this proxy, which the silent phase mutes.
+  const proxy = new FaultProxy(Number(new URL(s3.endpoint).port));
+  const proxyUrl = await proxy.start();
   const watchdog = setTimeout(
     () => {
       log('load: watchdog expired; stopping');
       server?.kill();
       process.exit(3);
     },
-    (options.seconds + 120) * 1000,
+    (options.seconds + 2 * options.warmSeconds + 150) * 1000,
   );
   try {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       // Only warnings and errors from the function (e.g. "tensors leaked") are logged; counted below.
-      ...localFunctionEnv(s3),
+      ...localFunctionEnv({ bucket: s3.bucket, endpoint: proxyUrl }),
     };
     const child = startServerChild(env, options);
     server = child.child;
@@ -340,32 +412,9 @@ async function run(options: Options) {
       `load: ${options.seconds} s at ${options.connections} connections on ${base} (server runtime: ${baseline?.runtime ?? '?'})…`,
     );
 
-    const tallies = new Map<string, Tally>();
-    const examples: string[] = [];
-    const requests = mix.map(({ request, expect }) => {
-      const tally: Tally = { count: 0, wrong: 0, statuses: {} };
-      tallies.set(expect.name, tally);
-      return {
-        ...request,
-        onResponse: (status: number, body: string) => {
-          tally.count++;
-          tally.statuses[status] = (tally.statuses[status] ?? 0) + 1;
-          const problem = checkAnswer(expect, status, body);
-          if (problem) {
-            tally.wrong++;
-            if (examples.length < 5) examples.push(`${expect.name}: ${problem}`);
-          }
-        },
-      };
-    });
     const samplesBefore = child.samples.length;
-    const result = await autocannon({
-      url: base,
-      connections: options.connections,
-      duration: options.seconds,
-      timeout: 10,
-      requests,
-    });
+    const mixed = await runPhase(base, mix, options.seconds, options.connections);
+    const { result, tallies, examples } = mixed;
     await sleep(1_500); // one more sample after the load
     const during = child.samples.slice(samplesBefore);
     const rss = during.map((s) => s.rss);
@@ -381,6 +430,59 @@ async function run(options: Options) {
     const warnings = child.problems.filter((line) =>
       /"level":"(WARN|ERROR|CRITICAL)"|Error|leak/i.test(line),
     );
+    const unknown = [...tallies].filter(([name]) => name.startsWith('unknown model'));
+    const unknownStatuses: Record<string, number> = {};
+    for (const [, t] of unknown) {
+      for (const [code, n] of Object.entries(t.statuses))
+        unknownStatuses[code] = (unknownStatuses[code] ?? 0) + n;
+    }
+
+    // Warm phases: only the loaded model's requests, the registry healthy, then silent.
+    const warmMix = mix.filter((m) => !m.expect.name.startsWith('unknown model'));
+    log(`load: warm phases, ${options.warmSeconds} s each: registry healthy, then silent…`);
+    if (options.warmSeconds <= options.aliasCheckSeconds) {
+      log(
+        `load: --warm-seconds ${options.warmSeconds} may end before the next re-check (--alias-check ${options.aliasCheckSeconds})`,
+      );
+    }
+    const healthy = await runPhase(base, warmMix, options.warmSeconds, options.connections);
+    const logLinesBefore = child.problems.length;
+    proxy.set({ kind: 'blackhole' });
+    // Only the functions' alias re-checks reach the registry in a warm phase (a connection per attempt).
+    const connectionsBefore = proxy.connections;
+    let silent: Phase;
+    try {
+      silent = await runPhase(base, warmMix, options.warmSeconds, options.connections);
+    } finally {
+      proxy.set({ kind: 'pass' });
+    }
+    const silentConnections = proxy.connections - connectionsBefore;
+    const failedChecks = child.problems
+      .slice(logLinesBefore)
+      .filter((line) => line.includes('alias check failed')).length;
+    const phaseReport = (phase: Phase) => ({
+      total: phase.result.requests.total,
+      perSecond: round(phase.result.requests.average, 0),
+      latencyMs: {
+        p50: phase.result.latency.p50,
+        p99: phase.result.latency.p99,
+        max: phase.result.latency.max,
+      },
+      '5xx': phase.result['5xx'],
+      errors: phase.result.errors,
+      timeouts: phase.result.timeouts,
+      wrong: [...phase.tallies.values()].reduce((n, t) => n + t.wrong, 0),
+      examples: phase.examples,
+    });
+    const warm = {
+      healthy: phaseReport(healthy),
+      silent: {
+        ...phaseReport(silent),
+        registryConnections: silentConnections,
+        failedAliasChecks: failedChecks,
+      },
+      ratio: round(silent.result.requests.average / Math.max(1, healthy.result.requests.average), 2),
+    };
 
     const report = {
       at: new Date().toISOString(),
@@ -426,13 +528,23 @@ async function run(options: Options) {
         warnOrError: warnings.length,
         examples: warnings.slice(0, 3),
       },
+      unknownModels: { names: UNKNOWN_MODELS, statusCodes: unknownStatuses },
+      warm,
       checks: {
         zero5xx: result['5xx'] === 0,
+        unknownModelsAll404: Object.keys(unknownStatuses).every((code) => code === '404'),
         noConnectionErrors: result.errors === 0 && result.timeouts === 0,
         answersCorrect: wrong === 0,
         tensorCountFlat: tensors.length > 0 && Math.min(...tensors) === Math.max(...tensors),
         // Lenient on purpose (GC and allocator noise): a leak of a few KB per request breaks it.
         rssBounded: rssLast - rssFirst < 128 * 2 ** 20,
+        warmZero5xxBothPhases: warm.healthy['5xx'] === 0 && warm.silent['5xx'] === 0,
+        warmAnswersCorrect:
+          warm.healthy.wrong + warm.silent.wrong === 0 &&
+          warm.healthy.errors + warm.silent.errors + warm.healthy.timeouts + warm.silent.timeouts === 0,
+        // The silent phase must have crossed a re-check, or it proves nothing.
+        silentPhaseRechecked: silentConnections > 0,
+        silentThroughputHeld: warm.ratio >= SILENT_THROUGHPUT_FLOOR,
       },
     };
     const ok = Object.values(report.checks).every(Boolean);
@@ -446,6 +558,7 @@ async function run(options: Options) {
     server?.disconnect?.();
     server?.kill();
     example.dispose();
+    await proxy.close();
     await s3.close();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -474,13 +587,29 @@ function printTable(r: Record<string, any>, ok: boolean) {
     ['server heap min / max', `${m.heapUsedMB.min} / ${m.heapUsedMB.max} MB`],
     ['tfjs tensors min / max', m.tensors ? `${m.tensors.min} / ${m.tensors.max}` : 'not readable'],
     ['server WARN/ERROR log lines', String(r.serverLogLines.warnOrError)],
+    [
+      'unknown models',
+      `${r.unknownModels.names.join(', ')}: ${Object.entries(r.unknownModels.statusCodes)
+        .map(([c, n]) => `${c}: ${n}`)
+        .join(', ')}`,
+    ],
+    [
+      'warm, registry healthy',
+      `${r.warm.healthy.total} (${r.warm.healthy.perSecond}/s), p99 ${r.warm.healthy.latencyMs.p99} ms, max ${r.warm.healthy.latencyMs.max} ms, 5xx ${r.warm.healthy['5xx']}`,
+    ],
+    [
+      'warm, registry silent',
+      `${r.warm.silent.total} (${r.warm.silent.perSecond}/s), p99 ${r.warm.silent.latencyMs.p99} ms, max ${r.warm.silent.latencyMs.max} ms, 5xx ${r.warm.silent['5xx']}; ${r.warm.silent.registryConnections} registry connections, ${r.warm.silent.failedAliasChecks} failed re-checks`,
+    ],
+    ['silent / healthy throughput', `${r.warm.ratio}× (floor ${SILENT_THROUGHPUT_FLOOR}×)`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
   for (const [name, passed] of Object.entries(r.checks)) {
     process.stdout.write(`${passed ? 'ok  ' : 'FAIL'} ${name}\n`);
   }
-  for (const example of r.answers.examples) process.stdout.write(`  wrong: ${example}\n`);
+  for (const example of [...r.answers.examples, ...r.warm.healthy.examples, ...r.warm.silent.examples])
+    process.stdout.write(`  wrong: ${example}\n`);
   process.stdout.write(`${ok ? 'load run held' : 'load run FAILED'}\n`);
 }
 

@@ -9,6 +9,11 @@ export interface InferenceConfig {
   readonly alias: string;
   /** An S3-compatible endpoint for local use; AWS S3 when unset. */
   readonly endpoint?: string;
+  /**
+   * Re-read the alias this often, beside the requests (never before them); while re-checks fail,
+   * the wait doubles, up to eight intervals or five minutes (whichever is less, never below one
+   * interval), and is back to this after a success.
+   */
   readonly aliasCheckSeconds: number;
   /**
    * Give up on an S3 request that has not answered in this long (per attempt, two attempts), so a

@@ -21,6 +21,13 @@ import {
   statusResponse,
 } from './api.js';
 import { type Executor, fastPathExecutor, tfjsExecutor, warmUp } from './executor.js';
+import {
+  defaultMaxBackoffMs,
+  nextStep,
+  type RecheckPolicy,
+  recheckDelayMs,
+  type ServingState,
+} from './recheck.js';
 
 /** Minimal structured logger (Powertools' Logger fits). */
 export interface Log {
@@ -32,8 +39,13 @@ export interface Log {
 export interface InferenceOptions {
   readonly model: string;
   readonly alias: string;
-  /** Re-read the alias at most this often; between checks the loaded version is served as is. */
+  /**
+   * Re-read the alias this long after the last check. Requests never wait for a re-check: the
+   * loaded version answers them while it is pending or failing.
+   */
   readonly aliasCheckMs: number;
+  /** While re-checks fail, wait at most this long between them. @default eight intervals, at most five minutes */
+  readonly maxBackoffMs?: number;
   readonly limits: Limits;
   readonly registry: ModelRegistry;
   /** Loads tfjs; called only for a version that needs it, never at import. */
@@ -57,6 +69,9 @@ interface Served {
   readonly metadata: VersionMetadata;
 }
 
+type State = ServingState<Served, AiaasError>;
+const COLD: State = { kind: 'cold' };
+
 /** What a route answers, before HTTP framing. */
 export interface ServiceResult {
   readonly status: number;
@@ -66,47 +81,72 @@ export interface ServiceResult {
 
 /**
  * The model behind one function: loaded on first use, kept warm in memory, re-checked against its
- * alias at most every `aliasCheckMs`, swapped to a newly promoted version without a restart. A
- * version that fails to load or verify never replaces the one being served.
+ * alias in the background (recheck.ts decides when), swapped to a newly promoted version without a
+ * restart. A version that fails to load or verify never replaces the one being served.
+ *
+ * In Lambda, work left running when a response is returned pauses with the environment and goes
+ * on when the next invocation thaws it: a re-check spans invocations, and requests never wait.
  */
 export class InferenceService {
-  private served: Served | undefined;
-  private refreshing: Promise<Served> | undefined;
-  private lastCheck = Number.NEGATIVE_INFINITY;
-  private lastFailureAt = Number.NEGATIVE_INFINITY;
-  private lastFailure: AiaasError | undefined;
+  private state: State = COLD;
+  /** The one registry read in flight: a cold load (requests wait for it) or a re-check (they do not). */
+  private reading: Promise<Served> | undefined;
+  /** Bumped by dispose(): a read started before must not install what it read. */
+  private epoch = 0;
   /** Pointer etags whose version failed verification: versions are immutable, so don't retry them. */
   private readonly rejected = new Map<string, string>();
   private readonly now: () => number;
+  private readonly policy: RecheckPolicy;
 
   constructor(private readonly options: InferenceOptions) {
     this.now = options.now ?? monotonicMs;
+    this.policy = {
+      intervalMs: options.aliasCheckMs,
+      maxBackoffMs: options.maxBackoffMs ?? defaultMaxBackoffMs(options.aliasCheckMs),
+      retryAfterMs: options.retryAfterMs ?? 1_000,
+    };
   }
 
   /** The version being served, if any (for logs and metrics). */
   get version(): number | undefined {
-    return this.served?.version;
+    return this.state.kind === 'serving' ? this.state.served.version : undefined;
+  }
+
+  /** Whether a registry read (a load or a re-check) is in flight. */
+  get readingRegistry(): boolean {
+    return this.reading !== undefined;
+  }
+
+  /** Settles once the registry read in flight, if any, has ended (for tests and benchmarks). */
+  async settled(): Promise<void> {
+    await this.reading?.catch(() => undefined);
   }
 
   /**
    * Frees the loaded model (its tfjs tensors); the next request loads it again. For tests and
-   * benchmarks: call it only when no request or load is in flight.
+   * benchmarks: call it only when no request is in flight. A re-check still running ends unseen.
    */
   dispose(): void {
-    this.served?.executor.dispose();
-    this.served = undefined;
-    this.refreshing = undefined;
-    this.lastCheck = Number.NEGATIVE_INFINITY;
+    if (this.state.kind === 'serving') this.state.served.executor.dispose();
+    this.state = COLD;
+    this.reading = undefined;
+    this.epoch++;
   }
 
   /**
-   * Answers a route. Synchronous while the loaded version needs no alias check (nearly every warm
-   * request: no promise, no microtask hop), a promise when the registry must be read first.
+   * Answers a route. Synchronous once a version is loaded (a due re-check starts beside the
+   * request, never before it: no promise, no microtask hop), a promise while the model loads.
    */
   handle(route: Route, body: string): ServiceResult | Promise<ServiceResult> {
-    const served = this.fresh(this.now());
-    if (served) return this.answer(served, route, body);
-    return this.current().then((current) => this.answer(current, route, body));
+    const state = this.state;
+    const step = nextStep(state, this.reading !== undefined, this.now(), this.policy);
+    if (step === 'answer' || step === 'answer-and-check') {
+      const { served } = state as Extract<State, { kind: 'serving' }>;
+      if (step === 'answer-and-check') this.recheck(served);
+      return this.answer(served, route, body);
+    }
+    if (step === 'fail') throw (state as Extract<State, { kind: 'failed' }>).failure;
+    return this.loadOnce().then((served) => this.answer(served, route, body));
   }
 
   private answer(served: Served, route: Route, body: string): ServiceResult {
@@ -148,117 +188,138 @@ export class InferenceService {
     }
   }
 
-  /** The loaded version, while its alias needs no check yet. */
-  private fresh(now: number): Served | undefined {
-    return this.served && now - this.lastCheck < this.options.aliasCheckMs ? this.served : undefined;
+  /** The cold load every waiting request shares (one at a time). */
+  private loadOnce(): Promise<Served> {
+    if (this.reading) return this.reading;
+    const reading: Promise<Served> = this.coldLoad(this.epoch).finally(() => {
+      if (this.reading === reading) this.reading = undefined;
+    });
+    this.reading = reading;
+    return reading;
+  }
+
+  /** Starts a re-check beside the requests; its outcome lands in `state`. */
+  private recheck(served: Served): void {
+    const reading: Promise<Served> = this.check(served, this.epoch).finally(() => {
+      if (this.reading === reading) this.reading = undefined;
+    });
+    this.reading = reading;
+    reading.catch(() => undefined);
   }
 
   /**
-   * The model to serve now: loads it on first use, re-checks the alias when the interval is up.
-   * The check runs inside the invocation (one conditional GET, a load only after a promotion):
-   * Lambda freezes the environment when the handler returns, so background work would stall and
-   * its S3 timers would expire during the freeze.
+   * Loads the version the alias names, with nothing loaded yet. Its failure is the answer (503)
+   * for `retryAfterMs`, then the next request tries again. Callers see a message that names the
+   * model and the version, never the registry's details (logged here, once per attempt).
    */
-  async current(): Promise<Served> {
-    const now = this.now();
-    const fresh = this.fresh(now);
-    if (fresh) return fresh;
-    if (!this.served && this.lastFailure && now - this.lastFailureAt < (this.options.retryAfterMs ?? 1_000)) {
-      throw this.lastFailure;
-    }
-    this.refreshing ??= this.refresh().finally(() => {
-      this.refreshing = undefined;
-    });
-    return this.refreshing;
-  }
-
-  private async refresh(): Promise<Served> {
+  private async coldLoad(epoch: number): Promise<Served> {
     const { registry, model, alias, log } = this.options;
-    const served = this.served;
     try {
-      const pointer = served
-        ? await registry.getAliasIfChanged(model, alias, served.etag)
-        : await registry.getAlias(model, alias);
-      this.lastCheck = this.now();
-      if (pointer === 'unchanged') return served!;
+      const pointer = await registry.getAlias(model, alias);
       if (pointer === undefined) {
-        if (served) {
-          log.warn('alias no longer exists; still serving the loaded version', {
-            alias,
-            version: served.version,
-          });
-          return served;
-        }
         throw new ModelUnavailableError(
           `Model "${model}" has no version on alias "${alias}" yet; publish and promote one`,
         );
       }
-      if (served && pointer.version === served.version) {
-        this.served = { ...served, etag: pointer.etag };
-        return this.served;
-      }
       const rejectedWhy = this.rejected.get(pointer.etag);
       if (rejectedWhy !== undefined) {
-        if (served) return served;
-        throw new ModelUnavailableError(
-          `Version ${pointer.version} of "${model}" cannot be served: ${rejectedWhy}`,
-        );
-      }
-      try {
-        const next = await this.load(pointer);
-        this.served = next;
-        this.lastFailure = undefined;
-        if (served) {
-          served.executor.dispose();
-          log.info('now serving a newly promoted version', { alias, from: served.version, to: next.version });
-        } else {
-          log.info('model loaded', { alias, version: next.version, runtime: next.executor.runtime });
-        }
-        return next;
-      } catch (error) {
-        const reason =
-          error instanceof AiaasError ? error.message : `load failed: ${(error as Error).message}`;
-        if (!(error instanceof RegistryUnavailableError)) this.rejected.set(pointer.etag, reason);
-        if (served) {
-          log.error('new version failed to load; still serving the previous one', {
-            alias,
-            serving: served.version,
-            rejected: pointer.version,
-            reason,
-          });
-          return served;
-        }
-        throw error instanceof RegistryUnavailableError
-          ? error
-          : new ModelUnavailableError(
-              `Version ${pointer.version} of "${model}" cannot be served: ${reason}`,
-              { cause: error },
-            );
-      }
-    } catch (error) {
-      if (served) {
-        // Keep answering from memory; the next interval tries the registry again.
-        this.lastCheck = this.now();
-        log.warn('alias check failed; still serving the loaded version', {
-          version: served.version,
-          reason: (error as Error).message,
+        throw new ModelUnavailableError(unservable(model, pointer.version), {
+          cause: new Error(rejectedWhy),
         });
-        return served;
       }
+      let next: Served;
+      try {
+        next = await this.load(pointer);
+      } catch (error) {
+        if (error instanceof RegistryUnavailableError) throw error;
+        this.rejected.set(pointer.etag, failureReason(error));
+        throw new ModelUnavailableError(unservable(model, pointer.version), { cause: error });
+      }
+      if (epoch !== this.epoch) {
+        next.executor.dispose();
+        throw new ModelUnavailableError(`Model "${model}" was unloaded while it loaded; retry`);
+      }
+      this.state = { kind: 'serving', served: next, checkedAt: this.now(), failures: 0 };
+      log.info('model loaded', { alias, version: next.version, runtime: next.executor.runtime });
+      return next;
+    } catch (error) {
       // Whatever the registry holds wrong (a malformed alias object, say) is the service's state,
       // not the caller's mistake: 503, retried by itself.
       const failure =
         error instanceof RegistryUnavailableError || error instanceof ModelUnavailableError
           ? error
-          : new ModelUnavailableError(
-              `Model "${model}" cannot be served: ${error instanceof AiaasError ? error.message : 'load failed'}`,
-              { cause: error },
-            );
-      this.lastFailure = failure;
-      this.lastFailureAt = this.now();
-      log.error('model could not be loaded', { alias, reason: failure.message, cause: describeCause(error) });
+          : new ModelUnavailableError(`Model "${model}" cannot be served (details in the function's logs)`, {
+              cause: error,
+            });
+      if (epoch === this.epoch) this.state = { kind: 'failed', failure, at: this.now() };
+      log.error('model could not be loaded', {
+        alias,
+        reason: failure.message,
+        cause: describeCause(failure),
+      });
       throw failure;
     }
+  }
+
+  /**
+   * One re-check of the alias, beside the requests: keeps the loaded version unless a newly
+   * promoted one loads and verifies. Never throws. A re-check that cannot reach the registry
+   * counts as a failure (the next waits longer); one that finds a bad version does not (the
+   * registry answered; the version is remembered as rejected and not read again).
+   */
+  private async check(served: Served, epoch: number): Promise<Served> {
+    const { registry, model, alias, log } = this.options;
+    let next = served;
+    let failed = false;
+    try {
+      const pointer = await registry.getAliasIfChanged(model, alias, served.etag);
+      if (pointer === undefined) {
+        log.warn('alias no longer exists; still serving the loaded version', {
+          alias,
+          version: served.version,
+        });
+      } else if (pointer !== 'unchanged') {
+        if (pointer.version === served.version) {
+          next = { ...served, etag: pointer.etag };
+        } else if (!this.rejected.has(pointer.etag)) {
+          try {
+            next = await this.load(pointer);
+          } catch (error) {
+            if (error instanceof RegistryUnavailableError) throw error;
+            const reason = failureReason(error);
+            this.rejected.set(pointer.etag, reason);
+            log.error('new version failed to load; still serving the previous one', {
+              alias,
+              serving: served.version,
+              rejected: pointer.version,
+              reason,
+            });
+          }
+        }
+      }
+    } catch (error) {
+      failed = true;
+      const failures = (this.state.kind === 'serving' ? this.state.failures : 0) + 1;
+      log.warn('alias check failed; still serving the loaded version', {
+        version: served.version,
+        reason: (error as Error).message,
+        cause: describeCause(error),
+        failures,
+        nextCheckInMs: recheckDelayMs(failures, this.policy),
+      });
+    }
+    const swapped = next.executor !== served.executor;
+    if (epoch !== this.epoch) {
+      if (swapped) next.executor.dispose();
+      return served;
+    }
+    const failures = failed ? (this.state.kind === 'serving' ? this.state.failures : 0) + 1 : 0;
+    this.state = { kind: 'serving', served: next, checkedAt: this.now(), failures };
+    if (swapped) {
+      served.executor.dispose();
+      log.info('now serving a newly promoted version', { alias, from: served.version, to: next.version });
+    }
+    return next;
   }
 
   /**
@@ -303,6 +364,14 @@ export class InferenceService {
       why = fastPathReason(modelJson) ?? why;
     }
     const tf = await startRuntime();
+    if (tf.requested !== 'auto' && tf.requested !== tf.kind) {
+      // Serving, but not on the configured backend (e.g. a `native` image whose tfjs-node fails).
+      log.error('configured tfjs runtime did not load', {
+        requested: tf.requested,
+        runtime: tf.kind,
+        notes: tf.notes,
+      });
+    }
     let executor: Executor;
     try {
       const loaded = await loadReceived(tf, received);
@@ -322,6 +391,15 @@ export class InferenceService {
     if (failed) this.options.log.warn('warm-up prediction failed', { version, reason: failed });
     return { version, etag, executor, metadata };
   }
+}
+
+/** What callers are told about a version that cannot be served: the reason goes to the log. */
+function unservable(model: string, version: number): string {
+  return `Version ${version} of "${model}" cannot be served (details in the function's logs)`;
+}
+
+function failureReason(error: unknown): string {
+  return error instanceof AiaasError ? error.message : `load failed: ${(error as Error)?.message}`;
 }
 
 function describeCause(error: unknown): string | undefined {

@@ -15,7 +15,8 @@ import S3rver from 's3rver';
 import { MAX_BODY_BYTES } from '../../functions/inference/api.js';
 import type { InferenceConfig } from '../../functions/inference/config.js';
 import type { FunctionUrlEvent, FunctionUrlResult, Handler } from '../../functions/inference/handler.js';
-import { NAME_PATTERN } from '../../functions/shared/registry/layout.js';
+import { RETRY_AFTER_SECONDS, RegistryUnavailableError } from '../../functions/shared/errors.js';
+import { keys, NAME_PATTERN } from '../../functions/shared/registry/layout.js';
 import { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import { createS3Client, S3ObjectStore } from '../../functions/shared/registry/store.js';
 import { DIST } from './bundle.js';
@@ -102,6 +103,8 @@ export interface FunctionUrlServerOptions {
 export interface FunctionUrlServer {
   readonly url: string;
   readonly server: Server;
+  /** The models that have a function (a handler instance) so far: only models the registry holds. */
+  functions(): string[];
   close(): Promise<void>;
 }
 
@@ -146,17 +149,22 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
     }
     return handler;
   };
-  const known = new Set<string>();
-  const modelExists = async (model: string) => {
-    if (known.has(model) || handlers.has(model)) return true;
-    try {
-      const found = (await options.registry.listModels()).includes(model);
-      if (found) known.add(model);
-      return found;
-    } catch {
-      // The registry is down: let the function answer (503), as a deployed one would.
-      return true;
+  // Whether a model has a function is decided by one listing of its own prefix (a deployed stack
+  // has a function per manifest model; here, per model in the registry). Only a model found gets a
+  // handler, kept for good as a deployed function is; an unknown name is asked about again each
+  // time (it may be published later), concurrent asks for one name sharing one listing. A listing
+  // that fails decides nothing: that request gets a 503 and no handler is made.
+  const asking = new Map<string, Promise<boolean>>();
+  const modelExists = (model: string): Promise<boolean> => {
+    let pending = asking.get(model);
+    if (!pending) {
+      pending = options.registry.store
+        .list(keys.model(model))
+        .then((objects) => objects.length > 0)
+        .finally(() => asking.delete(model));
+      asking.set(model, pending);
     }
+    return pending;
   };
 
   // Answers go out together, at the end of the event-loop turn that produced them. Each write to
@@ -172,11 +180,21 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
   const send = (res: ServerResponse, result: FunctionUrlResult) => {
     if (ready.push([res, result]) === 1) setImmediate(flush);
   };
+  // Like a function's, the local server's own 5xx bodies are generic; the details go to stderr.
   function fail(res: ServerResponse, error: unknown) {
+    const requestId = nextRequestId();
+    complain(`local server error (request ${requestId}): ${(error as Error)?.stack ?? String(error)}`);
+    send(res, jsonResult(500, { error: `Local server error (request ${requestId})` }));
+  }
+  function registryDown(res: ServerResponse, what: string, error: unknown) {
+    const requestId = nextRequestId();
+    complain(`${what} (request ${requestId}): ${(error as Error)?.message ?? String(error)}`);
     send(res, {
-      statusCode: 500,
-      headers: {},
-      body: JSON.stringify({ error: `Local server error: ${String(error)}` }),
+      statusCode: 503,
+      headers: { 'content-type': 'application/json', 'retry-after': String(RETRY_AFTER_SECONDS) },
+      body: JSON.stringify({
+        error: `The model registry is unavailable; retry later (request ${requestId})`,
+      }),
     });
   }
   function missing(res: ServerResponse, name: string) {
@@ -210,7 +228,10 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
     } else if (path === '/v1/models' || path === '/v1/models/') {
       listModels(options.registry).then(
         (result) => send(res, result),
-        (error) => fail(res, error),
+        (error) =>
+          error instanceof RegistryUnavailableError
+            ? registryDown(res, 'cannot list the models', error)
+            : fail(res, error),
       );
       return;
     } else {
@@ -237,7 +258,10 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
     const name = model;
     modelExists(name).then(
       (found) => (found ? receive(req, res, name, path, query) : missing(res, name)),
-      (error) => fail(res, error),
+      (error) =>
+        error instanceof RegistryUnavailableError
+          ? registryDown(res, `cannot tell whether model ${JSON.stringify(name)} exists`, error)
+          : fail(res, error),
     );
   }
 
@@ -276,6 +300,7 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
   return {
     url: `http://127.0.0.1:${port}`,
     server,
+    functions: () => [...handlers.keys()],
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -283,15 +308,34 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
   };
 }
 
+/** The models and their aliases; a damaged alias object is listed under `damaged` with the reason. */
 async function listModels(registry: ModelRegistry): Promise<FunctionUrlResult> {
   const names = await registry.listModels();
   const models = await Promise.all(
     names.map(async (name) => {
-      const aliases = await registry.listAliases(name);
-      return { name, aliases: Object.fromEntries(Object.entries(aliases).map(([a, v]) => [a, String(v)])) };
+      const aliases: Record<string, string> = {};
+      const damaged: Record<string, string> = {};
+      for (const [alias, state] of Object.entries(await registry.aliasStates(name))) {
+        if ('version' in state) aliases[alias] = String(state.version);
+        else damaged[alias] = state.damaged;
+      }
+      return { name, aliases, ...(Object.keys(damaged).length > 0 ? { damaged } : {}) };
     }),
   );
   return jsonResult(200, { models });
+}
+
+// Under load the same fault repeats per request: one line per few seconds says it, with a count.
+let complained = { at: 0, skipped: 0 };
+function complain(line: string): void {
+  const now = Date.now();
+  if (now - complained.at < 5_000) {
+    complained.skipped++;
+    return;
+  }
+  const skipped = complained.skipped ? ` (and ${complained.skipped} more since the last such line)` : '';
+  complained = { at: now, skipped: 0 };
+  process.stderr.write(`aiaas local server: ${line}${skipped}\n`);
 }
 
 /** A path segment decoded, or '' when its percent-encoding is malformed (then: 404, not 500). */

@@ -71,6 +71,16 @@ describe('local stack', () => {
       name: 'linear',
       aliases: { live: '1' },
     });
+    // A damaged alias object is listed as such; the rest of the list stands.
+    await stack.s3.registry.store.put(keys.alias('linear', 'canary'), '{not json');
+    const listed = await stack.call('GET', '/v1/models');
+    await stack.s3.registry.store.delete(keys.alias('linear', 'canary'));
+    expect(listed.status).toBe(200);
+    expect(listed.json.models).toContainEqual({
+      name: 'linear',
+      aliases: { live: '1' },
+      damaged: { canary: expect.stringMatching(/JSON/) },
+    });
     // A small dense model is served by the fast path, without tfjs.
     expect((metadata.json.aiaas as { runtime: string }).runtime).toBe('fast-path');
     const columnar = await predict('linear', { inputs: [X] });

@@ -3,10 +3,10 @@
  * behind a small TCP proxy that can pass, delay or blackhole traffic. With the function's S3
  * client timeouts (here 1 s, one attempt) a cold request answers 503 with Retry-After in bounded
  * time, never hangs until the Lambda timeout, and the function recovers by itself when S3 answers
- * again.
+ * again. A warm function never waits for S3: it answers from memory while a re-check is pending or
+ * failing, and backs off its re-checks while they fail.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
@@ -17,74 +17,10 @@ import type { Log } from '../../functions/inference/service.js';
 import { S3ObjectReader } from '../../functions/shared/registry/s3-reader.js';
 import { createS3Client } from '../../functions/shared/registry/store.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
+import { FaultProxy } from '../../scripts/lib/fault-proxy.js';
 import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
 import { publishLinear } from '../support/models.js';
 import { sleep } from '../support/stack.js';
-
-type Mode = { kind: 'pass' } | { kind: 'delay'; ms: number } | { kind: 'blackhole' };
-
-/**
- * A TCP proxy on loopback in front of s3rver. `pass` forwards, `delay` holds every chunk in both
- * directions for `ms`, `blackhole` accepts connections and reads requests but never answers (S3
- * or the network path gone silent, the worst case for a client: no error, no data). Changing the
- * mode drops open connections, as a network change would.
- */
-class FaultProxy {
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-  mode: Mode = { kind: 'pass' };
-  connections = 0;
-
-  constructor(private readonly targetPort: number) {}
-
-  async start(): Promise<string> {
-    this.server = createServer((client) => this.accept(client));
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    const address = this.server.address() as { port: number };
-    return `http://127.0.0.1:${address.port}`;
-  }
-
-  set(mode: Mode) {
-    this.mode = mode;
-    for (const socket of this.sockets) socket.destroy();
-    this.sockets.clear();
-  }
-
-  private track(socket: Socket) {
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-  }
-
-  private accept(client: Socket) {
-    this.connections++;
-    this.track(client);
-    const mode = this.mode;
-    if (mode.kind === 'blackhole') {
-      client.on('data', () => undefined);
-      return;
-    }
-    const upstream = connect(this.targetPort, '127.0.0.1');
-    this.track(upstream);
-    const forward = (from: Socket, to: Socket) => {
-      from.on('data', (chunk) => {
-        if (mode.kind === 'delay') setTimeout(() => to.destroyed || to.write(chunk), mode.ms);
-        else if (!to.destroyed) to.write(chunk);
-      });
-      from.on('close', () => {
-        if (mode.kind === 'delay') setTimeout(() => to.destroy(), mode.ms);
-        else to.destroy();
-      });
-    };
-    forward(client, upstream);
-    forward(upstream, client);
-  }
-
-  async close() {
-    this.set({ kind: 'pass' });
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
-  }
-}
 
 /** The function's S3 client settings under test: 1 s to connect, 1 s for an answer, one attempt. */
 const CLIENT = { connectionTimeoutMs: 1_000, requestTimeoutMs: 1_000, maxAttempts: 1 } as const;
@@ -120,11 +56,11 @@ afterAll(async () => {
 });
 
 /** A fresh function (a cold start) whose S3 traffic goes through the proxy. */
-function coldFunction(aliasCheckSeconds = 60): Handler {
+function coldFunction(aliasCheckSeconds = 60, model = 'slow'): Handler {
   return createHandler(
     {
       bucket: s3.bucket,
-      model: 'slow',
+      model,
       alias: 'live',
       endpoint: proxyUrl,
       aliasCheckSeconds,
@@ -144,14 +80,18 @@ function coldFunction(aliasCheckSeconds = 60): Handler {
   );
 }
 
-const predict = {
-  rawPath: '/v1/models/slow:predict',
+const predictOn = (model: string) => ({
+  rawPath: `/v1/models/${model}:predict`,
   body: '{"instances": [[1, 1, 1]]}',
   requestContext: { http: { method: 'POST' }, requestId: 'slow-s3' },
-};
+});
 
 /** Calls the handler; fails (instead of hanging the suite) when it does not answer within `ms`. */
-async function timed(handler: Handler, ms: number): Promise<FunctionUrlResult & { ms: number }> {
+async function timed(
+  handler: Handler,
+  ms: number,
+  model = 'slow',
+): Promise<FunctionUrlResult & { ms: number }> {
   const started = performance.now();
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
@@ -166,11 +106,57 @@ async function timed(handler: Handler, ms: number): Promise<FunctionUrlResult & 
     );
   });
   try {
-    const res = await Promise.race([handler(predict), deadline]);
+    const res = await Promise.race([handler(predictOn(model)), deadline]);
     return { ...res, ms: performance.now() - started };
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Concurrent callers of a warm function in the streams below (one process: the handler's own loop). */
+const WORKERS = 8;
+/** A bound on each caller's requests, so a stream always ends (its time bound ends it first). */
+const MAX_PER_WORKER = 200_000;
+
+interface Stream {
+  readonly answered: number;
+  readonly perWorker: number[];
+  readonly maxMs: number;
+  readonly ms: number;
+  readonly wrong: string[];
+}
+
+/**
+ * WORKERS callers each sending predict requests one after another (yielding to the event loop in
+ * between, as separate invocations would), until `stop()` or `ms` has passed; every answer must be
+ * 200 with the prediction of weights [1, 2, 3] and bias 0.5.
+ */
+async function stream(handler: Handler, stop: () => boolean, ms: number): Promise<Stream> {
+  const started = performance.now();
+  const wrong: string[] = [];
+  let maxMs = 0;
+  const perWorker = await Promise.all(
+    Array.from({ length: WORKERS }, async () => {
+      let answered = 0;
+      for (let i = 0; i < MAX_PER_WORKER && !stop() && performance.now() - started < ms; i++) {
+        const res = await timed(handler, BOUND_MS, 'warm');
+        maxMs = Math.max(maxMs, res.ms);
+        if (res.statusCode !== 200 || JSON.parse(res.body).predictions?.[0]?.[0] !== 6.5) {
+          if (wrong.length < 3) wrong.push(`${res.statusCode} ${res.body.slice(0, 200)}`);
+        }
+        answered++;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      return answered;
+    }),
+  );
+  return {
+    answered: perWorker.reduce((a, b) => a + b, 0),
+    perWorker,
+    maxMs,
+    ms: performance.now() - started,
+    wrong,
+  };
 }
 
 async function recovers(handler: Handler, withinMs: number): Promise<number> {
@@ -257,22 +243,47 @@ describe('slow or silent S3', () => {
     await recovers(handler, 5_000);
   });
 
-  it('S3 going silent under a warm function: it keeps answering from memory, in bounded time', async () => {
-    const handler = coldFunction(1);
-    expect((await timed(handler, BOUND_MS)).statusCode).toBe(200);
+  it('S3 going silent under a warm function: every request answers from memory while the re-check is pending, and re-checks back off', async () => {
+    const runtime = await createRuntime('cpu');
+    await publishLinear(runtime, s3.registry, 'warm', [1, 2, 3], 0.5, { promote: true });
+    const handler = coldFunction(1, 'warm');
+    expect((await timed(handler, BOUND_MS, 'warm')).statusCode).toBe(200);
+    await stream(handler, () => false, 300); // warm-up (JIT), so the figures compare
+    const healthy = await stream(handler, () => false, 1_000);
+
     proxy.set({ kind: 'blackhole' });
-    await sleep(1_100); // past the alias re-check interval: the next request re-checks S3
-    const during = await Promise.all([timed(handler, BOUND_MS), timed(handler, BOUND_MS)]);
-    for (const res of during) {
-      expect(res.statusCode).toBe(200);
-      expect(JSON.parse(res.body).predictions).toEqual([[6.5]]);
-    }
-    expect(logged.some((l) => l.startsWith('warn alias check failed'))).toBe(true);
-    // Between re-checks nothing waits on S3.
-    const between = await timed(handler, BOUND_MS);
-    expect([between.statusCode, between.ms < 200]).toEqual([200, true]);
+    await sleep(1_100); // past the re-check interval: the next request is due to re-check S3
+    const connections = proxy.connections;
+    const failed = () => logged.some((l) => l.startsWith('warn alias check failed'));
+    // Until the re-check has failed (~1 s, the S3 timeout), then 1.5 s more: less than the back-off.
+    const pending = await stream(handler, failed, 3 * BOUND_MS);
+    expect(failed()).toBe(true);
+    const after = await stream(handler, () => false, 1_500);
+    const silent = [pending, after];
+    for (const run of silent) expect(run.wrong).toEqual([]);
+    // No request waited for the re-check: each worker kept being answered while it was pending.
+    expect(pending.perWorker.every((n) => n >= 2)).toBe(true);
+    expect(Math.max(pending.maxMs, after.maxMs)).toBeLessThan(CLIENT.requestTimeoutMs);
+    // One re-check in flight at a time, and after it failed the next waits 2 intervals, not 1.
+    expect(proxy.connections - connections).toBe(1);
+    expect(logged.filter((l) => l.startsWith('warn alias check failed'))).toHaveLength(1);
+    const rate = (r: Stream) => Math.round((r.answered / r.ms) * 1000);
+    console.log(
+      `warm function, registry silent: ${pending.answered} requests answered while the re-check was pending (${pending.ms.toFixed(0)} ms), ` +
+        `${rate(pending)}/s then and ${rate(after)}/s after it failed, against ${rate(healthy)}/s healthy (${WORKERS} concurrent callers, one process)`,
+    );
+
+    // S3 back: a version promoted meanwhile is picked up by a re-check, requests still unblocked.
     proxy.set({ kind: 'pass' });
-    await sleep(1_100);
-    expect((await timed(handler, BOUND_MS)).statusCode).toBe(200);
+    const v2 = await publishLinear(runtime, s3.registry, 'warm', [2, 2, 2], 0);
+    await s3.registry.setAlias('warm', 'live', v2.version);
+    let version: string | undefined;
+    for (let i = 0; i < 80 && version !== String(v2.version); i++) {
+      await sleep(100);
+      const res = await timed(handler, BOUND_MS, 'warm');
+      expect(res.statusCode).toBe(200);
+      version = res.headers['x-aiaas-model-version'];
+    }
+    expect(version).toBe(String(v2.version));
   });
 });

@@ -121,6 +121,13 @@ describe('logging policy', () => {
     expect(res.statusCode).toBe(503);
     expect(res.headers['retry-after']).toBeTruthy();
     expect(lines.some((line) => line.startsWith('error model could not be loaded'))).toBe(true);
+    // The caller gets a generic reason and its request id; the log line for that id has the details.
+    expect(JSON.parse(res.body).error).toMatch(/unavailable.*\(request req-1\)/);
+    expect(res.body).not.toContain('127.0.0.1:9');
+    expect(res.body).not.toContain(s3.bucket);
+    const failed = lines.find((line) => line.startsWith('error request failed'));
+    expect(failed).toContain('"requestId":"req-1"');
+    expect(failed).toContain('127.0.0.1:9');
     expectNoSecret(lines);
     expect(res.body).not.toContain(SECRET);
   });
