@@ -1,13 +1,11 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { io } from '@tensorflow/tfjs-core';
+import { tfjsExecutor, warmUp } from '../../functions/inference/executor.js';
 import { ValidationError } from '../../functions/shared/errors.js';
-import {
-  artifactsToFiles,
-  disposeModel,
-  loadModel,
-  readModelFromDisk,
-} from '../../functions/shared/model/artifacts.js';
+import { KERAS_MAX_BYTES_SETTING, type KerasLimits } from '../../functions/shared/keras/limits.js';
+import { artifactsToFiles, disposeModel, loadModel } from '../../functions/shared/model/artifacts.js';
+import { readModelFromDisk } from '../../functions/shared/model/folder.js';
 import type { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import type { AliasEvent, VersionMetadata, VersionSource } from '../../functions/shared/registry/types.js';
 import type { TfRuntime } from '../../functions/shared/runtime/types.js';
@@ -23,6 +21,17 @@ export interface PublishOptions {
   readonly warn?: (message: string) => void;
 }
 
+/** The Keras limits the CLI runs with: the defaults, or AIAAS_KERAS_MAX_BYTES for the weights. */
+export function kerasLimits(env: NodeJS.ProcessEnv = process.env): Partial<KerasLimits> {
+  const raw = env[KERAS_MAX_BYTES_SETTING];
+  if (raw === undefined || raw === '') return {};
+  const maxBytes = Number(raw);
+  if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) {
+    throw new ValidationError(`${KERAS_MAX_BYTES_SETTING} must be a whole number of bytes, not "${raw}"`);
+  }
+  return { maxBytes };
+}
+
 /** Reads a model from disk: a TF.js folder or model.json, or a Keras .h5 / .keras file. */
 export async function readArtifacts(
   path: string,
@@ -30,12 +39,8 @@ export async function readArtifacts(
   const absolute = resolve(path);
   if (/\.(h5|hdf5|keras)$/i.test(path)) {
     const { convertKeras } = await import('../../functions/shared/keras/convert.js');
-    const bytes = await readFile(absolute).catch((cause) => {
-      throw new ValidationError(`Cannot read ${path}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, {
-        cause,
-      });
-    });
-    const converted = await convertKeras(bytes, basename(path));
+    const bytes = await readRegularFile(absolute, path);
+    const converted = await convertKeras(bytes, basename(path), { limits: kerasLimits() });
     return {
       artifacts: converted.artifacts,
       source: { ...converted.source, file: basename(path) },
@@ -55,6 +60,18 @@ export async function readArtifacts(
   };
 }
 
+/** A file's bytes, refusing what is not a regular file (a FIFO would never end, a device never stop). */
+async function readRegularFile(absolute: string, path: string): Promise<Uint8Array> {
+  const fail = (cause: unknown): never => {
+    throw new ValidationError(`Cannot read ${path}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, {
+      cause,
+    });
+  };
+  const info = await stat(absolute).catch(fail);
+  if (!info.isFile()) throw new ValidationError(`Cannot read ${path}: not a regular file`);
+  return readFile(absolute).catch(fail);
+}
+
 /**
  * Publishes a model file or folder as a new version: loads it in tfjs first (a model that does not
  * load is refused before anything is written), records its signature, uploads, optionally promotes.
@@ -71,6 +88,8 @@ export async function publishFromDisk(
   try {
     const loaded = await loadModel(runtime, { load: async () => artifacts });
     signature = loaded.signature;
+    // A model that fails on every request is refused now (warmUp throws, freeing it), not served.
+    warmUp(tfjsExecutor(runtime, loaded, () => undefined));
     disposeModel(loaded);
   } catch (cause) {
     if (cause instanceof ValidationError) throw cause;

@@ -6,6 +6,7 @@ import { ConfigurationError, ValidationError } from '../../functions/shared/erro
 import { datasetPrefix, loadManifest, type ModelSpec } from '../../functions/shared/manifest.js';
 import type { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import type { TfRuntime } from '../../functions/shared/runtime/types.js';
+import { checkCsv } from '../../functions/shared/training/dataset.js';
 import { type RetrainResult, retrain } from '../../functions/shared/training/retrain.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
 import { ROOT } from '../lib/bundle.js';
@@ -87,8 +88,12 @@ export async function retrainWithProgress(
 
 /** What a person wants to read after a retrain: the version, its numbers, the gate's decision. */
 export function describeRetrain(model: string, result: RetrainResult): string[] {
+  const skipped = result.skipped.map((o) => `  skipped ${o.key}: ${o.reason}`);
   if (result.status === 'unchanged') {
-    return [`${model}: nothing to do — ${result.reason} (v${result.version}); use --force to train anyway`];
+    return [
+      `${model}: nothing to do — ${result.reason} (v${result.version}); use --force to train anyway`,
+      ...skipped,
+    ];
   }
   const m = result.metrics;
   const fmt = (k: string) => (m[k] === undefined ? '-' : m[k]!.toFixed(4));
@@ -96,6 +101,7 @@ export function describeRetrain(model: string, result: RetrainResult): string[] 
     `${model} v${result.version}: trained on ${result.rows} rows (${result.rejectedRows} rejected) in ${(result.durationMs / 1000).toFixed(1)} s`,
     `  loss ${fmt('loss')}  accuracy ${fmt('accuracy')}  val_loss ${fmt('val_loss')}  val_accuracy ${fmt('val_accuracy')}`,
   ];
+  lines.push(...skipped);
   for (const r of result.rejections.slice(0, 5)) lines.push(`  rejected: ${JSON.stringify(r)}`);
   const d = result.decision;
   lines.push(
@@ -143,15 +149,25 @@ export function retrainCommand(
       "remove the model's other training data (e.g. the generated data set) after the upload",
     )
     .action(async (model: string, file: string, opts: { name?: string; replace?: boolean }) => {
-      const { registry } = resolveTarget();
+      const definition = manifestEntry(model)?.definition;
+      if (!definition) {
+        throw new ValidationError(
+          `Cannot check ${file} for ${model}: the manifest has no "definition" for ${model}, so no columns to check it against (retraining needs one too)`,
+        );
+      }
       const body = await readFile(file).catch((cause) => {
         throw new ValidationError(
           `Cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`,
           { cause },
         );
       });
+      // Refused before anything is uploaded: a bad file in the registry would be skipped by every retrain.
+      const { checkedRows } = checkCsv(body, basename(file), definition);
+      const { registry } = resolveTarget();
       const key = await registry.putDataset(model, opts.name ?? basename(file), body, dataPrefix(model));
-      io.out(`Uploaded ${file} (${body.byteLength} bytes) to ${key}`);
+      io.out(
+        `Uploaded ${file} (${body.byteLength} bytes, header and first ${checkedRows} rows checked) to ${key}`,
+      );
       if (opts.replace) {
         for (const removed of await registry.removeDataset(model, { keep: key, ...dataPrefix(model) }))
           io.out(`Removed ${removed}`);

@@ -2,14 +2,28 @@
  * Keras → TensorFlow.js LayersModel conversion without Python: reads Keras 2.x HDF5 files
  * (`model.save('x.h5')`) and Keras 3 `.keras` archives, and returns in-memory artifacts that
  * `tf.loadLayersModel(io.fromMemory(...))` accepts, like `tensorflowjs_converter` would write.
+ *
+ * The files are untrusted: a `.keras` archive is read through `archive.ts` (declared sizes capped
+ * before anything is inflated, only the entries a model needs), weights are read only up to
+ * `KerasLimits.maxBytes` in all, and a file HDF5 cannot read is refused naming the file and what
+ * HDF5 found wrong, never with h5wasm's own words alone.
  */
+import fs from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { io } from '@tensorflow/tfjs-core';
-import { strFromU8, unzipSync } from 'fflate';
+import { strFromU8 } from 'fflate';
 import h5wasm, { type File as H5File, type Group as H5Group } from 'h5wasm/node';
 import { ValidationError } from '../errors.js';
+import { readZipEntries } from './archive.js';
+import { DEFAULT_KERAS_LIMITS, KERAS_MAX_BYTES_SETTING, type KerasLimits } from './limits.js';
+
+export { DEFAULT_KERAS_LIMITS, KERAS_MAX_BYTES_SETTING, type KerasLimits } from './limits.js';
+
+export interface ConvertOptions {
+  readonly limits?: Partial<KerasLimits>;
+}
 
 /** What {@link convertKeras} returns. */
 export interface KerasConversion {
@@ -60,17 +74,38 @@ const TRAINING_CONFIG_WARNING =
  * @throws UnsupportedKerasLayerError naming the layer and its class when TF.js cannot run it.
  * @throws KerasWeightsError when the stored weights do not fit the config.
  */
-export async function convertKeras(bytes: Uint8Array, fileName: string): Promise<KerasConversion> {
-  if (startsWith(bytes, HDF5_MAGIC)) return convertH5(bytes, fileName);
-  if (startsWith(bytes, ZIP_MAGIC)) return convertKerasV3(bytes, fileName);
+export async function convertKeras(
+  bytes: Uint8Array,
+  fileName: string,
+  options: ConvertOptions = {},
+): Promise<KerasConversion> {
+  const limits = { ...DEFAULT_KERAS_LIMITS, ...options.limits };
+  if (bytes.length === 0) throw new KerasFormatError(`${fileName} is empty (0 bytes): not a Keras model`);
+  try {
+    if (startsWith(bytes, HDF5_MAGIC)) return await convertH5(bytes, fileName, limits);
+    if (startsWith(bytes, ZIP_MAGIC)) return await convertKerasV3(bytes, fileName, limits);
+  } catch (error) {
+    // Every refusal names the file; the config checks deep inside do not know it.
+    if (error instanceof ValidationError && !error.message.startsWith(fileName)) {
+      error.message = `${fileName}: ${error.message}`;
+    }
+    throw error;
+  }
   throw new KerasFormatError(
     `${fileName} is not a Keras model: expected an HDF5 file (.h5, Keras 2 model.save) or a .keras archive (Keras 3)`,
   );
 }
 
+/** What the weights read so far may still take (KerasLimits.maxBytes, shared by every dataset read). */
+interface Budget {
+  left: number;
+  readonly limit: number;
+}
+
 // ---- Keras 2 HDF5 ----------------------------------------------------------------------------
 
-async function convertH5(bytes: Uint8Array, file: string): Promise<KerasConversion> {
+async function convertH5(bytes: Uint8Array, file: string, limits: KerasLimits): Promise<KerasConversion> {
+  const budget: Budget = { left: limits.maxBytes, limit: limits.maxBytes };
   return withHdf5(bytes, file, (h5) => {
     const warnings: string[] = [];
     const rawConfig = stringAttr(h5, 'model_config');
@@ -111,7 +146,10 @@ async function convertH5(bytes: Uint8Array, file: string): Promise<KerasConversi
       const byName = expected.every((name) => short.includes(name));
       const ws = expected.map((name, i) => {
         const storedName = byName ? stored[short.indexOf(name)]! : stored[i]!;
-        return { name: `${layer.name}/${name}`, ...readDataset(h5, `${groupPath}/${storedName}`, file) };
+        return {
+          name: `${layer.name}/${name}`,
+          ...readDataset(h5, `${groupPath}/${storedName}`, file, budget),
+        };
       });
       checkKernel(layer, ws, file);
       return ws;
@@ -127,18 +165,28 @@ async function convertH5(bytes: Uint8Array, file: string): Promise<KerasConversi
 
 // ---- Keras 3 .keras --------------------------------------------------------------------------
 
-async function convertKerasV3(bytes: Uint8Array, file: string): Promise<KerasConversion> {
-  let entries: Record<string, Uint8Array>;
-  try {
-    entries = unzipSync(bytes);
-  } catch (error) {
-    throw new KerasFormatError(`${file} is a zip file that cannot be read`, { cause: error });
-  }
+async function convertKerasV3(
+  bytes: Uint8Array,
+  file: string,
+  limits: KerasLimits,
+): Promise<KerasConversion> {
+  // Only what a Keras 3 archive needs is inflated; assets and anything else are never read.
+  const { files: entries, names } = readZipEntries(
+    bytes,
+    file,
+    {
+      'config.json': limits.maxJsonBytes,
+      'metadata.json': limits.maxJsonBytes,
+      'model.weights.h5': limits.maxBytes,
+    },
+    { maxTotalBytes: limits.maxBytes, maxRatio: limits.maxRatio, setting: KERAS_MAX_BYTES_SETTING },
+  );
   const configBytes = entries['config.json'];
   const weightBytes = entries['model.weights.h5'];
   if (!configBytes || !weightBytes) {
+    const found = names.length > 20 ? [...names.slice(0, 20), `and ${names.length - 20} more`] : names;
     throw new KerasFormatError(
-      `${file} is a zip file but not a Keras 3 archive (needs config.json and model.weights.h5; found ${Object.keys(entries).join(', ') || 'nothing'})`,
+      `${file} is a zip file but not a Keras 3 archive (needs config.json and model.weights.h5; found ${found.join(', ') || 'nothing'})`,
     );
   }
   const metadata = entries['metadata.json']
@@ -152,6 +200,7 @@ async function convertKerasV3(bytes: Uint8Array, file: string): Promise<KerasCon
   // An archive without a version is taken as Keras 3, which is what writes .keras files today.
   const model = normalizeModel(config, warnings, kerasVersion ?? '3');
 
+  const budget: Budget = { left: limits.maxBytes, limit: limits.maxBytes };
   return withHdf5(weightBytes, `${file}: model.weights.h5`, (h5) => {
     if (h5.keys().includes('optimizer')) warnings.push(OPTIMIZER_WARNING);
     // Keras 3 does not key weights by layer name: it walks the model's layers in order and names
@@ -174,7 +223,7 @@ async function convertKerasV3(bytes: Uint8Array, file: string): Promise<KerasCon
       }
       const ws = expected.map((name, i) => ({
         name: `${layer.name}/${name}`,
-        ...readDataset(h5, `${varsPath}/${i}`, file),
+        ...readDataset(h5, `${varsPath}/${i}`, file, budget),
       }));
       // A wrong guess of Keras 3's group order would otherwise show only as wrong outputs.
       checkKernel(layer, ws, file);
@@ -678,34 +727,152 @@ function finish(
 /**
  * h5wasm's Node build maps its file system straight onto the real one (NODERAWFS), so there is no
  * in-memory FS to write into: the bytes go to a private temporary file that is removed afterwards.
+ * A file HDF5 cannot read is a KerasFormatError naming `what` and HDF5's reason; h5wasm's own
+ * errors ("name not defined!") say neither.
  */
 async function withHdf5<T>(bytes: Uint8Array, what: string, read: (file: H5File) => T): Promise<T> {
+  const truncated = truncation(bytes);
+  if (truncated)
+    throw new KerasFormatError(`${what} is not a readable HDF5 file (truncated or damaged): ${truncated}`);
   await h5wasm.ready;
   const dir = await mkdtemp(join(tmpdir(), 'aiaas-keras-'));
   try {
     const path = join(dir, 'model.h5');
     await writeFile(path, bytes);
-    let file: H5File;
-    try {
-      file = new h5wasm.File(path, 'r');
-    } catch (error) {
-      throw new KerasFormatError(`${what} is not a readable HDF5 file`, { cause: error });
+    const damaged = (detail: string, cause?: unknown) =>
+      new KerasFormatError(`${what} is not a readable HDF5 file (truncated or damaged): ${detail}`, {
+        cause,
+      });
+    const opened = hdf5Call(() => new h5wasm.File(path, 'r'));
+    const file = opened.value;
+    // h5wasm does not throw when HDF5 fails to open a file: it hands back a negative id.
+    if (!file || opened.error || !(file.file_id >= 0)) {
+      throw damaged(
+        opened.diagnostics || (opened.error as Error | undefined)?.message || 'HDF5 cannot open it',
+        opened.error,
+      );
     }
     try {
-      return read(file);
+      const result = hdf5Call(() => read(file));
+      if (result.error === undefined) return result.value as T;
+      if (result.error instanceof ValidationError) throw result.error;
+      // h5wasm throws plain Errors (and Emscripten RuntimeErrors) when HDF5 fails; anything else
+      // is a config this converter did not expect, not a damaged file.
+      const error = result.error as Error;
+      if (result.diagnostics || error?.constructor === Error || error?.name === 'RuntimeError') {
+        throw damaged(result.diagnostics || error?.message, error);
+      }
+      throw new KerasFormatError(`${what} could not be converted: ${error?.message ?? String(error)}`, {
+        cause: error,
+      });
     } finally {
-      file.close();
+      hdf5Call(() => file.close());
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-function readDataset(h5: H5File, path: string, what: string): { shape: number[]; data: Float32Array } {
+/**
+ * Runs a synchronous h5wasm call with what HDF5 prints captured instead of written to stderr (the
+ * CLI's errors are one line): its error stack, which it writes with fs.writeSync(2), and
+ * Emscripten's "Aborted(...)" line, which goes through console.error. No other JavaScript runs
+ * during a synchronous call, so only those lines are taken.
+ */
+function hdf5Call<T>(call: () => T): { value?: T; error?: unknown; diagnostics: string } {
+  const lines: string[] = [];
+  const text = (buffer: unknown, offset?: unknown, length?: unknown): string => {
+    if (typeof buffer === 'string') return buffer;
+    const bytes = buffer as Uint8Array;
+    const start = typeof offset === 'number' ? offset : 0;
+    const end = typeof length === 'number' ? start + length : bytes.byteLength;
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8', start, end);
+  };
+  const writeSync = fs.writeSync;
+  const stderrWrite = process.stderr.write;
+  fs.writeSync = ((fd: number, buffer: unknown, ...rest: unknown[]) => {
+    if (fd !== 2) return (writeSync as (...args: unknown[]) => number)(fd, buffer, ...rest);
+    const written = text(buffer, rest[0], rest[1]);
+    lines.push(written);
+    if (typeof buffer === 'string') return Buffer.byteLength(written);
+    const offset = typeof rest[0] === 'number' ? rest[0] : 0;
+    return typeof rest[1] === 'number' ? rest[1] : (buffer as Uint8Array).byteLength - offset;
+  }) as typeof fs.writeSync;
+  process.stderr.write = ((chunk: unknown) => {
+    lines.push(text(chunk));
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    return { value: call(), diagnostics: summarize(lines.join('')) };
+  } catch (error) {
+    return { error, diagnostics: summarize(lines.join('')) };
+  } finally {
+    fs.writeSync = writeSync;
+    process.stderr.write = stderrWrite;
+  }
+}
+
+/** HDF5's error stack, as the distinct "minor" reasons it lists (e.g. "file has been truncated"). */
+function summarize(stack: string): string {
+  const reasons = [...stack.matchAll(/minor: (.+)/g)].map((m) => m[1]!.trim().toLowerCase());
+  return [...new Set(reasons)].slice(0, 4).join('; ');
+}
+
+/**
+ * Why an HDF5 file is cut short, from its superblock's end-of-file address, or undefined when it
+ * is not (or the superblock does not say). Checked before HDF5 opens it, which would print a page
+ * of errors and leave h5wasm with nothing to say.
+ */
+function truncation(bytes: Uint8Array): string | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < 9) return `${bytes.length} bytes is shorter than an HDF5 superblock`;
+  const version = bytes[8]!;
+  let sizeAt: number;
+  let eofAt: (offsets: number) => number;
+  if (version === 0 || version === 1) {
+    sizeAt = 13;
+    eofAt = (o) => (version === 0 ? 24 : 28) + 2 * o;
+  } else if (version === 2 || version === 3) {
+    sizeAt = 9;
+    eofAt = (o) => 12 + 2 * o;
+  } else {
+    return undefined;
+  }
+  if (bytes.length <= sizeAt) return `${bytes.length} bytes is shorter than an HDF5 superblock`;
+  const offsets = bytes[sizeAt]!;
+  if (offsets !== 8 && offsets !== 4) return undefined;
+  const at = eofAt(offsets);
+  if (at + offsets > bytes.length) return `${bytes.length} bytes is shorter than its HDF5 superblock`;
+  const base =
+    offsets === 8
+      ? view.getBigUint64(at - 2 * offsets, true)
+      : BigInt(view.getUint32(at - 2 * offsets, true));
+  const eof = offsets === 8 ? view.getBigUint64(at, true) : BigInt(view.getUint32(at, true));
+  const undefinedAddress = offsets === 8 ? 0xffffffffffffffffn : 0xffffffffn;
+  if (eof === undefinedAddress || base === undefinedAddress) return undefined;
+  const end = base + eof;
+  if (end > BigInt(bytes.length)) return `the file is ${bytes.length} bytes, its HDF5 superblock says ${end}`;
+  return undefined;
+}
+
+function readDataset(
+  h5: H5File,
+  path: string,
+  what: string,
+  budget: Budget,
+): { shape: number[]; data: Float32Array } {
   const dataset = h5.get(path);
   if (!(dataset instanceof h5wasm.Dataset)) throw new KerasWeightsError(`${what}: weight ${path} is missing`);
-  const value = dataset.value;
   const shape = dataset.shape ?? [];
+  // A compressed dataset inflates to its declared size when read: check that before reading it.
+  const declared = shape.reduce((n, d) => n * d, 1) * Math.max(4, dataset.metadata.size ?? 0);
+  if (declared > budget.left) {
+    throw new KerasWeightsError(
+      `${what}: weight ${path} declares shape [${shape.join(', ')}], which takes the weights over the ${budget.limit} bytes limit (${KERAS_MAX_BYTES_SETTING})`,
+    );
+  }
+  budget.left -= declared;
+  const value = dataset.value;
   if (value instanceof Float32Array) return { shape, data: value };
   // TF.js layers run float32; float64 weights lose nothing that float32 inference would keep.
   if (value instanceof Float64Array) return { shape, data: Float32Array.from(value) };

@@ -1,11 +1,12 @@
-import { readFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename } from 'node:path';
 import type { io } from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { IntegrityError, ValidationError } from '../errors.js';
 import type { ModelRegistry } from '../registry/registry.js';
 import type { ArtifactFile, Signature, TensorSpec, VersionMetadata } from '../registry/types.js';
 import type { TfRuntime } from '../runtime/types.js';
+import { staticShapeProblem } from './shapes.js';
+import { vocabularyOf } from './vocabulary.js';
 import { gather, loadLayersModelFast } from './weights.js';
 
 /** tfjs's default shard size: small enough to fetch in parallel, large enough to keep requests few. */
@@ -120,37 +121,6 @@ export function artifactsOf(json: ModelJson): Omit<io.ModelArtifacts, 'weightDat
   };
 }
 
-/** Reads a TF.js model from disk (a folder holding model.json, or the model.json path) with its shards. */
-export async function readModelFromDisk(path: string): Promise<io.ModelArtifacts> {
-  const modelPath = path.endsWith('.json') ? path : join(path, 'model.json');
-  let modelBytes: Uint8Array;
-  try {
-    modelBytes = await readFile(modelPath);
-  } catch (cause) {
-    throw new ValidationError(
-      `Cannot read ${modelPath}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`,
-      { cause },
-    );
-  }
-  const json = parseModelJson(modelBytes, modelPath);
-  const files = new Map<string, Uint8Array>([['model.json', modelBytes]]);
-  const dir = dirname(modelPath);
-  await Promise.all(
-    json.weightsManifest.flatMap((g) =>
-      g.paths.map(async (p) => {
-        try {
-          files.set(basename(p), await readFile(join(dir, p)));
-        } catch (cause) {
-          throw new ValidationError(`Cannot read weight shard ${join(dir, p)} named in ${modelPath}`, {
-            cause,
-          });
-        }
-      }),
-    ),
-  );
-  return filesToArtifacts(files);
-}
-
 /** An IOHandler over one registry version: fetched in parallel and sha256-verified, no temp files. */
 export function registryIOHandler(
   registry: ModelRegistry,
@@ -192,10 +162,15 @@ function spec(
 
 /** The input/output signature of a LayersModel (names, shapes with the batch dimension as null, dtypes). */
 export function signatureOf(_runtime: TfRuntime, model: LayersModel): Signature {
+  // tfjs builds such a model, then throws on every prediction: refused at publish and at load.
+  const impossible = staticShapeProblem(model);
+  if (impossible) throw new ValidationError(`The model can compute nothing: ${impossible}`);
   return {
-    inputs: model.inputs.map((t, i) =>
-      spec(model.inputNames[i] ?? t.sourceLayer?.name ?? t.name, t.dtype, t.shape),
-    ),
+    inputs: model.inputs.map((t, i) => {
+      const vocabularySize = vocabularyOf(model, t);
+      const input = spec(model.inputNames[i] ?? t.sourceLayer?.name ?? t.name, t.dtype, t.shape);
+      return vocabularySize === undefined ? input : { ...input, vocabularySize };
+    }),
     // Keras names outputs after their layers (`dense_3`), not the tensors (`dense_3/dense_3`).
     outputs: model.outputs.map((t, i) =>
       spec(model.outputNames[i] ?? t.sourceLayer?.name ?? t.name, t.dtype, t.shape),

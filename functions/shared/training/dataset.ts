@@ -34,12 +34,23 @@ export interface DatasetObject {
   readonly rejectedRows: number;
 }
 
+/** An object under the dataset prefix that retraining could not use at all, and why. */
+export interface SkippedObject {
+  readonly key: string;
+  /** Absent when the object could not be read. */
+  readonly sha256?: string;
+  readonly size?: number;
+  readonly reason: string;
+}
+
 export interface Dataset extends Examples {
   readonly featureNames: readonly string[];
   readonly label: string;
   /** The CSV objects read, in key order. */
   readonly objects: readonly DatasetObject[];
-  /** sha256 over every object's key and sha256: changes exactly when the data does. */
+  /** Objects left out whole (unreadable, or a header without the model's columns), in key order. */
+  readonly skipped: readonly SkippedObject[];
+  /** sha256 over every object's key and sha256, skipped ones too: changes exactly when the data does. */
   readonly fingerprint: string;
   readonly rejectedRows: number;
   readonly rejectedByKind: Readonly<Partial<Record<RejectionKind, number>>>;
@@ -118,6 +129,36 @@ export function parseCsv(text: string | Uint8Array, key: string, definition: Mod
 
   const header = records[0]?.record;
   if (!header) return { x: [], y: [], rows: 0, rejectedRows, rejectedByKind, rejections };
+  const schema = schemaOf(header, key, definition);
+  const x: number[] = [];
+  const y: number[] = [];
+  const values = new Array<number>(schema.columns.length);
+
+  for (let r = 1; r < records.length; r++) {
+    const { record, info } = records[r]!;
+    const problem = rowProblem(record, schema, values);
+    if (problem) {
+      reject(info.lines, problem.kind, problem.reason);
+      continue;
+    }
+    for (let c = 0; c < schema.columns.length - 1; c++) x.push(values[c]!);
+    y.push(values[schema.columns.length - 1]!);
+  }
+  return { x, y, rows: y.length, rejectedRows, rejectedByKind, rejections };
+}
+
+/** Where the definition's columns are in a file's header, and what its label must be. */
+interface Schema {
+  readonly header: readonly string[];
+  /** The features, then the label. */
+  readonly columns: readonly string[];
+  /** Each column's position in the header. */
+  readonly indices: readonly number[];
+  readonly label: string;
+  readonly rule: LabelRule;
+}
+
+function schemaOf(header: readonly string[], key: string, definition: ModelDefinition): Schema {
   const columns = [...definition.features, definition.label];
   const missing = columns.filter((c) => !header.includes(c));
   if (missing.length > 0) {
@@ -126,48 +167,109 @@ export function parseCsv(text: string | Uint8Array, key: string, definition: Mod
         `it needs ${columns.join(',')}`,
     );
   }
-  const indices = columns.map((c) => header.indexOf(c));
-  const rule = labelRule(definition);
-  const x: number[] = [];
-  const y: number[] = [];
-  const values = new Array<number>(columns.length);
+  return {
+    header,
+    columns,
+    indices: columns.map((c) => header.indexOf(c)),
+    label: definition.label,
+    rule: labelRule(definition),
+  };
+}
 
-  rows: for (let r = 1; r < records.length; r++) {
-    const { record, info } = records[r]!;
-    const line = info.lines;
-    if (record.length !== header.length) {
-      reject(line, 'field-count', `has ${record.length} fields, the header has ${header.length}`);
-      continue;
-    }
-    for (let c = 0; c < columns.length; c++) {
-      const raw = record[indices[c]!]!;
-      const name = columns[c]!;
-      if (raw === '') {
-        reject(line, 'empty', `${name} is empty`);
-        continue rows;
-      }
-      if (!NUMBER.test(raw)) {
-        reject(line, 'not-a-number', `${name} is not a number: ${JSON.stringify(raw.slice(0, 40))}`);
-        continue rows;
-      }
-      const value = Number(raw);
-      // Float32 storage: what overflows it would train as Infinity.
-      if (!Number.isFinite(value) || !Number.isFinite(Math.fround(value))) {
-        reject(line, 'not-finite', `${name} is out of range: ${raw.slice(0, 40)}`);
-        continue rows;
-      }
-      values[c] = value;
-    }
-    const label = values[columns.length - 1]!;
-    const labelProblem = rule(label);
-    if (labelProblem) {
-      reject(line, 'label', `${definition.label} ${labelProblem}`);
-      continue;
-    }
-    for (let c = 0; c < columns.length - 1; c++) x.push(values[c]!);
-    y.push(label);
+/** Why a row does not fit the schema, with the header position at fault; else its values in `values`. */
+function rowProblem(
+  record: readonly string[],
+  schema: Schema,
+  values: number[],
+): { kind: RejectionKind; reason: string; column?: number } | undefined {
+  if (record.length !== schema.header.length) {
+    return {
+      kind: 'field-count',
+      reason: `has ${record.length} fields, the header has ${schema.header.length}`,
+    };
   }
-  return { x, y, rows: y.length, rejectedRows, rejectedByKind, rejections };
+  for (let c = 0; c < schema.columns.length; c++) {
+    const column = schema.indices[c]!;
+    const raw = record[column]!;
+    const name = schema.columns[c]!;
+    if (raw === '') return { kind: 'empty', reason: `${name} is empty`, column };
+    if (!NUMBER.test(raw)) {
+      return {
+        kind: 'not-a-number',
+        reason: `${name} is not a number: ${JSON.stringify(raw.slice(0, 40))}`,
+        column,
+      };
+    }
+    const value = Number(raw);
+    // Float32 storage: what overflows it would train as Infinity.
+    if (!Number.isFinite(value) || !Number.isFinite(Math.fround(value))) {
+      return { kind: 'not-finite', reason: `${name} is out of range: ${raw.slice(0, 40)}`, column };
+    }
+    values[c] = value;
+  }
+  const labelProblem = schema.rule(values[schema.columns.length - 1]!);
+  if (labelProblem) {
+    return {
+      kind: 'label',
+      reason: `${schema.label} ${labelProblem}`,
+      column: schema.indices[schema.columns.length - 1]!,
+    };
+  }
+  return undefined;
+}
+
+/** How many data rows `checkCsv` reads by default. */
+export const CHECKED_ROWS = 1000;
+
+/**
+ * Checks a CSV against a model's schema before it is uploaded as training data: a header naming
+ * every feature and the label, and the first `sampleRows` data rows with the header's number of
+ * fields, each feature a number and the label one the loss accepts. Stricter than retraining, which
+ * skips a bad row: a file refused here is one the user can fix before it lands in the registry.
+ *
+ * @returns the number of data rows checked.
+ * @throws ValidationError naming the file, the line and the column at fault.
+ */
+export function checkCsv(
+  body: string | Uint8Array,
+  file: string,
+  definition: ModelDefinition,
+  sampleRows = CHECKED_ROWS,
+): { checkedRows: number } {
+  let records: Array<{ record: string[]; info: { lines: number } }>;
+  try {
+    records = parse(body, {
+      bom: true,
+      trim: true,
+      skip_empty_lines: true,
+      relax_column_count: true,
+      info: true,
+      to: sampleRows + 1,
+    }) as unknown as Array<{ record: string[]; info: { lines: number } }>;
+  } catch (cause) {
+    const line = (cause as { lines?: number }).lines;
+    throw new ValidationError(
+      `${file}${line ? ` line ${line}` : ''} is not readable CSV: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+  const header = records[0]?.record;
+  if (!header) throw new ValidationError(`${file} is empty: it needs a header line naming the columns`);
+  const schema = schemaOf(header, file, definition);
+  if (records.length < 2) throw new ValidationError(`${file} has a header but no data rows`);
+  const values = new Array<number>(schema.columns.length);
+  for (let r = 1; r < records.length; r++) {
+    const { record, info } = records[r]!;
+    const problem = rowProblem(record, schema, values);
+    if (problem) {
+      const where =
+        problem.column === undefined
+          ? `line ${info.lines}`
+          : `line ${info.lines}, column ${problem.column + 1} (${schema.header[problem.column]})`;
+      throw new ValidationError(`${file} ${where}: ${problem.reason}`);
+    }
+  }
+  return { checkedRows: records.length - 1 };
 }
 
 export interface LoadDatasetOptions {
@@ -184,9 +286,11 @@ export async function listDatasetObjects(store: ObjectStore, prefix: string) {
 }
 
 /**
- * Reads every `.csv` object under `prefix`, in key order, into one dataset. Throws
- * ConfigurationError when there is no CSV object or it is too large, ValidationError when a file's
- * header lacks a column.
+ * Reads every `.csv` object under `prefix`, in key order, into one dataset. An object that cannot
+ * be used at all (gone, not readable as CSV, a header without the model's columns) is skipped and
+ * listed in `skipped` with the reason, so one bad upload does not block every retrain. Throws
+ * ConfigurationError when there is no CSV object or it is too large, ValidationError when every
+ * object was skipped.
  */
 export async function loadDataset(
   store: ObjectStore,
@@ -214,15 +318,26 @@ export async function loadDataset(
   const rejections: Rejection[] = [];
   const rejectedByKind: Partial<Record<RejectionKind, number>> = {};
   let rejectedRows = 0;
+  const skipped: SkippedObject[] = [];
   const fingerprint = createHash('sha256');
   // One object at a time, so peak memory is one file's text plus the numbers so far.
   for (const { key } of listed) {
     const object = await store.get(key);
-    if (!object)
-      throw new ConfigurationError(`${key} disappeared while reading the training data; try again`);
+    if (!object) {
+      // Removed since the listing: it is not part of the data any more.
+      skipped.push({ key, reason: 'removed while the training data was read' });
+      continue;
+    }
     const digest = sha256(object.body);
     fingerprint.update(`${key}\0${digest}\n`);
-    const parsed = parseCsv(object.body, key, definition);
+    let parsed: ParsedCsv;
+    try {
+      parsed = parseCsv(object.body, key, definition);
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      skipped.push({ key, sha256: digest, size: object.body.byteLength, reason: error.message });
+      continue;
+    }
     for (const v of parsed.x) x.push(v);
     for (const v of parsed.y) y.push(v);
     rejectedRows += parsed.rejectedRows;
@@ -239,6 +354,12 @@ export async function loadDataset(
     });
   }
 
+  if (objects.length === 0) {
+    throw new ValidationError(
+      `No usable training data under ${store.description}/${prefix}: every object was skipped (` +
+        `${skipped.map((o) => `${o.key}: ${o.reason}`).join('; ')})`,
+    );
+  }
   return {
     x: Float32Array.from(x),
     y: Float32Array.from(y),
@@ -247,6 +368,7 @@ export async function loadDataset(
     featureNames: definition.features,
     label: definition.label,
     objects,
+    skipped,
     fingerprint: fingerprint.digest('hex'),
     rejectedRows,
     rejectedByKind,

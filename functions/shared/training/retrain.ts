@@ -7,7 +7,14 @@ import { artifactsToFiles, filesToArtifacts, signatureOf } from '../model/artifa
 import type { ModelRegistry } from '../registry/registry.js';
 import type { VersionMetadata } from '../registry/types.js';
 import type { TfRuntime } from '../runtime/types.js';
-import { type Dataset, type Examples, loadDataset, type Rejection, splitDataset } from './dataset.js';
+import {
+  type Dataset,
+  type Examples,
+  loadDataset,
+  type Rejection,
+  type SkippedObject,
+  splitDataset,
+} from './dataset.js';
 import { evaluateGate, type GateDecision } from './gate.js';
 import { renderTrainingReport } from './report.js';
 import { compileModel, type EpochProgress, evaluateModel, trainModel } from './train.js';
@@ -180,6 +187,8 @@ export type RetrainResult =
       readonly dataFingerprint: string;
       readonly settingsHash: string;
       readonly reason: string;
+      /** Objects under the dataset prefix left out whole, and why. */
+      readonly skipped: readonly SkippedObject[];
     }
   | {
       /** 'promoted': published and the alias moved to it; 'published': published, alias left alone. */
@@ -194,6 +203,8 @@ export type RetrainResult =
       readonly rows: number;
       readonly rejectedRows: number;
       readonly rejections: readonly Rejection[];
+      /** Objects under the dataset prefix left out whole, and why. */
+      readonly skipped: readonly SkippedObject[];
       readonly dataFingerprint: string;
       readonly settingsHash: string;
       readonly durationMs: number;
@@ -307,9 +318,11 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
     rejectedRows: dataset.rejectedRows,
     rejectedByKind: dataset.rejectedByKind,
     rejections: dataset.rejections,
+    skipped: dataset.skipped,
     dataFingerprint: dataset.fingerprint,
     settingsHash: hash,
   });
+  for (const object of dataset.skipped) log('skipped', { key: object.key, reason: object.reason });
 
   // 2. Idempotency: same data, same settings → the newest retrained version already is this model.
   if (!force) {
@@ -325,6 +338,7 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
         dataFingerprint: dataset.fingerprint,
         settingsHash: hash,
         reason,
+        skipped: dataset.skipped,
       };
     }
   }
@@ -334,7 +348,8 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
   const minimum = 10;
   if (split.train.rows < minimum || split.validation.rows < 1) {
     throw new ValidationError(
-      `Too little usable data under ${prefix}: ${dataset.rows} rows (${dataset.rejectedRows} rejected) split into ` +
+      `Too little usable data under ${prefix}: ${dataset.rows} rows (${dataset.rejectedRows} rejected` +
+        `${dataset.skipped.length > 0 ? `, ${dataset.skipped.length} object(s) skipped: ${dataset.skipped.map((o) => `${o.key}: ${o.reason}`).join('; ')}` : ''}) split into ` +
         `${split.train.rows} train / ${split.validation.rows} validation; need at least ${minimum} train and 1 validation row`,
     );
   }
@@ -419,6 +434,7 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
           rejectedRows: dataset.rejectedRows,
           rejectedByKind: dataset.rejectedByKind,
           rejections: dataset.rejections,
+          skipped: dataset.skipped,
           split: {
             method: split.method,
             seed: split.seed,
@@ -526,6 +542,7 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
       rows: dataset.rows,
       rejectedRows: dataset.rejectedRows,
       rejections: dataset.rejections,
+      skipped: dataset.skipped,
       dataFingerprint: dataset.fingerprint,
       settingsHash: hash,
       durationMs: Date.now() - started,
