@@ -1,30 +1,29 @@
 /**
  * A faster way to turn layers-model artifacts into a LayersModel than `loadLayersModel`, for big
- * models. What tfjs does for 50 MB of weights (profiled on the wasm backend):
+ * models. What tfjs does with the weights (profiled on the wasm backend):
  *
- *  - builds every weight first with a `zeros` initializer: a fresh 50 MB JS array, copied into the
- *    wasm heap, only to be overwritten;
+ *  - builds every weight first with a `zeros` initializer: a fresh JS array the size of all the
+ *    weights, copied into the wasm heap, only to be overwritten;
  *  - `io.decodeWeights` slices each weight out of the shards into a fresh ArrayBuffer (a copy);
  *  - `BackendWasm.move` copies that again into the wasm heap.
  *
- * Fresh memory is what costs: the first touch of each page is a page fault, several ms per MB on
- * a micro-VM such as Lambda's. Here each float32/int32 weight is copied once, straight from the
- * shard buffers into its tensor (into the wasm heap on the wasm backend; on the cpu backend an
- * aligned weight within one shard is not copied at all: its tensor is a view over the shard), and
- * on wasm the placeholder weights the model is built with are uninitialized heap memory, never
- * touched (on cpu tfjs's zeros already cost nothing: a lazily zeroed array nothing reads). Anything
- * else (quantized weights, other dtypes) is decoded by tfjs.
- *
- * Measured (Dense 3200→4096→1, 52.5 MB in 13 shards, wasm, Node 20, in memory): `loadLayersModel`
- * ~330 ms warm and ~700-850 ms on a fresh process; `loadLayersModelFast` ~5 ms warm and ~230-340 ms
- * on a fresh process (the first touch of the heap pages the weights land in).
+ * Fresh memory is what costs: the first touch of each page is a page fault, costly on a micro-VM
+ * such as Lambda's. Here each float32/int32 weight is copied once, straight from the shard buffers
+ * into its tensor (into the wasm heap on the wasm backend; on the cpu backend an aligned weight
+ * within one shard is not copied at all: its tensor is a view over the shard), and on wasm the
+ * placeholder weights the model is built with are uninitialized heap memory, never touched (on cpu
+ * tfjs's zeros already cost nothing: a lazily zeroed array nothing reads). Anything else (quantized
+ * weights, other dtypes) is decoded by tfjs. The tfjs internals this needs are in tfjs-internals.ts;
+ * where they cannot be trusted, the functions here decline and tfjs's own loader is used. Figures:
+ * docs/benchmarks.md, rounds 2 (this path) and 5 (page faults).
  */
 import type * as tfc from '@tensorflow/tfjs-core';
-import type { DataType, io, NamedTensorMap, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
+import type { io, NamedTensorMap, Tensor } from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { IntegrityError } from '../errors.js';
 import type { BodySink } from '../registry/store.js';
 import type { TfRuntime } from '../runtime/types.js';
+import { buildForLoading, canBuildForLoading, type WasmHeap, wasmHeap } from './tfjs-internals.js';
 
 /** How one weight became a tensor, for tests and logs. */
 export type WeightPath =
@@ -51,20 +50,6 @@ const VALUE_BYTES: Readonly<Record<string, number>> = {
   uint16: 2,
   float16: 2,
 };
-
-/** The wasm backend's own way to allocate a tensor in its heap and reach its bytes (what its kernels use). */
-interface HeapBackend extends tfc.KernelBackend {
-  makeOutput(shape: number[], dtype: DataType): TensorInfo;
-  typedArrayFromHeap(info: TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
-
-function heapBackend(tf: typeof tfc): HeapBackend | undefined {
-  if (tf.getBackend() !== 'wasm') return undefined;
-  const backend = tf.backend() as Partial<HeapBackend>;
-  return typeof backend.makeOutput === 'function' && typeof backend.typedArrayFromHeap === 'function'
-    ? (backend as HeapBackend)
-    : undefined;
-}
 
 function parts(weightData: io.WeightData): Uint8Array[] {
   const buffers = Array.isArray(weightData) ? weightData : [weightData];
@@ -96,7 +81,7 @@ export function decodeWeightTensors(
 ): DecodedWeights {
   const shards = parts(weightData);
   const total = shards.reduce((n, s) => n + s.byteLength, 0);
-  const heap = heapBackend(tf);
+  const heap = wasmHeap(tf);
   const tensors: NamedTensorMap = {};
   const paths: Record<string, WeightPath> = {};
   // Specs are laid out back to back in shard order: one walk over the shards.
@@ -141,9 +126,8 @@ export function decodeWeightTensors(
         tensor = tf.io.decodeWeights(bytes.buffer as ArrayBuffer, [spec])[spec.name]!;
         path = 'tfjs';
       } else if (heap && length > 0) {
-        tensor = tf.engine().makeTensorFromTensorInfo(heap.makeOutput(shape, spec.dtype), heap);
-        const target = heap.typedArrayFromHeap(tensor);
-        const bytes = new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
+        tensor = heap.allocate(shape, spec.dtype);
+        const bytes = heap.bytesOf(tensor);
         let at = 0;
         for (const piece of pieces) {
           bytes.set(piece, at);
@@ -180,95 +164,10 @@ export function gather(pieces: readonly Uint8Array[], length: number): Uint8Arra
   return out;
 }
 
-type ClassEntry = tfc.serialization.SerializationMap['classNameMap'][string];
-type FromConfig = (
-  cls: ClassEntry[0],
-  config: tfc.serialization.ConfigDict,
-  customObjects?: tfc.serialization.ConfigDict,
-  fastWeightInit?: boolean,
-) => tfc.serialization.Serializable;
-type Initializing = new (...args: unknown[]) => { apply(shape: number[], dtype?: DataType): Tensor };
-
-/** Set only while `buildForLoading` builds a model, synchronously. */
-let placeholder: ((shape: number[], dtype: DataType) => Tensor | undefined) | undefined;
-const placeholderClasses = new WeakMap<object, ClassEntry[0]>();
-
-/**
- * A subclass of the `zeros` initializer that, while a model is being built here, makes an
- * uninitialized tensor instead. Same class name and config as its parent, so a layer that keeps
- * it (a bias initializer) serializes exactly as if built by tfjs; outside a build it is `zeros`.
- */
-function placeholderClass(cls: ClassEntry[0]): ClassEntry[0] {
-  let sub = placeholderClasses.get(cls);
-  if (!sub) {
-    const Base = cls as unknown as Initializing;
-    sub = class extends Base {
-      override apply(shape: number[], dtype?: DataType): Tensor {
-        return placeholder?.(shape, dtype ?? 'float32') ?? super.apply(shape, dtype);
-      }
-    } as unknown as ClassEntry[0];
-    placeholderClasses.set(cls, sub);
-  }
-  return sub;
-}
-
-/** The registered model class the topology names (`Sequential`, `Model`...), if any. */
-function modelClassOf(runtime: TfRuntime, modelTopology: object): string | undefined {
-  const config = modelTopology as { model_config?: { class_name?: unknown }; class_name?: unknown };
-  const className = (config.model_config ?? config).class_name;
-  const map = runtime.tf.serialization.SerializationMap.getMap().classNameMap;
-  return typeof className === 'string' && map[className] ? className : undefined;
-}
-
-/**
- * Builds a model from its topology the way `loadLayersModel` does when weights follow: with tfjs's
- * "fast weight init", every weight created by the `zeros` initializer whatever the layer's own
- * (no random initializers on millions of weights), for `loadWeights` to replace. On wasm the zeros
- * become uninitialized heap memory, never touched: no 50 MB JS array of zeros copied into the heap.
- *
- * tfjs exposes that build only inside `loadLayersModel`, which then decodes the weights its own
- * way; `models.modelFromJSON` does the same build (same topology conversion, same deserializer)
- * without the flag. So for the duration of the build, synchronous (`modelFromJSON` without a
- * weights manifest builds the model before its first await), the serialization registry's entry
- * for the model class passes the flag, and the one for `Zeros` makes placeholders. Undefined when
- * the topology names no registered model class (tfjs's loader then says what is wrong).
- */
-function buildForLoading(runtime: TfRuntime, modelTopology: object): Promise<LayersModel> | undefined {
-  const { tf, layers } = runtime;
-  const className = modelClassOf(runtime, modelTopology);
-  const map = tf.serialization.SerializationMap.getMap().classNameMap;
-  const modelEntry = className ? map[className] : undefined;
-  if (!className || !modelEntry) return undefined;
-  const heap = heapBackend(tf);
-  const zerosEntry = heap ? map.Zeros : undefined;
-  const fromConfig = modelEntry[1] as unknown as FromConfig;
-  try {
-    map[className] = [
-      modelEntry[0],
-      ((cls, conf, customObjects) =>
-        fromConfig(cls, conf, customObjects, true)) as FromConfig as ClassEntry[1],
-    ];
-    if (heap && zerosEntry) {
-      map.Zeros = [placeholderClass(zerosEntry[0]), zerosEntry[1]];
-      placeholder = (shape, dtype) =>
-        dtype === 'float32' || dtype === 'int32' || dtype === 'bool'
-          ? tf.engine().makeTensorFromTensorInfo(heap.makeOutput(shape, dtype), heap)
-          : undefined;
-    }
-    return layers.models.modelFromJSON({ modelTopology } as Parameters<
-      typeof layers.models.modelFromJSON
-    >[0]);
-  } finally {
-    map[className] = modelEntry;
-    if (zerosEntry) map.Zeros = zerosEntry;
-    placeholder = undefined;
-  }
-}
-
 /**
  * Loads a layers model from artifacts like `loadLayersModel(io.fromMemory(artifacts))` does, but
  * faster (see above); undefined when the artifacts need tfjs's own loader (no weights, optimizer
- * weights, string weights).
+ * weights, string weights) or tfjs's internals cannot be trusted (see tfjs-internals.ts).
  */
 export async function loadLayersModelFast(
   runtime: TfRuntime,
@@ -277,6 +176,7 @@ export async function loadLayersModelFast(
   const { weightSpecs, weightData, modelTopology } = artifacts;
   if (!weightSpecs || !weightData || !modelTopology || modelTopology instanceof ArrayBuffer) return undefined;
   if (weightSpecs.some((s) => s.group === 'optimizer') || !canDecode(weightSpecs)) return undefined;
+  if (!canBuildForLoading(runtime, modelTopology)) return undefined;
   // Weights first: on wasm they take the heap memory the previous model freed (its pages already
   // mapped); the placeholders then get fresh memory that nothing ever writes to.
   const { tensors, paths } = decodeWeightTensors(runtime.tf, weightSpecs, weightData);
@@ -285,8 +185,8 @@ export async function loadLayersModelFast(
 }
 
 /**
- * The model the artifacts' topology describes, holding these weights; undefined when the topology
- * names no registered model class. Takes the tensors: they are disposed whatever happens.
+ * The model the artifacts' topology describes, holding these weights; undefined when it cannot be
+ * built here (see `canBuildForLoading`). Takes the tensors: they are disposed whatever happens.
  */
 async function assemble(
   runtime: TfRuntime,
@@ -296,7 +196,7 @@ async function assemble(
   const { tf } = runtime;
   let model: LayersModel | undefined;
   try {
-    const building = buildForLoading(runtime, artifacts.modelTopology as object);
+    const building = buildForLoading(runtime, artifacts.modelTopology as object, wasmHeap(tf));
     if (!building) return undefined;
     model = await building;
     if (artifacts.trainingConfig) {
@@ -333,16 +233,14 @@ interface Placed {
 export class WeightReceiver {
   private readonly placed: Placed[];
   private readonly shards: ReadonlyMap<string, { readonly start: number; readonly length: number }>;
-  private readonly heap: HeapBackend;
   private disposed = false;
 
   private constructor(
     private readonly runtime: TfRuntime,
     private readonly artifacts: Omit<io.ModelArtifacts, 'weightData'>,
     shardList: readonly (readonly [name: string, size: number])[],
+    private readonly heap: WasmHeap,
   ) {
-    const { tf } = runtime;
-    this.heap = heapBackend(tf) as HeapBackend;
     const shards = new Map<string, { start: number; length: number }>();
     let total = 0;
     for (const [name, length] of shardList) {
@@ -360,8 +258,7 @@ export class WeightReceiver {
             `weight data holds ${total} bytes, but weight ${spec.name} ends at byte ${at + length}`,
           );
         }
-        const info = this.heap.makeOutput([...spec.shape], spec.dtype);
-        const tensor = tf.engine().makeTensorFromTensorInfo(info, this.heap);
+        const tensor = this.heap.allocate([...spec.shape], spec.dtype);
         this.placed.push({ name: spec.name, start: at, end: at + length, tensor });
         at += length;
       }
@@ -374,8 +271,8 @@ export class WeightReceiver {
   /**
    * A receiver for these artifacts (all but their weight data), whose weights lie in these shards
    * (file names in order, with their sizes); undefined when the weights need tfjs's own decoding
-   * (quantized, other dtypes, optimizer weights), the backend is not wasm, or the topology names
-   * no registered model class.
+   * (quantized, other dtypes, optimizer weights), the backend is not wasm, the topology names no
+   * registered model class, or tfjs's internals cannot be trusted (see tfjs-internals.ts).
    */
   static for(
     runtime: TfRuntime,
@@ -384,12 +281,13 @@ export class WeightReceiver {
   ): WeightReceiver | undefined {
     const { weightSpecs, modelTopology } = artifacts;
     if (!weightSpecs || !modelTopology || modelTopology instanceof ArrayBuffer) return undefined;
-    if (!heapBackend(runtime.tf) || !modelClassOf(runtime, modelTopology)) return undefined;
+    const heap = wasmHeap(runtime.tf);
+    if (!heap || !canBuildForLoading(runtime, modelTopology)) return undefined;
     const plain = (s: io.WeightsManifestEntry) =>
       !s.quantization && (s.dtype === 'float32' || s.dtype === 'int32') && s.group !== 'optimizer';
     if (!weightSpecs.every(plain)) return undefined;
     if (new Set(shards.map(([name]) => name)).size !== shards.length) return undefined;
-    return new WeightReceiver(runtime, artifacts, shards);
+    return new WeightReceiver(runtime, artifacts, shards, heap);
   }
 
   /** Where shard `name`'s body goes; undefined for a file that is not one of the shards. */
@@ -420,11 +318,7 @@ export class WeightReceiver {
       const end = Math.min(to, weight.end);
       if (end <= start) continue;
       // Looked up per write: another tensor's allocation may have grown (and so replaced) the heap.
-      const values = this.heap.typedArrayFromHeap(weight.tensor);
-      new Uint8Array(values.buffer, values.byteOffset, values.byteLength).set(
-        bytes.subarray(start - from, end - from),
-        start - weight.start,
-      );
+      this.heap.bytesOf(weight.tensor).set(bytes.subarray(start - from, end - from), start - weight.start);
     }
   }
 
