@@ -10,9 +10,10 @@ export interface InferenceConfig {
   /** An S3-compatible endpoint for local use; AWS S3 when unset. */
   readonly endpoint?: string;
   /**
-   * Re-read the alias this often, beside the requests (never before them); while re-checks fail,
-   * the wait doubles, up to eight intervals or five minutes (whichever is less, never below one
-   * interval), and is back to this after a success.
+   * Re-read the alias this often (the request that starts a re-check waits for it briefly, the
+   * others not at all: InferenceOptions.recheckWaitMs); while re-checks fail, the wait doubles, up
+   * to eight intervals or five minutes (whichever is less, never below one interval), and is back
+   * to this after a success.
    */
   readonly aliasCheckSeconds: number;
   /**
@@ -23,6 +24,24 @@ export interface InferenceConfig {
   /** `auto`: small dense models run without tfjs (see fast-path.ts); `off`: every model on tfjs. */
   readonly fastPath?: 'auto' | 'off';
   readonly limits: Limits;
+}
+
+/** The function's S3 client: timeouts per attempt, and attempts per request (S3ObjectReader's settings). */
+export function s3ClientSettings(config: InferenceConfig): {
+  readonly connectionTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly maxAttempts: number;
+} {
+  return { connectionTimeoutMs: 2_000, requestTimeoutMs: config.s3TimeoutMs ?? 3_000, maxAttempts: 2 };
+}
+
+/**
+ * The longest a failing alias re-check can take while the function runs: every attempt's
+ * timeouts, end to end. One that failed later was frozen by Lambda (InferenceOptions.recheckLimitMs).
+ */
+export function recheckLimitMs(config: InferenceConfig): number {
+  const s3 = s3ClientSettings(config);
+  return s3.maxAttempts * (s3.connectionTimeoutMs + s3.requestTimeoutMs);
 }
 
 function positiveInt(env: NodeJS.ProcessEnv, key: string, fallback: number): number {

@@ -1,11 +1,18 @@
 /**
  * When one inference function reads its registry. Its serving state is `cold` (nothing loaded yet),
  * `failed` (the last load failed and nothing is loaded) or `serving` (a version is in memory), and
- * `nextStep` decides, for each request, from that state alone: answer from memory, answer and start
- * an alias re-check beside the request, load (and wait: there is nothing else to answer with), or
- * fail fast with the last failure. A warm function's requests never wait for the registry. One
- * registry read is in flight at a time; after a failed re-check the next one waits longer,
- * doubling from the interval up to a cap, and a successful one brings it back to the interval.
+ * `nextStep` decides, for each request, from that state alone: answer from memory; answer after a
+ * short wait for an alias re-check it starts; re-check and wait for it in full; load (and wait:
+ * there is nothing else to answer with); or fail fast with the last failure. One registry read is
+ * in flight at a time, and requests that do not start one never wait. After a failed re-check the
+ * next one waits longer, doubling from the interval up to a cap; a successful one brings it back to
+ * the interval. `afterCheck` decides the state a re-check leaves.
+ *
+ * Why the request that starts a re-check waits for it at all: Lambda freezes the environment as
+ * soon as the handler returns, so a re-check left running only progresses while some invocation
+ * runs, and its S3 timeouts expire during a freeze. A re-check that failed far later than its own
+ * time limit was frozen, not failed by the registry: it does not count (no back-off), and the next
+ * request re-checks and waits for it in full, so a promotion is still picked up under sparse traffic.
  */
 
 export type ServingState<Served, Failure> =
@@ -18,6 +25,8 @@ export type ServingState<Served, Failure> =
       readonly checkedAt: number;
       /** Re-checks that failed in a row since the last one that reached the registry. */
       readonly failures: number;
+      /** The last re-check was frozen mid-flight (see the module comment): the next request re-checks. */
+      readonly interrupted?: boolean;
     };
 
 export interface RecheckPolicy {
@@ -27,10 +36,18 @@ export interface RecheckPolicy {
   readonly maxBackoffMs: number;
   /** After a failed load with nothing loaded, answer that failure for this long before trying again. */
   readonly retryAfterMs: number;
+  /**
+   * The longest a failing re-check can take while the process runs (the S3 client's timeouts ×
+   * attempts). @default none: every failed re-check counts as a failure
+   */
+  readonly limitMs?: number;
 }
 
-/** What a request does: see the module comment. */
-export type Step = 'answer' | 'answer-and-check' | 'load' | 'fail';
+/**
+ * What a request does: see the module comment. `answer-and-check` waits for the re-check it starts
+ * for a short budget; `check-then-answer` waits for it in full.
+ */
+export type Step = 'answer' | 'answer-and-check' | 'check-then-answer' | 'load' | 'fail';
 
 /** Long enough that a registry down for hours is asked a few times an hour, short enough to see a promote soon after it returns. */
 export const MAX_BACKOFF_CEILING_MS = 5 * 60_000;
@@ -60,13 +77,51 @@ export function nextStep<S, F>(
 ): Step {
   switch (state.kind) {
     case 'serving':
-      return !reading && now - state.checkedAt >= recheckDelayMs(state.failures, policy)
-        ? 'answer-and-check'
-        : 'answer';
+      if (reading) return 'answer';
+      if (state.interrupted) return 'check-then-answer';
+      return now - state.checkedAt >= recheckDelayMs(state.failures, policy) ? 'answer-and-check' : 'answer';
     case 'failed':
       // A load already in flight is joined: it may succeed, and it is bounded by the S3 timeouts.
       return reading || now - state.at >= policy.retryAfterMs ? 'load' : 'fail';
     case 'cold':
       return 'load';
   }
+}
+
+/** How a re-check ended, as the service saw it. */
+export interface CheckEnd<Served> {
+  /** What serves after it: the version held before, or the one it swapped to. */
+  readonly served: Served;
+  /** The registry could not be read (a timeout, a refused connection, a 5xx). */
+  readonly failed: boolean;
+  readonly startedAt: number;
+  readonly endedAt: number;
+  /** A request waited for the whole re-check, so the process ran throughout: a failure is the registry's. */
+  readonly waited: boolean;
+}
+
+/**
+ * Whether a failed re-check was frozen rather than failed by the registry: it took longer than it
+ * possibly can while the process runs, and no request held the process running for it.
+ */
+export function wasInterrupted(end: CheckEnd<unknown>, policy: RecheckPolicy): boolean {
+  return (
+    end.failed && !end.waited && policy.limitMs !== undefined && end.endedAt - end.startedAt > policy.limitMs
+  );
+}
+
+/**
+ * The state a re-check leaves, from the failures in a row before it. A success resets the count; a
+ * failure adds one (the next re-check waits longer); an interrupted one keeps the count and asks
+ * the next request to re-check.
+ */
+export function afterCheck<S>(
+  failuresBefore: number,
+  end: CheckEnd<S>,
+  policy: RecheckPolicy,
+): Extract<ServingState<S, never>, { kind: 'serving' }> {
+  const base = { kind: 'serving', served: end.served, checkedAt: end.endedAt } as const;
+  if (!end.failed) return { ...base, failures: 0 };
+  if (wasInterrupted(end, policy)) return { ...base, failures: failuresBefore, interrupted: true };
+  return { ...base, failures: failuresBefore + 1 };
 }

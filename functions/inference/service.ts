@@ -22,6 +22,7 @@ import {
 } from './api.js';
 import { type Executor, fastPathExecutor, tfjsExecutor, warmUp } from './executor.js';
 import {
+  afterCheck,
   defaultMaxBackoffMs,
   nextStep,
   type RecheckPolicy,
@@ -40,12 +41,29 @@ export interface InferenceOptions {
   readonly model: string;
   readonly alias: string;
   /**
-   * Re-read the alias this long after the last check. Requests never wait for a re-check: the
-   * loaded version answers them while it is pending or failing.
+   * Re-read the alias this long after the last check. Only the request that starts a re-check
+   * waits for it, and for at most `recheckWaitMs`: the loaded version answers the rest while it is
+   * pending or failing.
    */
   readonly aliasCheckMs: number;
   /** While re-checks fail, wait at most this long between them. @default eight intervals, at most five minutes */
   readonly maxBackoffMs?: number;
+  /**
+   * The request that starts a re-check waits for it this long at most, then answers from the
+   * version it holds; the re-check goes on beside the next requests. Long enough for a healthy
+   * conditional GET of the alias and a small version's load, so in Lambda (which freezes the
+   * environment when the handler returns) a re-check usually ends inside the invocation that
+   * started it; short enough that a silent registry costs one request that much per re-check.
+   * 0: that request does not wait either. @default 200
+   */
+  readonly recheckWaitMs?: number;
+  /**
+   * The longest a failing re-check can take while the process runs: the S3 client's timeouts ×
+   * attempts. One that failed later was frozen mid-flight (Lambda), not failed by the registry: it
+   * does not count as a failure, and the next request re-checks and waits for it in full.
+   * @default none: every failed re-check counts as a failure
+   */
+  readonly recheckLimitMs?: number;
   readonly limits: Limits;
   readonly registry: ModelRegistry;
   /** Loads tfjs; called only for a version that needs it, never at import. */
@@ -70,6 +88,7 @@ interface Served {
 }
 
 type State = ServingState<Served, AiaasError>;
+type Serving = Extract<State, { kind: 'serving' }>;
 const COLD: State = { kind: 'cold' };
 
 /** What a route answers, before HTTP framing. */
@@ -81,15 +100,17 @@ export interface ServiceResult {
 
 /**
  * The model behind one function: loaded on first use, kept warm in memory, re-checked against its
- * alias in the background (recheck.ts decides when), swapped to a newly promoted version without a
- * restart. A version that fails to load or verify never replaces the one being served.
+ * alias (recheck.ts decides when), swapped to a newly promoted version without a restart. A version
+ * that fails to load or verify never replaces the one being served.
  *
- * In Lambda, work left running when a response is returned pauses with the environment and goes
- * on when the next invocation thaws it: a re-check spans invocations, and requests never wait.
+ * In Lambda, work left running when a response is returned is frozen with the environment and only
+ * goes on while a later invocation runs, its S3 timers expiring meanwhile. So the request that
+ * starts a re-check waits for it a little (`recheckWaitMs`), and one frozen until it failed is
+ * followed by a re-check that its request waits for in full. Other requests never wait.
  */
 export class InferenceService {
   private state: State = COLD;
-  /** The one registry read in flight: a cold load (requests wait for it) or a re-check (they do not). */
+  /** The one registry read in flight: a cold load (requests wait for it) or a re-check (only the request that started it waits). */
   private reading: Promise<Served> | undefined;
   /** Bumped by dispose(): a read started before must not install what it read. */
   private epoch = 0;
@@ -97,6 +118,7 @@ export class InferenceService {
   private readonly rejected = new Map<string, string>();
   private readonly now: () => number;
   private readonly policy: RecheckPolicy;
+  private readonly waitMs: number;
 
   constructor(private readonly options: InferenceOptions) {
     this.now = options.now ?? monotonicMs;
@@ -104,7 +126,9 @@ export class InferenceService {
       intervalMs: options.aliasCheckMs,
       maxBackoffMs: options.maxBackoffMs ?? defaultMaxBackoffMs(options.aliasCheckMs),
       retryAfterMs: options.retryAfterMs ?? 1_000,
+      ...(options.recheckLimitMs !== undefined ? { limitMs: options.recheckLimitMs } : {}),
     };
+    this.waitMs = options.recheckWaitMs ?? 200;
   }
 
   /** The version being served, if any (for logs and metrics). */
@@ -134,19 +158,30 @@ export class InferenceService {
   }
 
   /**
-   * Answers a route. Synchronous once a version is loaded (a due re-check starts beside the
-   * request, never before it: no promise, no microtask hop), a promise while the model loads.
+   * Answers a route. Synchronous once a version is loaded and no re-check is due (no promise, no
+   * microtask hop); a promise for the request that starts a re-check (it waits for it, see
+   * InferenceOptions.recheckWaitMs) and while the model loads.
    */
   handle(route: Route, body: string): ServiceResult | Promise<ServiceResult> {
     const state = this.state;
     const step = nextStep(state, this.reading !== undefined, this.now(), this.policy);
-    if (step === 'answer' || step === 'answer-and-check') {
-      const { served } = state as Extract<State, { kind: 'serving' }>;
-      if (step === 'answer-and-check') this.recheck(served);
-      return this.answer(served, route, body);
+    if (step === 'answer') return this.answer((state as Serving).served, route, body);
+    if (step === 'answer-and-check' || step === 'check-then-answer') {
+      const { served } = state as Serving;
+      const check = this.recheck(served, step === 'check-then-answer');
+      if (step === 'check-then-answer') return check.then(() => this.answerNow(route, body));
+      if (!(this.waitMs > 0)) return this.answer(served, route, body);
+      return settledWithin(check, this.waitMs).then(() => this.answerNow(route, body));
     }
     if (step === 'fail') throw (state as Extract<State, { kind: 'failed' }>).failure;
     return this.loadOnce().then((served) => this.answer(served, route, body));
+  }
+
+  /** Answers from what is served now (a re-check may have swapped it), loading if nothing is. */
+  private answerNow(route: Route, body: string): ServiceResult | Promise<ServiceResult> {
+    return this.state.kind === 'serving'
+      ? this.answer(this.state.served, route, body)
+      : this.handle(route, body);
   }
 
   private answer(served: Served, route: Route, body: string): ServiceResult {
@@ -198,13 +233,17 @@ export class InferenceService {
     return reading;
   }
 
-  /** Starts a re-check beside the requests; its outcome lands in `state`. */
-  private recheck(served: Served): void {
-    const reading: Promise<Served> = this.check(served, this.epoch).finally(() => {
+  /**
+   * Starts a re-check; its outcome lands in `state`. `waited`: a request waits for all of it (the
+   * process runs throughout, so a failure is the registry's).
+   */
+  private recheck(served: Served, waited: boolean): Promise<Served> {
+    const reading: Promise<Served> = this.check(served, this.epoch, waited).finally(() => {
       if (this.reading === reading) this.reading = undefined;
     });
     this.reading = reading;
     reading.catch(() => undefined);
+    return reading;
   }
 
   /**
@@ -262,15 +301,16 @@ export class InferenceService {
   }
 
   /**
-   * One re-check of the alias, beside the requests: keeps the loaded version unless a newly
-   * promoted one loads and verifies. Never throws. A re-check that cannot reach the registry
-   * counts as a failure (the next waits longer); one that finds a bad version does not (the
-   * registry answered; the version is remembered as rejected and not read again).
+   * One re-check of the alias: keeps the loaded version unless a newly promoted one loads and
+   * verifies. Never throws. A re-check that cannot reach the registry counts as a failure (the next
+   * waits longer) unless it was frozen (recheck.ts: afterCheck); one that finds a bad version does
+   * not (the registry answered; the version is remembered as rejected and not read again).
    */
-  private async check(served: Served, epoch: number): Promise<Served> {
+  private async check(served: Served, epoch: number, waited: boolean): Promise<Served> {
     const { registry, model, alias, log } = this.options;
+    const startedAt = this.now();
     let next = served;
-    let failed = false;
+    let failure: unknown;
     try {
       const pointer = await registry.getAliasIfChanged(model, alias, served.etag);
       if (pointer === undefined) {
@@ -298,23 +338,42 @@ export class InferenceService {
         }
       }
     } catch (error) {
-      failed = true;
-      const failures = (this.state.kind === 'serving' ? this.state.failures : 0) + 1;
-      log.warn('alias check failed; still serving the loaded version', {
+      failure = error ?? new Error('unknown failure');
+    }
+    const endedAt = this.now();
+    const failuresBefore = this.state.kind === 'serving' ? this.state.failures : 0;
+    const state = afterCheck(
+      failuresBefore,
+      { served: next, failed: failure !== undefined, startedAt, endedAt, waited },
+      this.policy,
+    );
+    if (failure !== undefined) {
+      const details = {
         version: served.version,
-        reason: (error as Error).message,
-        cause: describeCause(error),
-        failures,
-        nextCheckInMs: recheckDelayMs(failures, this.policy),
-      });
+        reason: (failure as Error).message,
+        cause: describeCause(failure),
+        tookMs: Math.round(endedAt - startedAt),
+      };
+      if (state.interrupted) {
+        // Not the registry's failure: Lambda froze the function with the check in flight.
+        log.info('alias check interrupted by a freeze; the next request checks again', {
+          ...details,
+          limitMs: this.policy.limitMs,
+        });
+      } else {
+        log.warn('alias check failed; still serving the loaded version', {
+          ...details,
+          failures: state.failures,
+          nextCheckInMs: recheckDelayMs(state.failures, this.policy),
+        });
+      }
     }
     const swapped = next.executor !== served.executor;
     if (epoch !== this.epoch) {
       if (swapped) next.executor.dispose();
       return served;
     }
-    const failures = failed ? (this.state.kind === 'serving' ? this.state.failures : 0) + 1 : 0;
-    this.state = { kind: 'serving', served: next, checkedAt: this.now(), failures };
+    this.state = state;
     if (swapped) {
       served.executor.dispose();
       log.info('now serving a newly promoted version', { alias, from: served.version, to: next.version });
@@ -400,6 +459,18 @@ function unservable(model: string, version: number): string {
 
 function failureReason(error: unknown): string {
   return error instanceof AiaasError ? error.message : `load failed: ${(error as Error)?.message}`;
+}
+
+/** Resolves once `work` has settled or `ms` has passed, whichever is first; never rejects. */
+function settledWithin(work: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    work.then(done, done);
+  });
 }
 
 function describeCause(error: unknown): string | undefined {

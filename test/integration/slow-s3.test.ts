@@ -3,8 +3,9 @@
  * behind a small TCP proxy that can pass, delay or blackhole traffic. With the function's S3
  * client timeouts (here 1 s, one attempt) a cold request answers 503 with Retry-After in bounded
  * time, never hangs until the Lambda timeout, and the function recovers by itself when S3 answers
- * again. A warm function never waits for S3: it answers from memory while a re-check is pending or
- * failing, and backs off its re-checks while they fail.
+ * again. A warm function answers from memory while a re-check is pending or failing (only the
+ * request that starts a re-check waits for it, at most its short budget, well under the S3
+ * timeout), and backs off its re-checks while they fail.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -261,7 +262,8 @@ describe('slow or silent S3', () => {
     const after = await stream(handler, () => false, 1_500);
     const silent = [pending, after];
     for (const run of silent) expect(run.wrong).toEqual([]);
-    // No request waited for the re-check: each worker kept being answered while it was pending.
+    // No request waited for the re-check past its budget: each worker kept being answered while it
+    // was pending, none as slowly as the S3 timeout.
     expect(pending.perWorker.every((n) => n >= 2)).toBe(true);
     expect(Math.max(pending.maxMs, after.maxMs)).toBeLessThan(CLIENT.requestTimeoutMs);
     // One re-check in flight at a time, and after it failed the next waits 2 intervals, not 1.

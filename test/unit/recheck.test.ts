@@ -1,13 +1,19 @@
 /**
  * When a function reads its registry (functions/inference/recheck.ts), and the service applying
- * it with a store whose alias reads the test holds open: a warm function answers every request at
- * once (synchronously) while a re-check is pending or failing, keeps one re-check in flight, backs
- * off after failures and returns to the interval after a success.
+ * it with a store whose alias reads the test holds open and a fake clock: a warm function answers
+ * every request that does not start a re-check at once (synchronously) while one is pending or
+ * failing; the request that starts one waits for it at most a short budget and is answered by a
+ * version it swapped to; one re-check is in flight; re-checks back off after failures and return
+ * to the interval after a success. A re-check frozen mid-flight (Lambda freezes the environment
+ * between invocations; here the clock jumps past the S3 time limit) is not a failure: the next
+ * request re-checks and waits for it in full, so a promotion is still picked up.
  */
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS, route } from '../../functions/inference/api.js';
 import {
+  afterCheck,
+  type CheckEnd,
   defaultMaxBackoffMs,
   nextStep,
   type RecheckPolicy,
@@ -83,6 +89,71 @@ describe('nextStep and recheckDelayMs', () => {
   });
 });
 
+describe('afterCheck: a re-check frozen mid-flight is not a failure', () => {
+  const LIMITED: RecheckPolicy = { ...POLICY, limitMs: 6_000 };
+  const end = (over: Partial<CheckEnd<string>>): CheckEnd<string> => ({
+    served: 'v1',
+    failed: true,
+    startedAt: 1_000,
+    endedAt: 4_000,
+    waited: false,
+    ...over,
+  });
+
+  it('resets the failures after a success, however long it took', () => {
+    expect(afterCheck(3, end({ failed: false, served: 'v2', endedAt: 1e9 }), LIMITED)).toEqual({
+      kind: 'serving',
+      served: 'v2',
+      checkedAt: 1e9,
+      failures: 0,
+    });
+  });
+
+  it('counts a failure within the time limit (the registry failed): the next waits longer', () => {
+    const state = afterCheck(1, end({ endedAt: 7_000 }), LIMITED);
+    expect(state).toEqual({ kind: 'serving', served: 'v1', checkedAt: 7_000, failures: 2 });
+    expect(nextStep(state, false, 7_000 + recheckDelayMs(2, LIMITED) - 1, LIMITED)).toBe('answer');
+  });
+
+  it('does not count a failure later than the time limit: the next request re-checks and waits for it', () => {
+    const state = afterCheck(1, end({ endedAt: 1_000 + 6_001 }), LIMITED);
+    expect(state).toEqual({
+      kind: 'serving',
+      served: 'v1',
+      checkedAt: 7_001,
+      failures: 1,
+      interrupted: true,
+    });
+    // At once, whatever the interval or the back-off, unless a read is already in flight.
+    expect(nextStep(state, false, 7_001, LIMITED)).toBe('check-then-answer');
+    expect(nextStep(state, true, 7_001, LIMITED)).toBe('answer');
+  });
+
+  it('counts a failure a request waited for in full, or with no time limit given, however long it took', () => {
+    expect(afterCheck(0, end({ endedAt: 1e9, waited: true }), LIMITED).failures).toBe(1);
+    expect(afterCheck(0, end({ endedAt: 1e9 }), POLICY).failures).toBe(1);
+  });
+
+  it('counts a failure exactly when it ended within the limit or was waited for (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 600_000 }),
+        fc.integer({ min: 0, max: 1_200_000 }),
+        fc.boolean(),
+        fc.nat(50),
+        (limitMs, tookMs, waited, failures) => {
+          const policy = { ...POLICY, limitMs };
+          const state = afterCheck(failures, end({ startedAt: 5, endedAt: 5 + tookMs, waited }), policy);
+          const counted = waited || tookMs <= limitMs;
+          expect(state.failures).toBe(counted ? failures + 1 : failures);
+          expect(state.interrupted === true).toBe(!counted);
+          expect(state.checkedAt).toBe(5 + tookMs);
+        },
+      ),
+    );
+  });
+});
+
 /** A memory store whose alias re-checks (conditional GETs) wait until the test settles them. */
 class HeldStore extends MemoryObjectStore {
   hold = false;
@@ -106,7 +177,12 @@ describe('InferenceService re-checks', () => {
     runtime = await createRuntime('cpu');
   });
 
-  async function setup() {
+  /** The budget of the request that starts a re-check, where the test needs it to run out. */
+  const BUDGET_MS = 20;
+  /** The S3 time limit given to the service: a failure that took longer was a freeze. */
+  const LIMIT_MS = 5_000;
+
+  async function setup(options: { recheckWaitMs?: number } = {}) {
     const store = new HeldStore();
     const registry = new ModelRegistry(store);
     await publishLinear(runtime, registry, 'm', [1, 2, 3], 0.5, { promote: true });
@@ -122,6 +198,8 @@ describe('InferenceService re-checks', () => {
       alias: 'live',
       aliasCheckMs: 1_000,
       maxBackoffMs: 8_000,
+      recheckWaitMs: options.recheckWaitMs ?? BUDGET_MS,
+      recheckLimitMs: LIMIT_MS,
       limits: DEFAULT_LIMITS,
       registry,
       runtime: async () => runtime,
@@ -138,6 +216,18 @@ describe('InferenceService re-checks', () => {
       expect(result.status).toBe(200);
       return result.version;
     };
+    /** A request that starts a re-check (it may wait for it: a promise), answered 200. */
+    const start = () => {
+      const answer = service.handle(predict, body);
+      let answered = false;
+      const result = Promise.resolve(answer).then((r) => {
+        answered = true;
+        expect(r.status).toBe(200);
+        return r.version;
+      });
+      return { result, waits: answer instanceof Promise, answered: () => answered };
+    };
+    const due = () => start().result;
     const cold = await service.handle(predict, body);
     expect(cold.status).toBe(200);
     return {
@@ -146,6 +236,8 @@ describe('InferenceService re-checks', () => {
       service,
       lines,
       now200,
+      start,
+      due,
       at: (ms: number) => {
         now = ms;
       },
@@ -153,10 +245,10 @@ describe('InferenceService re-checks', () => {
   }
 
   it('answers at once while a re-check is pending, with one re-check in flight', async () => {
-    const { store, service, now200, at } = await setup();
+    const { store, service, now200, due, at } = await setup();
     store.hold = true;
     at(1_000);
-    expect(now200()).toBe(1); // starts the re-check beside the request
+    expect(await due()).toBe(1); // starts the re-check, waits for it only the budget
     expect(service.readingRegistry).toBe(true);
     for (let t = 1_000; t < 60_000; t += 5_000) {
       at(t);
@@ -170,7 +262,7 @@ describe('InferenceService re-checks', () => {
   });
 
   it('backs off after failed re-checks, resets after a success, and swaps when S3 answers', async () => {
-    const { store, registry, service, lines, now200, at } = await setup();
+    const { store, registry, service, lines, now200, due, at } = await setup();
     store.hold = true;
     const fail = async (t: number) => {
       store.held.shift()!.reject(new RegistryUnavailableError('Registry memory://test is unavailable'));
@@ -178,20 +270,20 @@ describe('InferenceService re-checks', () => {
       await service.settled();
     };
     at(1_000);
-    now200();
+    await due();
     await fail(2_000); // failures: 1, next re-check 2 s after this one ended
     at(3_999);
     now200();
     expect(store.checks).toBe(1);
     at(4_000);
-    now200();
+    await due();
     expect(store.checks).toBe(2);
     await fail(5_000); // failures: 2, next after 4 s
     at(8_999);
     now200();
     expect(store.checks).toBe(2);
     at(9_000);
-    now200();
+    await due();
     expect(store.checks).toBe(3);
     expect(
       lines.filter((l) => l === 'warn alias check failed; still serving the loaded version'),
@@ -209,8 +301,96 @@ describe('InferenceService re-checks', () => {
     now200();
     expect(store.checks).toBe(3);
     at(11_000);
-    now200();
+    expect(await due()).toBe(v2.version);
     expect(store.checks).toBe(4);
     await service.settled();
+  });
+
+  it('answers the request that starts a re-check from a version promoted meanwhile, when S3 is healthy', async () => {
+    // A budget far above what the check takes here: that request gets whatever the check ended with.
+    const { registry, service, now200, due, at } = await setup({ recheckWaitMs: 60_000 });
+    const v2 = await publishLinear(runtime, registry, 'm', [2, 2, 2], 0);
+    await registry.setAlias('m', 'live', v2.version);
+    at(999);
+    expect(now200()).toBe(1);
+    at(1_000);
+    expect(await due()).toBe(v2.version);
+    expect(service.readingRegistry).toBe(false);
+    expect(now200()).toBe(v2.version);
+  });
+
+  it('answers the request that starts a re-check from the held version after the budget, the others at once', async () => {
+    const { store, registry, service, now200, start, at } = await setup({ recheckWaitMs: BUDGET_MS });
+    store.hold = true;
+    const v2 = await publishLinear(runtime, registry, 'm', [2, 2, 2], 0);
+    await registry.setAlias('m', 'live', v2.version);
+    at(1_000);
+    const first = start();
+    expect(first.waits).toBe(true);
+    // While it waits, other requests are answered at once from the held version.
+    expect(now200()).toBe(1);
+    expect(first.answered()).toBe(false);
+    // The alias read never answers: the budget runs out and the held version answers.
+    expect(await first.result).toBe(1);
+    expect(store.held).toHaveLength(1);
+    expect(service.readingRegistry).toBe(true);
+    expect(now200()).toBe(1);
+    // The read answers later: the promotion is picked up by the re-check going on beside the requests.
+    store.hold = false;
+    store.held.shift()!.resolve();
+    await service.settled();
+    expect(now200()).toBe(v2.version);
+  });
+
+  it('does not count a re-check frozen until it failed: the next request re-checks, waits for it in full and picks up a promotion', async () => {
+    const { store, registry, service, lines, now200, start, due, at } = await setup();
+    store.hold = true;
+    at(1_000);
+    expect(await due()).toBe(1); // the budget runs out; the read goes on... and the function freezes
+    // Thawed far past the S3 time limit: the read's timeout fired during the freeze.
+    at(1_000 + 20 * LIMIT_MS);
+    store.held.shift()!.reject(new RegistryUnavailableError('Registry memory://test is unavailable'));
+    await service.settled();
+
+    // Promoted meanwhile. The next request re-checks at once (no back-off) and waits for all of it,
+    // longer than the budget; the others meanwhile are answered at once.
+    const v2 = await publishLinear(runtime, registry, 'm', [2, 2, 2], 0);
+    await registry.setAlias('m', 'live', v2.version);
+    const next = start();
+    expect(store.checks).toBe(2);
+    expect(next.waits).toBe(true);
+    expect(now200()).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, BUDGET_MS * 5));
+    expect(next.answered()).toBe(false);
+    expect(now200()).toBe(1);
+    store.hold = false;
+    store.held.shift()!.resolve();
+    expect(await next.result).toBe(v2.version);
+    expect(now200()).toBe(v2.version);
+    // Back to the interval.
+    at(1_000 + 20 * LIMIT_MS + 999);
+    expect(now200()).toBe(v2.version);
+    expect(store.checks).toBe(2);
+    expect(lines).toContain('info alias check interrupted by a freeze; the next request checks again');
+    expect(lines.filter((l) => l.startsWith('warn alias check failed'))).toEqual([]);
+  });
+
+  it('counts a failure of a re-check its request waited for in full, however long it took', async () => {
+    const { store, service, lines, now200, start, due, at } = await setup();
+    store.hold = true;
+    at(1_000);
+    await due();
+    at(1_000 + 20 * LIMIT_MS);
+    store.held.shift()!.reject(new RegistryUnavailableError('Registry memory://test is unavailable'));
+    await service.settled();
+    // The next request waits for its re-check; the registry fails it (the clock jumps too, but the
+    // process ran throughout): a failure, and the one after waits for the back-off.
+    const next = start();
+    at(2_000 + 40 * LIMIT_MS);
+    store.held.shift()!.reject(new RegistryUnavailableError('Registry memory://test is unavailable'));
+    expect(await next.result).toBe(1);
+    expect(lines.filter((l) => l.startsWith('warn alias check failed'))).toHaveLength(1);
+    expect(now200()).toBe(1);
+    expect(store.checks).toBe(2);
   });
 });
