@@ -199,7 +199,12 @@ export class ModelFunction extends Construct {
 
     this.role = functionRole(this, 'Role', `aiaas inference for model ${props.modelName}`);
     this.logGroup = functionLogGroup(this, 'Logs', props.logRetention ?? DEFAULT_LOG_RETENTION, this.role);
-    grantRegistryAccess(this.role, { bucketName: props.bucketName, read: [`models/${props.modelName}/`] });
+    // Serving reads the alias pointer and version files only (not other aliases, history or claims).
+    grantRegistryAccess(this.role, {
+      bucketName: props.bucketName,
+      read: [`models/${props.modelName}/versions/`],
+      readKeys: [`models/${props.modelName}/aliases/${aliasName}.json`],
+    });
 
     const environment: Record<string, string> = {
       AIAAS_BUCKET: props.bucketName,

@@ -24,6 +24,13 @@ export interface ModelRegistryBucketProps {
    */
   readonly noncurrentVersionsToRetain?: number;
   /**
+   * How long an incomplete multipart upload (an upload killed half way) is kept before S3 aborts
+   * it and frees its parts. Leftovers of single-PUT uploads are `aiaas gc`'s.
+   *
+   * @default Duration.days(3)
+   */
+  readonly incompleteUploadExpiration?: Duration;
+  /**
    * How long server access logs are kept.
    *
    * @default Duration.days(365)
@@ -41,7 +48,7 @@ export interface ModelRegistryBucketProps {
 /**
  * The S3 model registry: versioned, S3-managed encryption, all public access blocked, TLS 1.2+
  * only, bucket-owner-enforced ownership (no ACLs), server access logs to a separate bucket,
- * noncurrent versions expired, retained on stack deletion.
+ * noncurrent versions expired, incomplete multipart uploads aborted, retained on stack deletion.
  */
 export class ModelRegistryBucket extends Construct {
   readonly bucket: Bucket;
@@ -85,7 +92,10 @@ export class ModelRegistryBucket extends Construct {
           noncurrentVersionExpiration: props.noncurrentVersionExpiration ?? Duration.days(90),
           noncurrentVersionsToRetain: props.noncurrentVersionsToRetain ?? 3,
           expiredObjectDeleteMarker: true,
-          abortIncompleteMultipartUploadAfter: Duration.days(7),
+        },
+        {
+          id: 'abort-incomplete-multipart-uploads',
+          abortIncompleteMultipartUploadAfter: props.incompleteUploadExpiration ?? Duration.days(3),
         },
       ],
       removalPolicy,

@@ -17,6 +17,7 @@ import {
 import type { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
 import { resolveTarget } from './context.js';
+import { gcCommand } from './gc.js';
 import { publishFromDisk } from './publish.js';
 import { manifestEntry, retrainCommand } from './retrain.js';
 import { regionOfFunctionUrl, signedFetchInit } from './sign.js';
@@ -106,10 +107,16 @@ export function buildProgram(): Command {
     .action(async (opts: { json?: boolean }) => {
       const { registry } = resolveTarget();
       const models = await Promise.all(
-        (await registry.listModels()).map(async (name) => ({
-          name,
-          aliases: await registry.listAliases(name),
-        })),
+        (await registry.listModels()).map(async (name) => {
+          const states = Object.entries(await registry.aliasStates(name));
+          const aliases: Record<string, number> = {};
+          const damaged: Record<string, string> = {};
+          for (const [alias, state] of states) {
+            if ('version' in state) aliases[alias] = state.version;
+            else damaged[alias] = state.damaged;
+          }
+          return { name, aliases, ...(states.length > Object.keys(aliases).length ? { damaged } : {}) };
+        }),
       );
       if (opts.json) return out(JSON.stringify(models, null, 2));
       if (models.length === 0)
@@ -119,9 +126,10 @@ export function buildProgram(): Command {
           ['MODEL', 'ALIASES'],
           ...models.map((m) => [
             m.name,
-            Object.entries(m.aliases)
-              .map(([a, v]) => `${a}→v${v}`)
-              .join(' '),
+            [
+              ...Object.entries(m.aliases).map(([a, v]) => `${a}→v${v}`),
+              ...Object.entries(m.damaged ?? {}).map(([a, why]) => `${a}→damaged: ${why}`),
+            ].join(' '),
           ]),
         ]),
       );
@@ -278,8 +286,16 @@ export function buildProgram(): Command {
     .action(async (model: string, opts: { alias?: string; json?: boolean }) => {
       const { registry } = resolveTarget();
       const alias = opts.alias ?? aliasOf(model);
-      const events = await registry.history(model, alias);
-      if (opts.json) return out(JSON.stringify({ model, alias, events }, null, 2));
+      const [events, unfinished] = await Promise.all([
+        registry.history(model, alias),
+        registry.unfinishedMoves(model, alias),
+      ]);
+      if (opts.json) return out(JSON.stringify({ model, alias, events, unfinished }, null, 2));
+      for (const e of unfinished) {
+        note(
+          `unfinished: ${e.kind} v${e.from ?? 'none'} → v${e.to} by ${e.who} at ${e.at} (its mover stopped before the alias moved; the next move completes it)`,
+        );
+      }
       if (events.length === 0) return out(`${model}@${alias} has never been set`);
       out(
         table([
@@ -344,6 +360,7 @@ export function buildProgram(): Command {
     });
 
   retrainCommand(program, { out, note, modelArg });
+  gcCommand(program, { out, note, modelArg });
   return program;
 }
 

@@ -264,11 +264,17 @@ describe('model stacks', () => {
         actions(statement).some((action) => action.startsWith('s3:')),
       );
       expect(s3.flatMap(actions).sort()).toEqual(['s3:GetObject', 's3:ListBucket']);
+      // Serving needs the alias pointer and the version files: not other aliases, history or claims.
       const get = s3.find((statement) => actions(statement).includes('s3:GetObject'))!;
-      expect(resources(get)).toEqual([`${BUCKET}/models/${name}/*`]);
+      expect(resources(get).sort()).toEqual([
+        `${BUCKET}/models/${name}/aliases/live.json`,
+        `${BUCKET}/models/${name}/versions/*`,
+      ]);
       const list = s3.find((statement) => actions(statement).includes('s3:ListBucket'))!;
       expect(resources(list)).toEqual([BUCKET]);
-      expect(list.Condition?.StringLike).toEqual({ 's3:prefix': [`models/${name}/*`] });
+      expect(list.Condition?.StringLike).toEqual({
+        's3:prefix': [`models/${name}/versions/*`, `models/${name}/aliases/live.json`],
+      });
       for (const statement of s3) {
         expect(statement.Condition?.StringEquals).toEqual({
           's3:ResourceAccount': { Ref: 'AWS::AccountId' },
@@ -277,7 +283,9 @@ describe('model stacks', () => {
       // Nothing else: its own log group, no wildcard actions, no other model's prefix.
       for (const statement of statements) {
         expect(actions(statement).every((action) => !action.includes('*'))).toBe(true);
-        expect(resources(statement).join(' ')).not.toMatch(/models\/(?!\w+\/\*)|datasets\//);
+        expect(resources(statement).join(' ')).not.toMatch(
+          /models\/(?!\w+\/(versions\/\*|aliases\/live\.json))|datasets\//,
+        );
       }
       const others = ['diabetes', 'iris', 'big', 'demo_public'].filter((other) => other !== name);
       for (const other of others) {
@@ -397,8 +405,13 @@ describe('retraining', () => {
       actions(statement).some((action) => action.startsWith('s3:')),
     );
     const byAction = (action: string) => s3.filter((statement) => actions(statement).includes(action));
-    expect(byAction('s3:PutObject').flatMap(resources)).toEqual([`${BUCKET}/models/diabetes/*`]);
-    expect(byAction('s3:DeleteObject').flatMap(resources)).toEqual([`${BUCKET}/models/diabetes/*`]);
+    // Create-only writes and alias swaps (test/infra/registry-access.test.ts), and no deletes.
+    expect(byAction('s3:PutObject').flatMap(resources)).toEqual([
+      `${BUCKET}/models/diabetes/*`,
+      `${BUCKET}/models/diabetes/aliases/*`,
+      `${BUCKET}/models/diabetes/aliases/*/history/*`,
+    ]);
+    expect(byAction('s3:DeleteObject')).toEqual([]);
     expect(byAction('s3:GetObject').flatMap(resources).sort()).toEqual([
       `${BUCKET}/datasets/diabetes/*`,
       `${BUCKET}/models/diabetes/*`,
@@ -407,9 +420,10 @@ describe('retraining', () => {
       's3:prefix': ['datasets/diabetes/*', 'models/diabetes/*'],
     });
     expect(s3.flatMap(actions).sort()).toEqual([
-      's3:DeleteObject',
       's3:GetObject',
       's3:ListBucket',
+      's3:PutObject',
+      's3:PutObject',
       's3:PutObject',
     ]);
   });

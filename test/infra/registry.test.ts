@@ -40,19 +40,23 @@ describe('registry stack', () => {
     });
   });
 
-  it('expires noncurrent versions and aborts stale multipart uploads', () => {
-    registry.hasResourceProperties('AWS::S3::Bucket', {
-      VersioningConfiguration: { Status: 'Enabled' },
-      LifecycleConfiguration: {
-        Rules: Match.arrayWith([
-          Match.objectLike({
-            Status: 'Enabled',
-            NoncurrentVersionExpiration: { NoncurrentDays: 90, NewerNoncurrentVersions: 3 },
-            AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 },
-          }),
-        ]),
-      },
-    });
+  it('expires noncurrent versions and aborts multipart uploads left incomplete after 3 days', () => {
+    const { resource } = registryBucket();
+    const rules = (resource.Properties as { LifecycleConfiguration: { Rules: Record<string, unknown>[] } })
+      .LifecycleConfiguration.Rules;
+    expect(rules).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          Status: 'Enabled',
+          NoncurrentVersionExpiration: { NoncurrentDays: 90, NewerNoncurrentVersions: 3 },
+        }),
+        {
+          Id: 'abort-incomplete-multipart-uploads',
+          Status: 'Enabled',
+          AbortIncompleteMultipartUpload: { DaysAfterInitiation: 3 },
+        },
+      ]),
+    );
   });
 
   it('logs server access to a separate, itself secure, log bucket', () => {

@@ -4,6 +4,7 @@ import {
   IntegrityError,
   InvalidNameError,
   NotFoundError,
+  RegistryUnavailableError,
 } from '../../functions/shared/errors.js';
 import { keys } from '../../functions/shared/registry/layout.js';
 import { INLINE_LIMIT_BYTES, ModelRegistry } from '../../functions/shared/registry/registry.js';
@@ -377,5 +378,233 @@ describe('registry', () => {
       await expect(registry.listVersions(bad), bad).rejects.toThrow(InvalidNameError);
     }
     await expect(registry.setAlias('m', '../live', 1)).rejects.toThrow(InvalidNameError);
+  });
+});
+
+/** Like MemoryObjectStore, with each object's time of writing listed (as S3 lists LastModified). */
+class DatedStore extends MemoryObjectStore {
+  readonly written = new Map<string, Date>();
+  /** Keys whose next PUT fails as if the connection dropped (the write does not happen). */
+  readonly failNext = new Set<string>();
+  readonly puts: { key: string; options: PutOptions }[] = [];
+  override async put(key: string, body: Uint8Array | string, options: PutOptions = {}) {
+    this.puts.push({ key, options });
+    if (this.failNext.delete(key)) throw new RegistryUnavailableError(`lost the answer for ${key}`);
+    const out = await super.put(key, body, options);
+    this.written.set(key, new Date());
+    return out;
+  }
+  override async list(prefix: string) {
+    return (await super.list(prefix)).map((o) => ({ ...o, lastModified: this.written.get(o.key)! }));
+  }
+}
+
+const moves = (events: readonly { from: number | null; to: number }[]) =>
+  events.map((e) => `${e.from}->${e.to}`);
+
+describe('registry moves that did not finish', () => {
+  it('never shows a move whose pointer was not written, and the next mover finishes it within settleMs', async () => {
+    const store = new DatedStore();
+    const registry = new ModelRegistry(store, { settleMs: 50 });
+    for (let i = 0; i < 3; i++) await registry.publish('m', files(`v${i}`), input);
+    await registry.setAlias('m', 'live', 1);
+    store.failNext.add(keys.alias('m', 'live'));
+    await expect(registry.setAlias('m', 'live', 2, { who: 'crashed' })).rejects.toThrow(/lost the answer/);
+
+    expect((await registry.getAlias('m'))?.version).toBe(1);
+    expect(moves(await registry.history('m'))).toEqual(['null->1']);
+    expect(moves(await registry.unfinishedMoves('m'))).toEqual(['1->2']);
+    // A rollback now would be based on moves that happened only: nothing to roll back to.
+    await expect(registry.rollback('m')).rejects.toThrow(/no earlier version/);
+
+    const next = await registry.setAlias('m', 'live', 3);
+    expect([next.from, next.to, next.seq]).toEqual([2, 3, 3]);
+    const history = await registry.history('m');
+    expect(moves(history)).toEqual(['null->1', '1->2', '2->3']);
+    expect(history.map((e) => e.who).slice(1)).toEqual(['crashed', registry.actor]);
+    expect((await registry.getAlias('m'))?.eventId).toBe(next.id);
+    expect(await registry.unfinishedMoves('m')).toEqual([]);
+  });
+
+  it('skips a slot it cannot decide (two claims, neither marked lost) after settleMs, and shows neither', async () => {
+    const store = new DatedStore();
+    const registry = new ModelRegistry(store, { settleMs: 50 });
+    for (let i = 0; i < 3; i++) await registry.publish('m', files(`v${i}`), input);
+    const first = await registry.setAlias('m', 'live', 1);
+    for (const [id, to] of [
+      ['a', 2],
+      ['b', 3],
+    ] as const) {
+      const event = {
+        id,
+        seq: 2,
+        model: 'm',
+        alias: 'live',
+        kind: 'promote',
+        from: 1,
+        to,
+        at: '',
+        who: 'x',
+        why: '',
+        prev: first.id,
+      };
+      await store.put(`${keys.historySlot('m', 'live', 2)}${id}.json`, JSON.stringify(event));
+    }
+    const next = await registry.setAlias('m', 'live', 2);
+    expect([next.seq, next.from, next.to]).toEqual([3, 1, 2]);
+    expect(moves(await registry.history('m'))).toEqual(['null->1', '1->2']);
+    expect((await registry.history('m')).map((e) => e.seq)).toEqual([1, 3]);
+    expect((await registry.rollback('m')).to).toBe(1);
+  });
+
+  it('a move whose requester saw an error but whose pointer landed is in the history once', async () => {
+    const store = new DatedStore();
+    const registry = new ModelRegistry(store, { settleMs: 50 });
+    for (let i = 0; i < 2; i++) await registry.publish('m', files(`v${i}`), input);
+    await registry.setAlias('m', 'live', 1);
+    // The pointer PUT lands, but its answer is lost: the move happened.
+    const put = store.put.bind(store);
+    let dropped = false;
+    store.put = async (key, body, options) => {
+      const out = await put(key, body, options);
+      if (key === keys.alias('m', 'live') && !dropped) {
+        dropped = true;
+        throw new RegistryUnavailableError('answer lost');
+      }
+      return out;
+    };
+    await expect(registry.setAlias('m', 'live', 2)).rejects.toThrow(/answer lost/);
+    expect(moves(await registry.history('m'))).toEqual(['null->1', '1->2']);
+    expect((await registry.getAlias('m'))?.version).toBe(2);
+  });
+
+  it('never deletes: losers mark their claims lost, so writers need no delete permission', async () => {
+    for (const Store of [MemoryObjectStore, LaxStore]) {
+      const store = new Store();
+      const registry = new ModelRegistry(store, { retry: { minDelayMs: 1, maxDelayMs: 20, attempts: 200 } });
+      const published = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => registry.publish('m', files(`p${i}`), input)),
+      );
+      await Promise.all(published.slice(0, 4).map((m) => registry.setAlias('m', 'live', m.version)));
+      await registry.rollback('m');
+      expect(store.calls.delete).toBe(0);
+      expect(moves(await registry.history('m'))).toHaveLength(5);
+    }
+  });
+
+  it('sends the conditions the IAM policy requires: create-only everywhere, If-Match to replace the pointer', async () => {
+    const store = new DatedStore();
+    const registry = new ModelRegistry(store, { retry: { minDelayMs: 1, maxDelayMs: 20, attempts: 200 } });
+    const published = await Promise.all(
+      Array.from({ length: 3 }, (_, i) => registry.publish('m', files(`p${i}`), input)),
+    );
+    await registry.putReport('m', 1, 'curve.svg', '<svg/>', 'image/svg+xml');
+    await Promise.all(published.map((m) => registry.setAlias('m', 'live', m.version)));
+    const pointer = keys.alias('m', 'live');
+    for (const { key, options } of store.puts) {
+      if (key === pointer)
+        expect(options.ifMatch !== undefined || options.ifNoneMatch === '*', key).toBe(true);
+      else expect(options.ifNoneMatch, key).toBe('*');
+    }
+    expect(store.puts.filter((p) => p.key === pointer && p.options.ifNoneMatch === '*')).toHaveLength(1);
+  });
+});
+
+describe('a first move whose mover died before the pointer', () => {
+  it('leaves the alias unset and its history empty until the next move finishes it', async () => {
+    const store = new DatedStore();
+    const registry = new ModelRegistry(store, { settleMs: 50 });
+    for (let i = 0; i < 2; i++) await registry.publish('m', files(`v${i}`), input);
+    store.failNext.add(keys.alias('m', 'live'));
+    await expect(registry.setAlias('m', 'live', 1)).rejects.toThrow(/lost the answer/);
+    expect(await registry.getAlias('m')).toBeUndefined();
+    expect(await registry.history('m')).toEqual([]);
+    expect(moves(await registry.unfinishedMoves('m'))).toEqual(['null->1']);
+    const next = await registry.setAlias('m', 'live', 2);
+    expect(moves(await registry.history('m'))).toEqual(['null->1', '1->2']);
+    expect((await registry.getAlias('m'))?.eventId).toBe(next.id);
+  });
+});
+
+describe('a damaged alias object', () => {
+  it('is reported, hides no other alias, blocks nothing, and a promote repairs it', async () => {
+    const store = new MemoryObjectStore();
+    const registry = new ModelRegistry(store);
+    for (let i = 0; i < 2; i++) await registry.publish('m', files(`v${i}`), input);
+    await registry.setAlias('m', 'live', 1);
+    await registry.setAlias('m', 'staging', 2);
+    await store.put(keys.alias('m', 'live'), '{"version": 1, "seq": '); // broken JSON
+
+    expect(await registry.listAliases('m')).toEqual({ staging: 2 });
+    const states = await registry.aliasStates('m');
+    expect(states.staging).toEqual({ version: 2 });
+    expect(states.live).toEqual({ damaged: expect.stringContaining('models/m/aliases/live.json') });
+    // The function's reads still refuse it, naming the object.
+    await expect(registry.getAlias('m', 'live')).rejects.toThrow(IntegrityError);
+    await expect(registry.getAlias('m', 'live')).rejects.toThrow(
+      /models\/m\/aliases\/live\.json.*not valid JSON/,
+    );
+    await expect(registry.getAliasIfChanged('m', 'live', '"x"')).rejects.toThrow(IntegrityError);
+    expect(await registry.listVersions('m')).toEqual([1, 2]);
+    expect(moves(await registry.history('m', 'live'))).toEqual(['null->1']);
+    expect(await registry.unfinishedMoves('m', 'live')).toEqual([]);
+
+    const repaired = await registry.setAlias('m', 'live', 2, { why: 'repair' });
+    expect([repaired.from, repaired.to]).toEqual([1, 2]);
+    expect((await registry.getAlias('m', 'live'))?.version).toBe(2);
+    expect(await registry.listAliases('m')).toEqual({ live: 2, staging: 2 });
+    expect(moves(await registry.history('m', 'live'))).toEqual(['null->1', '1->2']);
+  });
+
+  it('a pointer that names no recorded move is rewritten from the history by the next move', async () => {
+    const store = new MemoryObjectStore();
+    const registry = new ModelRegistry(store);
+    for (let i = 0; i < 3; i++) await registry.publish('m', files(`v${i}`), input);
+    await registry.setAlias('m', 'live', 1);
+    await registry.setAlias('m', 'live', 2);
+    await store.put(keys.alias('m', 'live'), JSON.stringify({ version: 3, seq: 9, eventId: 'forged' }));
+    expect(moves(await registry.history('m'))).toEqual(['null->1', '1->2']);
+    const next = await registry.setAlias('m', 'live', 3);
+    expect([next.from, next.to]).toEqual([2, 3]);
+    expect(moves(await registry.history('m'))).toEqual(['null->1', '1->2', '2->3']);
+  });
+});
+
+describe('version numbers', () => {
+  it('20 concurrent publishes get unique numbers; a gap is a number claimed but never committed, and stays invisible', async () => {
+    const store = new LaxStore();
+    const registry = new ModelRegistry(store, { retry: { minDelayMs: 1, maxDelayMs: 20, attempts: 400 } });
+    const published = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => registry.publish('m', files(`p${i}`), input)),
+    );
+    const numbers = published.map((m) => m.version).sort((a, b) => a - b);
+    expect(new Set(numbers).size).toBe(20);
+    expect(await registry.listVersions('m')).toEqual(numbers);
+    for (const meta of published) {
+      const { files: stored } = await registry.readVersion('m', meta.version);
+      expect(new TextDecoder().decode(stored.get('model.json'))).toBe(
+        JSON.stringify({ tag: `p${published.indexOf(meta)}` }),
+      );
+    }
+    // Every number below the highest that is not a version was claimed and never committed: it
+    // holds no version file, and cannot be promoted.
+    const highest = numbers.at(-1)!;
+    for (let n = 1; n <= highest; n++) {
+      if (numbers.includes(n)) continue;
+      expect(store.keys(keys.version('m', n))).toEqual([]);
+      await expect(registry.setAlias('m', 'live', n)).rejects.toThrow(NotFoundError);
+    }
+  });
+
+  it('reuses a top number whose claims all lost, and skips one a dead publisher holds', async () => {
+    const store = new MemoryObjectStore();
+    const registry = new ModelRegistry(store);
+    await registry.publish('m', files('a'), input);
+    await store.put(`${keys.claims('m', 2)}x.json`, '{}');
+    await store.put(`${keys.claims('m', 2)}x.lost`, 'lost');
+    expect((await registry.publish('m', files('b'), input)).version).toBe(2);
+    await store.put(`${keys.claims('m', 3)}dead.json`, '{}'); // a publisher that died after claiming
+    expect((await registry.publish('m', files('c'), input)).version).toBe(4);
+    expect(await registry.listVersions('m')).toEqual([1, 2, 4]);
   });
 });

@@ -4,9 +4,11 @@ import { InvalidNameError } from '../errors.js';
  * Key layout of the registry bucket, in the spirit of TensorFlow Serving's base path:
  *
  *   models/<model>/versions/<n>/model.json, weight shards, metadata.json (written last: the commit)
- *   models/<model>/claims/<n>/<id>                  version-number claims (see claim.ts)
+ *   models/<model>/claims/<n>/<id>.json             version-number claims; <id>.lost marks one
+ *                                                   that lost (see claim.ts); `aiaas gc` removes them
  *   models/<model>/aliases/<alias>.json             the alias pointer (cheap conditional GET)
- *   models/<model>/aliases/<alias>/history/<seq>/<id>.json   append-only alias history
+ *   models/<model>/aliases/<alias>/history/<seq>/<id>.json   append-only alias history: each a
+ *                                                   move's claim of slot <seq> (<id>.lost: it lost)
  *   models/<model>/reports/<n>/...                  training reports
  *   datasets/<model>/...                            training data (CSV)
  *

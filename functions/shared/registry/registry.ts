@@ -1,6 +1,8 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { monotonicMs } from '../clock.js';
 import { randomId, sha256 } from '../digest.js';
 import { ConflictError, IntegrityError, InvalidNameError, NotFoundError } from '../errors.js';
-import { claimSlot, type RetryOptions, withClaimRetries } from './claim.js';
+import { claimSlot, type RetryOptions, type SlotClaim, slotClaims, withClaimRetries } from './claim.js';
 import {
   assertAliasName,
   assertFileName,
@@ -20,8 +22,12 @@ import type {
 } from './types.js';
 
 const JSON_TYPE = 'application/json';
-/** A history slot still holding several entries after this long was left by a crashed writer. */
-const STALE_CLAIM_MS = 30_000;
+/**
+ * How long a mover lets an unfinished move (a won history slot whose pointer is not written yet)
+ * finish before finishing it itself, and how long it waits on a slot it cannot decide before
+ * skipping it. Correctness does not depend on it: finishing a move twice writes the same pointer.
+ */
+export const DEFAULT_SETTLE_MS = 2_000;
 /**
  * A version whose files come to at most this many bytes rides in its alias pointers whole
  * (AliasPointer.inline): ~85 KiB of base64 at most (plus the metadata), a few ms to fetch from S3,
@@ -29,6 +35,15 @@ const STALE_CLAIM_MS = 30_000;
  */
 export const INLINE_LIMIT_BYTES = 64 * 1024;
 const decoder = new TextDecoder();
+
+/** An alias pointer as stored: absent, readable, or there but not a pointer (then `reason` says why). */
+export type PointerRead =
+  | { readonly state: 'absent' }
+  | { readonly state: 'ok'; readonly pointer: AliasPointer & { etag: string } }
+  | { readonly state: 'damaged'; readonly etag: string; readonly reason: string };
+
+/** What `aliasStates` reports for one alias. */
+export type AliasState = { readonly version: number } | { readonly damaged: string };
 
 function parseJson<T>(object: StoredObject, what: string): T {
   try {
@@ -65,7 +80,28 @@ export interface RegistryOptions {
   /** Who acts, recorded in metadata and alias history. @default $AIAAS_ACTOR, $USER, or 'aiaas' */
   readonly actor?: string;
   readonly retry?: RetryOptions;
+  /** See DEFAULT_SETTLE_MS. @default 2 seconds */
+  readonly settleMs?: number;
 }
+
+/** A history slot's state as a mover sees it (see `moveState`). */
+type MoveState =
+  | {
+      readonly kind: 'settled';
+      /** The move the alias is at: the pointer's event, or the one being repaired. */
+      readonly head?: AliasEvent;
+      readonly nextSeq: number;
+    }
+  /** A won (or possibly won) slot above the head whose pointer is not written: finish it. */
+  | {
+      readonly kind: 'unfinished';
+      readonly event: AliasEvent;
+      readonly claim: SlotClaim;
+      /** The pointer is damaged or names no recorded move: repaired at once. */
+      readonly repair?: boolean;
+    }
+  /** A slot above the head with several unmarked claims: wait, then skip it. */
+  | { readonly kind: 'undecided'; readonly seq: number; readonly claims: readonly SlotClaim[] };
 
 /**
  * The model registry: immutable numbered versions, aliases with an append-only history, over any
@@ -236,16 +272,16 @@ export class ModelRegistry {
     }
     if (!files.some((f) => f.name === 'model.json')) throw new IntegrityError('A version needs a model.json');
 
-    const claimId = randomId();
     const version = await withClaimRetries(
       `allocating a version of ${model}`,
       async () => {
-        const next = (await this.highestNumber(model)) + 1;
+        const next = await this.nextNumber(model);
+        // A fresh id each attempt: a claim once marked lost must never be taken for a new one.
         const claim = await claimSlot(
           this.store,
           keys.claims(model, next),
           JSON.stringify({ by: this.actor, at: new Date().toISOString() }),
-          claimId,
+          randomId(),
         );
         return claim.won ? next : undefined;
       },
@@ -290,18 +326,28 @@ export class ModelRegistry {
     return metadata;
   }
 
-  /** Highest version number committed or claimed, 0 when none. */
-  private async highestNumber(model: string): Promise<number> {
+  /**
+   * The number to claim next: one above every number committed, uploaded to or claimed by a
+   * contender that has not lost. A number whose claims all lost is free again when nothing above
+   * it is taken; below a taken one it stays a gap (see README: version numbers).
+   */
+  private async nextNumber(model: string): Promise<number> {
     const [versions, claims] = await Promise.all([
       this.store.listPrefixes(keys.versions(model)),
-      this.store.listPrefixes(keys.claimsRoot(model)),
+      this.store.list(keys.claimsRoot(model)),
     ]);
     let highest = 0;
-    for (const prefix of [...versions, ...claims]) {
+    for (const prefix of versions) {
       const n = Number(/\/(\d+)\/$/.exec(prefix)?.[1] ?? 0);
       if (n > highest) highest = n;
     }
-    return highest;
+    const root = keys.claimsRoot(model);
+    for (const prefix of new Set(claims.map(({ key }) => /^\d+\//.exec(key.slice(root.length))?.[0]))) {
+      if (!prefix) continue;
+      const n = Number(prefix.slice(0, -1));
+      if (n > highest && slotClaims(claims, `${root}${prefix}`).some((claim) => !claim.lost)) highest = n;
+    }
+    return highest + 1;
   }
 
   /** Writes an extra object under the model's report folder (training curves and the like). */
@@ -313,11 +359,14 @@ export class ModelRegistry {
     contentType: string,
   ) {
     const key = `${keys.reports(model, version)}${assertFileName(name)}`;
-    await this.store.put(key, body, { contentType });
+    await this.store.put(key, body, { contentType, ifNoneMatch: '*' });
     return key;
   }
 
-  /** The alias pointer, or undefined when the alias was never set. */
+  /**
+   * The alias pointer, or undefined when the alias was never set. Throws IntegrityError, naming
+   * the alias object, when the object is there but is not a pointer.
+   */
   async getAlias(
     model: string,
     alias: string = DEFAULT_ALIAS,
@@ -338,10 +387,23 @@ export class ModelRegistry {
     return { ...this.parsePointer(object, model, alias), etag: object.etag };
   }
 
+  /** The alias pointer as stored, a damaged one reported rather than thrown. Store faults throw. */
+  async readPointer(model: string, alias: string): Promise<PointerRead> {
+    const object = await this.store.get(keys.alias(model, alias));
+    if (!object) return { state: 'absent' };
+    try {
+      return { state: 'ok', pointer: { ...this.parsePointer(object, model, alias), etag: object.etag } };
+    } catch (error) {
+      if (!(error instanceof IntegrityError)) throw error;
+      return { state: 'damaged', etag: object.etag, reason: error.message };
+    }
+  }
+
   private parsePointer(object: StoredObject, model: string, alias: string): AliasPointer {
-    const pointer = parseJson<AliasPointer>(object, `alias ${model}@${alias}`);
+    const what = `alias ${model}@${alias} (${keys.alias(model, alias)})`;
+    const pointer = parseJson<AliasPointer>(object, what);
     if (!Number.isInteger(pointer?.version) || pointer.version < 1) {
-      throw new IntegrityError(`alias ${model}@${alias} does not name a version`);
+      throw new IntegrityError(`${what} does not name a version`);
     }
     // The file list is a shortcut, not the truth (metadata.json is): one that is not well formed is
     // ignored rather than allowed to fail a good version.
@@ -360,62 +422,60 @@ export class ModelRegistry {
     return checked;
   }
 
-  /** Aliases of a model and the versions they point to. */
+  /** Aliases of a model and the versions they point to; a damaged alias object is left out (see aliasStates). */
   async listAliases(model: string): Promise<Record<string, number>> {
-    const objects = await this.store.list(keys.aliasesRoot(model));
-    const root = keys.aliasesRoot(model);
     const out: Record<string, number> = {};
-    await Promise.all(
-      objects
-        .map((o) => /^([^/]+)\.json$/.exec(o.key.slice(root.length))?.[1])
-        .filter((name): name is string => !!name)
-        .map(async (alias) => {
-          const pointer = await this.getAlias(model, alias);
-          if (pointer) out[alias] = pointer.version;
-        }),
-    );
+    for (const [alias, state] of Object.entries(await this.aliasStates(model))) {
+      if ('version' in state) out[alias] = state.version;
+    }
     return out;
   }
 
   /**
-   * The alias history, oldest first. Each event occupies one sequence slot; a slot briefly holding
-   * two entries (a race being decided) is resolved by the pointer or left out until decided.
+   * Every alias of a model: the version it points to, or why its object is damaged (a promote
+   * writes a fresh pointer over it). One damaged alias never hides the others.
+   */
+  async aliasStates(model: string): Promise<Record<string, AliasState>> {
+    const objects = await this.store.list(keys.aliasesRoot(model));
+    const root = keys.aliasesRoot(model);
+    const out: Record<string, AliasState> = {};
+    await Promise.all(
+      objects
+        .map((o) => /^([^/]+)\.json$/.exec(o.key.slice(root.length))?.[1])
+        .filter((name): name is string => !!name && isAliasName(name))
+        .map(async (alias) => {
+          const read = await this.readPointer(model, alias);
+          if (read.state === 'ok') out[alias] = { version: read.pointer.version };
+          else if (read.state === 'damaged') out[alias] = { damaged: read.reason };
+        }),
+    );
+    return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
+  }
+
+  /**
+   * The alias history, oldest first: exactly the moves the alias made. It is the chain that ends at
+   * the move the pointer names, each move naming the one before it (`prev`). A move whose mover
+   * died before writing the pointer is not in it until the next move finishes it (see
+   * `unfinishedMoves`). With a damaged pointer, the chain ends at the newest decided move.
    */
   async history(model: string, alias: string = DEFAULT_ALIAS): Promise<AliasEvent[]> {
-    const root = keys.history(model, alias);
-    const [objects, pointer] = await Promise.all([this.store.list(root), this.getAlias(model, alias)]);
-    const slots = new Map<number, string[]>();
-    for (const { key } of objects) {
-      const seq = Number(key.slice(root.length).split('/')[0]);
-      if (!Number.isInteger(seq)) continue;
-      slots.set(seq, [...(slots.get(seq) ?? []), key]);
-    }
-    const read = new Map<string, AliasEvent>();
-    await Promise.all(
-      objects.map(async ({ key }) => {
-        const object = await this.store.get(key);
-        if (object) read.set(key, parseJson<AliasEvent>(object, `history entry ${key}`));
-      }),
-    );
-    // Newest first: a slot holding several entries is settled by the pointer, or by the `prev`
-    // of the event decided after it.
-    const events: AliasEvent[] = [];
-    let prev: string | null | undefined;
-    for (const [seq, entries] of [...slots].sort((a, b) => b[0] - a[0])) {
-      const id = entries.length === 1 ? undefined : pointer?.seq === seq ? pointer.eventId : prev;
-      const key =
-        entries.length === 1 ? entries[0] : id ? entries.find((k) => k.endsWith(`/${id}.json`)) : undefined;
-      const event = key ? read.get(key) : undefined;
-      prev = event?.prev;
-      if (event) events.unshift(event);
-    }
-    return events;
+    const { slots, head, pointer } = await this.chainHead(model, alias);
+    const events = await this.chainTo(slots, head);
+    // No pointer: the newest recorded move never reached it (the alias was never set by it).
+    return pointer.state === 'absent' ? events.slice(0, -1) : events;
+  }
+
+  /** Moves recorded above the pointer's and not finished yet: the next move finishes or drops them. */
+  async unfinishedMoves(model: string, alias: string = DEFAULT_ALIAS): Promise<AliasEvent[]> {
+    const state = await this.moveState(model, alias, new Set());
+    return state.kind === 'unfinished' && !state.repair ? [state.event] : [];
   }
 
   /**
    * Moves an alias to a version, recording the move in the history first (the history is the
    * truth; the pointer is what functions poll). Concurrent moves are serialized: each lands in its
-   * own history slot, none is lost.
+   * own history slot, none is lost. A move left unfinished by a mover that died is finished first
+   * (its pointer written) after at most `settleMs`, so it never blocks the alias for longer.
    */
   async setAlias(
     model: string,
@@ -427,76 +487,113 @@ export class ModelRegistry {
     assertAliasName(alias);
     parseVersion(version);
     const target = await this.getMetadata(model, version); // the target must be a committed version
-    const id = randomId();
-    const event = await withClaimRetries(
-      `moving ${model}@${alias}`,
-      async () => {
-        const latest = await this.latestEvent(model, alias);
-        if (latest === 'contended') return undefined;
-        const { seq, current } = latest;
-        const from = current?.to ?? null;
-        if (options.expectedVersion !== undefined && options.expectedVersion !== from) {
-          throw new ConflictError(
-            `${model}@${alias} points to ${from ?? 'nothing'}, not ${options.expectedVersion}: it was moved meanwhile`,
+    const mine = new Set<string>(); // ids of this call's claims: one finished by another mover is ours
+    const skip = new Set<number>();
+    const waiting = new Map<string, number>();
+    for (let round = 0; round < 10; round++) {
+      const event = await withClaimRetries(
+        `moving ${model}@${alias}`,
+        async () => {
+          const state = await this.moveState(model, alias, skip);
+          if (state.kind === 'unfinished') {
+            if (state.repair || this.settled(state.claim.key, state.claim.lastModified, waiting)) {
+              await this.writePointer(state.event);
+            } else await sleep(25 + Math.random() * 75);
+            return undefined;
+          }
+          if (state.kind === 'undecided') {
+            const key = `slot ${state.seq}`;
+            const newest = Math.max(...state.claims.map((c) => c.lastModified?.getTime() ?? Date.now()));
+            if (this.settled(key, new Date(newest), waiting)) skip.add(state.seq);
+            else await sleep(25 + Math.random() * 75);
+            return undefined;
+          }
+          const { head, nextSeq } = state;
+          if (head && mine.has(head.id)) return head;
+          const from = head?.to ?? null;
+          if (options.expectedVersion !== undefined && options.expectedVersion !== from) {
+            throw new ConflictError(
+              `${model}@${alias} points to ${from ?? 'nothing'}, not ${options.expectedVersion}: it was moved meanwhile`,
+            );
+          }
+          // A fresh id each attempt: a claim once marked lost must never be taken for a new one.
+          const id = randomId();
+          mine.add(id);
+          const candidate: AliasEvent = {
+            id,
+            seq: nextSeq,
+            model,
+            alias,
+            kind: options.kind ?? 'promote',
+            from,
+            to: version,
+            at: new Date().toISOString(),
+            who: options.who ?? this.actor,
+            why: options.why ?? '',
+            ...(options.details ? { details: options.details } : {}),
+            prev: head?.id ?? null,
+          };
+          const claim = await claimSlot(
+            this.store,
+            keys.historySlot(model, alias, nextSeq),
+            JSON.stringify(candidate),
+            id,
           );
-        }
-        const candidate: AliasEvent = {
-          id,
-          seq: seq + 1,
-          model,
-          alias,
-          kind: options.kind ?? 'promote',
-          from,
-          to: version,
-          at: new Date().toISOString(),
-          who: options.who ?? this.actor,
-          why: options.why ?? '',
-          ...(options.details ? { details: options.details } : {}),
-          prev: current?.id ?? null,
-        };
-        const claim = await claimSlot(
-          this.store,
-          keys.historySlot(model, alias, seq + 1),
-          JSON.stringify(candidate),
-          id,
-        );
-        return claim.won ? candidate : undefined;
-      },
-      this.options.retry,
-    );
-    await this.writePointer(event, target);
-    return event;
+          return claim.won ? candidate : undefined;
+        },
+        this.options.retry,
+      );
+      if (await this.writePointer(event, target)) return event;
+      // Another mover finished a different move in this slot first (it waited out ours): this
+      // move was not made. Made again on top of it, unless the caller asked for a compare-and-swap.
+      if (options.expectedVersion !== undefined) {
+        throw new ConflictError(`${model}@${alias} was moved meanwhile; v${version} was not promoted`);
+      }
+    }
+    throw new ConflictError(`Gave up on moving ${model}@${alias}: it kept being moved meanwhile; try again`);
+  }
+
+  /** Whether a wait on `key` is over: it is older than settleMs, or this mover has waited that long. */
+  private settled(key: string, lastModified: Date | undefined, waiting: Map<string, number>): boolean {
+    const settleMs = this.options.settleMs ?? DEFAULT_SETTLE_MS;
+    if (lastModified && Date.now() - lastModified.getTime() >= settleMs) return true;
+    const now = monotonicMs();
+    const since = waiting.get(key) ?? now;
+    waiting.set(key, since);
+    return now - since >= settleMs;
   }
 
   /**
-   * Points the alias at the newest decided event of its history. Moves can finish out of order
-   * and clocks can disagree, so the history (not the old pointer) decides: after each write the
-   * history is read again, until the pointer matches its newest event.
+   * Writes the alias pointer for `event` unless the pointer already names it or a later move.
+   * Returns whether `event` is one of the alias's moves: false when another move of the same slot
+   * (or one not built on `event`) got the pointer first. Writes are conditional on the pointer
+   * read (If-Match, or If-None-Match when there is none), so where S3 enforces them a stale write
+   * never lands.
    */
-  private async writePointer(won: AliasEvent, wonMetadata: VersionMetadata): Promise<void> {
-    let event = won;
-    let metadata: VersionMetadata | undefined = wonMetadata;
+  private async writePointer(event: AliasEvent, known?: VersionMetadata): Promise<boolean> {
+    let metadata = known?.version === event.to ? known : undefined;
     let inline: InlineVersion | null | undefined; // null: read, and not carried
     for (let attempt = 0; attempt < 10; attempt++) {
-      const latest = await this.latestEvent(event.model, event.alias);
-      if (latest !== 'contended' && latest.current && latest.current.seq > event.seq) event = latest.current;
-      // The file list and the copy are shortcuts for readers: if a newer event's version cannot be
-      // read now, the pointer goes without them rather than the recorded move going without a
-      // pointer. Read before the current pointer, to keep the window for a conflicting write short.
-      if (metadata?.version !== event.to) {
-        metadata = await this.getMetadata(event.model, event.to).catch(() => undefined);
-        inline = undefined;
+      const read = await this.readPointer(event.model, event.alias);
+      const at = read.state === 'ok' && isChained(read.pointer) ? read.pointer : undefined;
+      if (at && at.seq === event.seq && at.eventId === event.id) return true;
+      if (at && at.seq >= event.seq) {
+        // A pointer naming a move the history does not hold is damaged: it is replaced.
+        const verdict = await this.inChain(event, at);
+        if (verdict !== 'unrecorded') return verdict === 'in';
       }
-      if (metadata?.version === event.to && inline === undefined) {
+      // The file list and the copy are shortcuts for readers: if the version cannot be read now,
+      // the pointer goes without them rather than the recorded move going without a pointer.
+      metadata ??= await this.getMetadata(event.model, event.to).catch(() => undefined);
+      if (metadata && inline === undefined) {
         // Tried once more after a store fault: a pointer written without its copy stays without one
         // until the alias moves again.
+        const read = metadata;
         inline =
-          (await this.inlineVersion(metadata)
-            .catch(() => this.inlineVersion(metadata!))
+          (await this.inlineVersion(read)
+            .catch(() => this.inlineVersion(read))
             .catch(() => undefined)) ?? null;
       }
-      const current = await this.getAlias(event.model, event.alias).catch(() => undefined);
-      if (current && current.seq === event.seq && current.eventId === event.id) return;
       const pointer: AliasPointer = {
         model: event.model,
         alias: event.alias,
@@ -504,21 +601,179 @@ export class ModelRegistry {
         seq: event.seq,
         eventId: event.id,
         updatedAt: event.at,
-        ...(metadata?.version === event.to ? { files: metadata.files } : {}),
+        ...(metadata ? { files: metadata.files } : {}),
         ...(inline ? { inline } : {}),
       };
       try {
         await this.store.put(keys.alias(event.model, event.alias), JSON.stringify(pointer), {
           contentType: JSON_TYPE,
-          ...(current ? { ifMatch: current.etag } : {}),
+          ...(read.state === 'absent'
+            ? { ifNoneMatch: '*' as const }
+            : { ifMatch: read.state === 'ok' ? read.pointer.etag : read.etag }),
         });
       } catch (error) {
         if (!(error instanceof ConflictError)) throw error;
       }
     }
     throw new ConflictError(
-      `${won.model}@${won.alias}: the move was recorded, but the alias pointer kept changing; run the command again`,
+      `${event.model}@${event.alias}: the move was recorded, but the alias pointer kept changing; run the command again`,
     );
+  }
+
+  /**
+   * Whether `event` is in the chain that ends at the pointer `at` (walks `prev` back to its slot),
+   * or 'unrecorded' when the pointer names a move the history does not hold.
+   */
+  private async inChain(event: AliasEvent, at: AliasPointer): Promise<'in' | 'out' | 'unrecorded'> {
+    const { slots } = await this.listHistory(event.model, event.alias);
+    let id: string | null = at.eventId;
+    let seq = at.seq;
+    for (let steps = 0; id !== null && seq >= event.seq && steps < 10_000; steps++) {
+      if (id === event.id && seq === event.seq) return 'in';
+      const current = await this.readEvent(slots, seq, id);
+      if (!current) return steps === 0 ? 'unrecorded' : 'out';
+      ({ id, seq } = this.prevOf(slots, current) ?? { id: null, seq: 0 });
+    }
+    return 'out';
+  }
+
+  /** The history's claims by slot. */
+  private async listHistory(model: string, alias: string): Promise<{ slots: Map<number, SlotClaim[]> }> {
+    const root = keys.history(model, alias);
+    const objects = await this.store.list(root);
+    const bySlot = new Map<number, ListedObject[]>();
+    for (const object of objects) {
+      const part = object.key.slice(root.length).split('/')[0] ?? '';
+      if (!/^\d+$/.test(part)) continue;
+      const seq = Number(part);
+      bySlot.set(seq, [...(bySlot.get(seq) ?? []), object]);
+    }
+    const slots = new Map<number, SlotClaim[]>();
+    for (const [seq, listed] of bySlot)
+      slots.set(seq, slotClaims(listed, keys.historySlot(model, alias, seq)));
+    return { slots };
+  }
+
+  /** One history entry, by slot and id; undefined when it is not there. */
+  private async readEvent(
+    slots: ReadonlyMap<number, readonly SlotClaim[]>,
+    seq: number,
+    id: string,
+  ): Promise<AliasEvent | undefined> {
+    const claim = slots.get(seq)?.find((c) => c.id === id);
+    if (!claim) return undefined;
+    const object = await this.store.get(claim.key);
+    if (!object) return undefined;
+    const event = parseJson<AliasEvent>(object, `alias history entry ${claim.key}`);
+    return event?.id === id && event.seq === seq ? event : undefined;
+  }
+
+  /**
+   * The move before `event`: the one its `prev` names, or, for entries written before `prev`
+   * existed, the only claim of the nearest slot below.
+   */
+  private prevOf(
+    slots: ReadonlyMap<number, readonly SlotClaim[]>,
+    event: AliasEvent,
+  ): { id: string; seq: number } | undefined {
+    if (event.prev === null) return undefined;
+    if (typeof event.prev === 'string') {
+      const seq = slotOf(slots).get(event.prev);
+      return seq !== undefined && seq < event.seq ? { id: event.prev, seq } : undefined;
+    }
+    const below = [...slots.keys()].filter((seq) => seq < event.seq).sort((a, b) => b - a)[0];
+    const claims = below === undefined ? [] : slots.get(below)!;
+    return below !== undefined && claims.length === 1 ? { id: claims[0]!.id, seq: below } : undefined;
+  }
+
+  /** The chain of moves ending at `head`, oldest first. */
+  private async chainTo(
+    slots: ReadonlyMap<number, readonly SlotClaim[]>,
+    head: AliasEvent | undefined,
+  ): Promise<AliasEvent[]> {
+    if (!head) return [];
+    // Read together rather than one round trip per move: every claim that may be in the chain.
+    const read = new Map<string, AliasEvent>();
+    await Promise.all(
+      [...slots]
+        .filter(([seq]) => seq < head.seq)
+        .flatMap(([seq, claims]) => claims.filter((c) => !c.lost).map((c) => [seq, c.id] as const))
+        .map(async ([seq, id]) => {
+          const event = await this.readEvent(slots, seq, id);
+          if (event) read.set(`${seq}/${id}`, event);
+        }),
+    );
+    const events: AliasEvent[] = [];
+    let current: AliasEvent | undefined = head;
+    while (current && events.length <= slots.size) {
+      events.unshift(current);
+      const prev = this.prevOf(slots, current);
+      current = prev
+        ? (read.get(`${prev.seq}/${prev.id}`) ?? (await this.readEvent(slots, prev.seq, prev.id)))
+        : undefined;
+    }
+    return events;
+  }
+
+  /**
+   * The history's slots and the move the alias is at: the one the pointer names, or, when the
+   * pointer is absent, damaged or names no recorded move, the newest slot's only unmarked claim.
+   */
+  private async chainHead(
+    model: string,
+    alias: string,
+  ): Promise<{ slots: Map<number, SlotClaim[]>; head?: AliasEvent; pointer: PointerRead }> {
+    const [{ slots }, pointer] = await Promise.all([
+      this.listHistory(model, alias),
+      this.readPointer(model, alias),
+    ]);
+    if (pointer.state === 'ok' && isChained(pointer.pointer)) {
+      const head = await this.readEvent(slots, pointer.pointer.seq, pointer.pointer.eventId);
+      if (head) return { slots, head, pointer };
+    }
+    if (pointer.state === 'absent' && slots.size === 0) return { slots, pointer };
+    for (const seq of [...slots.keys()].sort((a, b) => b - a)) {
+      const open = slots.get(seq)!.filter((c) => !c.lost);
+      if (open.length !== 1) continue;
+      const head = await this.readEvent(slots, seq, open[0]!.id);
+      if (head) return { slots, head, pointer };
+    }
+    return { slots, pointer };
+  }
+
+  /**
+   * Where the next move goes. The head is the move the pointer names (repaired when the pointer is
+   * absent or damaged: the newest decided move). Above it, a slot with exactly one unmarked claim
+   * built on the head is a move that won (or may have) and whose pointer is not written: the mover
+   * must finish it first. Finishing it is always safe: while that claim is unmarked no other claim
+   * of its slot can win. A slot with several unmarked claims cannot be told apart (one may have
+   * won): the mover waits, then skips it (`skip`). Claims built on another move are void.
+   */
+  private async moveState(model: string, alias: string, skip: ReadonlySet<number>): Promise<MoveState> {
+    const { slots, head, pointer } = await this.chainHead(model, alias);
+    const confirmed = pointer.state === 'ok' && head !== undefined && pointer.pointer.eventId === head.id;
+    if (head && !confirmed) {
+      // No usable pointer: the newest decided move is the head, and is finished (its pointer written) first.
+      const claim = slots.get(head.seq)!.find((c) => c.id === head.id)!;
+      return { kind: 'unfinished', event: head, claim, repair: pointer.state !== 'absent' };
+    }
+    const above = [...slots.keys()].filter((seq) => seq > (head?.seq ?? 0)).sort((a, b) => b - a);
+    for (const seq of above) {
+      if (skip.has(seq)) continue;
+      const open = slots.get(seq)!.filter((c) => !c.lost);
+      if (open.length === 1) {
+        const event = await this.readEvent(slots, seq, open[0]!.id);
+        if (event && event.prev === (head?.id ?? null) && event.from === (head?.to ?? null)) {
+          return { kind: 'unfinished', event, claim: open[0]! };
+        }
+      } else if (open.length > 1) {
+        return { kind: 'undecided', seq, claims: open };
+      }
+    }
+    const top = above[0];
+    const free = top !== undefined && !skip.has(top) && slots.get(top)!.every((c) => c.lost);
+    const highest = Math.max(head?.seq ?? 0, ...slots.keys());
+    return { kind: 'settled', ...(head ? { head } : {}), nextSeq: free ? top : highest + 1 };
   }
 
   /**
@@ -544,59 +799,6 @@ export class ModelRegistry {
     );
     if (read.some((entry) => entry === undefined)) return undefined;
     return { metadata, files: Object.fromEntries(read as (readonly [string, string])[]) };
-  }
-
-  /**
-   * The newest history slot and the alias state it holds. A top slot still being contended (more
-   * than one entry, written recently) makes the caller wait, so no move is based on a state that
-   * is about to change; one left contended by a crashed writer counts as void after a while.
-   */
-  private async latestEvent(
-    model: string,
-    alias: string,
-  ): Promise<{ seq: number; current?: AliasEvent } | 'contended'> {
-    const root = keys.history(model, alias);
-    const bySlot = new Map<number, ListedObject[]>();
-    for (const object of await this.store.list(root)) {
-      const seq = Number(object.key.slice(root.length).split('/')[0]);
-      if (Number.isInteger(seq)) bySlot.set(seq, [...(bySlot.get(seq) ?? []), object]);
-    }
-    const seqs = [...bySlot.keys()].sort((a, b) => b - a);
-    const top = seqs[0] ?? 0;
-    let pointer: AliasPointer | undefined | null = null; // read once, only if a slot needs it
-    for (const seq of seqs) {
-      const entries = bySlot.get(seq)!;
-      let key = entries.length === 1 ? entries[0]!.key : undefined;
-      if (key && seq === top) {
-        // One entry is not yet a decision: it may be a winner that has not written the pointer,
-        // or the last of two losers about to remove its entry. Until the pointer names it (or it
-        // goes stale), a move based on it could chain onto a move that never happened.
-        if (pointer === null) pointer = await this.getAlias(model, alias).catch(() => undefined);
-        const confirmed = pointer?.seq === seq && key.endsWith(`/${pointer.eventId}.json`);
-        const pending = (pointer?.seq ?? 0) === seq - 1;
-        const fresh = entries.some(
-          (e) => !e.lastModified || Date.now() - e.lastModified.getTime() < STALE_CLAIM_MS,
-        );
-        if (!confirmed && pending && fresh) return 'contended';
-      }
-      if (!key) {
-        // Several entries: the winner already wrote the pointer, or a loser has not removed its
-        // entry yet (or died before it could). The pointer settles it; otherwise wait, and treat
-        // a slot still undecided after STALE_CLAIM_MS as void.
-        if (pointer === null) pointer = await this.getAlias(model, alias).catch(() => undefined);
-        const eventId = pointer?.seq === seq ? pointer.eventId : undefined;
-        if (eventId) key = entries.find((e) => e.key.endsWith(`/${eventId}.json`))?.key;
-        const fresh = entries.some(
-          (e) => !e.lastModified || Date.now() - e.lastModified.getTime() < STALE_CLAIM_MS,
-        );
-        if (!key && seq === top && fresh) return 'contended';
-        if (!key) continue;
-      }
-      const object = await this.store.get(key);
-      if (!object) return 'contended'; // deleted since listed: a loser backing off
-      return { seq: top, current: parseJson<AliasEvent>(object, 'alias history entry') };
-    }
-    return { seq: top };
   }
 
   /**
@@ -665,6 +867,33 @@ export class ModelRegistry {
       removed.push(key);
     }
     return removed;
+  }
+}
+
+const slotIndex = new WeakMap<ReadonlyMap<number, readonly SlotClaim[]>, Map<string, number>>();
+
+/** Claim id → its slot, built once per listing. */
+function slotOf(slots: ReadonlyMap<number, readonly SlotClaim[]>): Map<string, number> {
+  let index = slotIndex.get(slots);
+  if (!index) {
+    index = new Map();
+    for (const [seq, claims] of slots) for (const claim of claims) index.set(claim.id, seq);
+    slotIndex.set(slots, index);
+  }
+  return index;
+}
+
+/** A pointer that names its move (every pointer this registry writes does). */
+function isChained(pointer: AliasPointer): boolean {
+  return Number.isSafeInteger(pointer.seq) && pointer.seq >= 1 && typeof pointer.eventId === 'string';
+}
+
+function isAliasName(name: string): boolean {
+  try {
+    assertAliasName(name);
+    return true;
+  } catch {
+    return false;
   }
 }
 

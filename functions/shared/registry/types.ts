@@ -3,6 +3,11 @@ export interface TensorSpec {
   readonly name: string;
   readonly dtype: 'float32' | 'int32' | 'bool' | 'string' | 'complex64';
   readonly shape: readonly (number | null)[];
+  /**
+   * Set when the input feeds an Embedding layer (Keras's `input_dim`): its values are ids from 0 to
+   * vocabularySize - 1, checked in requests before tfjs's gather would throw on any other.
+   */
+  readonly vocabularySize?: number;
 }
 
 export interface Signature {
@@ -88,7 +93,11 @@ export interface AliasEvent {
   readonly why: string;
   /** Numbers behind the decision (gate metrics, thresholds), when there are any. */
   readonly details?: Readonly<Record<string, unknown>>;
-  /** Id of the event this one followed: settles a slot a crashed contender left ambiguous. */
+  /**
+   * Id of the move this one was made on top of (null for the first): the history is the chain of
+   * these links ending at the move the alias pointer names. Absent in entries written before it
+   * existed (then the previous slot's only entry is the one before).
+   */
   readonly prev?: string | null;
 }
 

@@ -1,0 +1,120 @@
+/**
+ * The registry's maintenance paths against s3rver on loopback, through the module and the real CLI:
+ * `aiaas gc` (LastModified as S3 lists it, real deletes) and a damaged alias object.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collectGarbage, DEFAULT_GC_AGE_MS } from '../../functions/shared/registry/gc.js';
+import { keys } from '../../functions/shared/registry/layout.js';
+import type { ArtifactFile } from '../../functions/shared/registry/types.js';
+import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
+
+let s3: LocalS3;
+let dir: string;
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'aiaas-gc-'));
+  s3 = await startLocalS3({ directory: dir });
+});
+afterAll(async () => {
+  await s3?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const files = (tag: string): ArtifactFile[] => [
+  { name: 'model.json', bytes: new TextEncoder().encode(JSON.stringify({ tag })) },
+  { name: 'group1-shard1of1.bin', bytes: new Uint8Array(64) },
+];
+const input = {
+  format: 'layers-model',
+  signature: { inputs: [], outputs: [] },
+  metrics: {},
+  source: { kind: 'publish' },
+  parent: null,
+} as const;
+
+async function cli(...args: string[]) {
+  const { stdout, stderr } = await promisify(execFile)(
+    join(process.cwd(), 'node_modules/.bin/tsx'),
+    ['scripts/cli/main.ts', ...args],
+    {
+      env: {
+        PATH: process.env.PATH,
+        AIAAS_S3_ENDPOINT: s3.endpoint,
+        AIAAS_BUCKET: s3.bucket,
+        AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+        AWS_REGION: 'us-east-1',
+      },
+      encoding: 'utf8',
+      timeout: 60_000,
+    },
+  );
+  return { stdout, stderr };
+}
+
+describe('aiaas gc on s3rver', () => {
+  it('removes a killed publish once old enough, and nothing a reader or a later publish needs', async () => {
+    const { registry } = s3;
+    await registry.publish('gc', files('a'), input);
+    await registry.setAlias('gc', 'live', 1);
+    // A 52 MB publish killed half way, scaled down: its claim and a shard, no metadata.json.
+    await registry.store.put(`${keys.claims('gc', 2)}dead.json`, '{}');
+    await registry.store.put(keys.file('gc', 2, 'group1-shard1of2.bin'), new Uint8Array(4096));
+
+    // The CLI, dry run by default: fresh leftovers are left alone, and a too-short age is raised.
+    const fresh = await cli('gc', '--model', 'gc', '--older-than', '5m');
+    expect(fresh.stdout).toMatch(/Nothing to remove .* older than 1 h/);
+    expect(fresh.stderr).toMatch(/--older-than raised to 1 h/);
+
+    const later = () => Date.now() + DEFAULT_GC_AGE_MS + 60_000;
+    const dry = await collectGarbage(registry, { model: 'gc', now: later });
+    expect(dry.items.filter((i) => i.kind === 'uncommitted').map((i) => [i.version, i.bytes])).toEqual([
+      [2, 4096 + 2],
+    ]);
+    expect(await registry.store.list(keys.version('gc', 2))).toHaveLength(1);
+
+    await collectGarbage(registry, { model: 'gc', now: later, apply: true });
+    expect(await registry.store.list(keys.version('gc', 2))).toEqual([]);
+    expect(await registry.store.list(keys.claims('gc', 2))).toEqual([]);
+    expect(await registry.listVersions('gc')).toEqual([1]);
+    await registry.readVersion('gc', 1);
+    expect((await registry.getAlias('gc', 'live'))?.version).toBe(1);
+    expect((await registry.history('gc')).map((e) => e.to)).toEqual([1]);
+    // The number that never held a version is free again.
+    expect((await registry.publish('gc', files('b'), input)).version).toBe(2);
+    await registry.readVersion('gc', 2);
+  });
+});
+
+describe('a damaged alias object on s3rver', () => {
+  it('is shown as damaged by `aiaas models`, blocks no command, and `aiaas promote` repairs it', async () => {
+    const { registry } = s3;
+    await registry.publish('broken', files('a'), input);
+    await registry.publish('broken', files('b'), input);
+    await registry.setAlias('broken', 'live', 1);
+    await registry.setAlias('broken', 'staging', 2);
+    await registry.store.put(keys.alias('broken', 'live'), '{"version": 1, "se');
+
+    const models = await cli('models');
+    expect(models.stdout).toMatch(
+      /broken\s+staging→v2 live→damaged: .*models\/broken\/aliases\/live\.json.* not valid JSON/,
+    );
+    expect(JSON.parse((await cli('models', '--json')).stdout)).toContainEqual({
+      name: 'broken',
+      aliases: { staging: 2 },
+      damaged: { live: expect.stringContaining('not valid JSON') },
+    });
+    expect((await cli('versions', 'broken')).stdout).toMatch(/v2 .* staging/);
+    expect((await cli('history', 'broken')).stdout).toMatch(/none → v1/);
+    // The function's read still refuses it, naming the object.
+    await expect(registry.getAlias('broken', 'live')).rejects.toThrow(/models\/broken\/aliases\/live\.json/);
+
+    expect((await cli('promote', 'broken', '2', '--why', 'repair')).stdout).toMatch(/broken@live: v1 → v2/);
+    expect((await registry.getAlias('broken', 'live'))?.version).toBe(2);
+    expect((await cli('models')).stdout).toMatch(/broken\s+live→v2 staging→v2/);
+  });
+});
