@@ -11,6 +11,7 @@ import {
 } from '../shared/errors.js';
 import { NAME_PATTERN } from '../shared/registry/layout.js';
 import type { Signature, TensorSpec } from '../shared/registry/types.js';
+import { parseRequestJson, writeFloat } from './json.js';
 
 /** Lambda function URLs cap request payloads at 6 MB. */
 export const MAX_BODY_BYTES = 6 * 1024 * 1024;
@@ -71,12 +72,15 @@ export function route(method: string, rawPath: string, servedModel: string): Rou
   }
   let version: number | undefined;
   if (rawVersion !== undefined) {
-    if (!/^[1-9][0-9]{0,9}$/.test(rawVersion)) {
+    // TF Serving reads the version as a decimal integer (http_rest_api_util.cc: `\d+`, SimpleAtoi),
+    // so `/versions/01` is version 1.
+    const digits = rawVersion.replace(/^0+(?=[0-9])/, '');
+    if (!/^[1-9][0-9]{0,9}$/.test(digits)) {
       throw new NotFoundError(
         `Version ${JSON.stringify(truncate(rawVersion))} of "${model}" does not exist: versions are positive integers`,
       );
     }
-    version = Number(rawVersion);
+    version = Number(digits);
   }
   const label = rawLabel === undefined ? undefined : decodeSegment(rawLabel);
   if (label !== undefined && !NAME_PATTERN.test(label)) {
@@ -146,8 +150,9 @@ export function parsePredictRequest(text: string, signature: Signature, limits: 
   if (text.trim() === '')
     throw new ValidationError('Request body is empty; send {"instances": [...]} or {"inputs": ...}');
   let body: unknown;
+  let nonFinite: boolean;
   try {
-    body = JSON.parse(text);
+    ({ value: body, nonFinite } = parseRequestJson(text));
   } catch (error) {
     throw new ValidationError(`Request body is not valid JSON: ${(error as Error).message}`);
   }
@@ -163,18 +168,30 @@ export function parsePredictRequest(text: string, signature: Signature, limits: 
         : 'Request body needs "instances" (row format) or "inputs" (columnar format)',
     );
   }
+  // As in TF Serving, an empty signature_name means the default signature.
   const signatureName = body.signature_name;
-  if (signatureName !== undefined && signatureName !== 'serving_default') {
+  if (signatureName !== undefined && signatureName !== '' && signatureName !== 'serving_default') {
     throw new ValidationError(
-      `Unknown signature_name ${JSON.stringify(signatureName)}; this model has "serving_default"`,
+      typeof signatureName === 'string'
+        ? `Unknown signature_name ${JSON.stringify(truncate(signatureName))}; this model has "serving_default"`
+        : `signature_name must be a string, got ${describeValue(signatureName)}`,
     );
   }
   const specs = signature.inputs;
   if (specs.length === 0) throw new ValidationError('This model declares no inputs');
-  return hasInstances ? parseRows(body.instances, specs, limits) : parseColumns(body.inputs, specs, limits);
+  const options = { limits, nonFinite };
+  return hasInstances ? parseRows(body.instances, specs, options) : parseColumns(body.inputs, specs, options);
 }
 
-function parseRows(instances: unknown, specs: readonly TensorSpec[], limits: Limits): PredictRequest {
+/** What every input of one request is read with. */
+interface ParseOptions {
+  readonly limits: Limits;
+  /** The body held a NaN or Infinity token: float values may then be non-finite. */
+  readonly nonFinite: boolean;
+}
+
+function parseRows(instances: unknown, specs: readonly TensorSpec[], options: ParseOptions): PredictRequest {
+  const { limits } = options;
   if (!Array.isArray(instances))
     throw new ValidationError('"instances" must be an array with one entry per instance');
   if (instances.length === 0) throw new ValidationError('"instances" is empty; send at least one instance');
@@ -185,24 +202,35 @@ function parseRows(instances: unknown, specs: readonly TensorSpec[], limits: Lim
   }
   const batch = instances.length;
   const budget = { left: limits.maxElements };
-  const single = specs.length === 1;
-  // Where an instance's value sits, spelled out only for an error message. A single-input model
-  // also takes bare instances (no object keyed by input name around them).
+  // As in TF Serving (json_tensor.cc, FillTensorMapFromInstancesList), the first instance decides:
+  // objects keyed by input name, or (a single-input model only) bare values, never a mix.
+  const named = isPlainObject(instances[0]);
+  if (!named && specs.length > 1) {
+    throw new ValidationError(
+      `instances[0] must be an object keyed by input name (${specs.map((s) => `"${s.name}"`).join(', ')}) for this multi-input model`,
+    );
+  }
+  // Where an instance's value sits, spelled out only for an error message.
   const builders = specs.map(
     (spec) =>
-      new TensorBuilder(spec, batch, limits, budget, (i) =>
-        single && !isPlainObject(instances[i]) ? `instances[${i}]` : `instances[${i}].${spec.name}`,
+      new TensorBuilder(spec, batch, options, budget, (i) =>
+        named ? `instances[${i}].${spec.name}` : `instances[${i}]`,
       ),
   );
   for (let i = 0; i < batch; i++) {
     const instance = instances[i];
-    if (single && !isPlainObject(instance)) {
+    if (!named) {
+      if (isPlainObject(instance)) {
+        throw new ValidationError(
+          `instances[${i}] is an object but instances[0] is not: instances are all objects keyed by input name or all bare values`,
+        );
+      }
       builders[0]!.addInstance(instance, i);
       continue;
     }
     if (!isPlainObject(instance)) {
       throw new ValidationError(
-        `instances[${i}] must be an object keyed by input name (${specs.map((s) => `"${s.name}"`).join(', ')}) for this multi-input model`,
+        `instances[${i}] is ${describeValue(instance)} but instances[0] is an object: instances are all objects keyed by input name or all bare values`,
       );
     }
     checkNames(instance, specs, `instances[${i}]`);
@@ -213,7 +241,8 @@ function parseRows(instances: unknown, specs: readonly TensorSpec[], limits: Lim
   return { format: 'row', batch, inputs: builders.map((b) => b.finish()) };
 }
 
-function parseColumns(inputs: unknown, specs: readonly TensorSpec[], limits: Limits): PredictRequest {
+function parseColumns(inputs: unknown, specs: readonly TensorSpec[], options: ParseOptions): PredictRequest {
+  const { limits } = options;
   const named: Record<string, unknown> =
     specs.length === 1 && !isPlainObject(inputs)
       ? { [specs[0]!.name]: inputs }
@@ -242,7 +271,7 @@ function parseColumns(inputs: unknown, specs: readonly TensorSpec[], limits: Lim
       throw new ValidationError(`${where} has ${value.length} instances but other inputs have ${batch}`);
     }
     batch = value.length;
-    const builder = new TensorBuilder(spec, value.length, limits, budget, (i) => `${where}[${i}]`);
+    const builder = new TensorBuilder(spec, value.length, options, budget, (i) => `${where}[${i}]`);
     for (let i = 0; i < value.length; i++) builder.addInstance(value[i], i);
     tensors.push(builder.finish());
   }
@@ -262,10 +291,16 @@ function checkNames(object: Record<string, unknown>, specs: readonly TensorSpec[
   }
 }
 
+/** The largest finite float32: a larger finite number would silently become Infinity in the tensor. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
 /** Collects instances of one input into a flat typed array, checking each instance's shape. */
 class TensorBuilder {
   private readonly inner: readonly (number | null)[];
   private readonly dtype: InputTensor['dtype'];
+  private readonly limits: Limits;
+  /** A float32 input with no further check on its values: the inner loop's common case. */
+  private readonly plainFloat: boolean;
   private values: Float32Array | Int32Array | Uint8Array | undefined;
   private perInstance = -1;
   /** Sizes of the inner dimensions, fixed by the first instance. */
@@ -278,7 +313,7 @@ class TensorBuilder {
   constructor(
     private readonly spec: TensorSpec,
     private readonly batch: number,
-    private readonly limits: Limits,
+    private readonly options: ParseOptions,
     /** Numbers still allowed in this request, shared by all its inputs. */
     private readonly budget: { left: number },
     /**
@@ -294,6 +329,8 @@ class TensorBuilder {
       );
     }
     this.dtype = spec.dtype;
+    this.limits = options.limits;
+    this.plainFloat = spec.dtype === 'float32' && spec.vocabularySize === undefined;
   }
 
   addInstance(value: unknown, instance: number): void {
@@ -377,7 +414,8 @@ class TensorBuilder {
       for (let i = 0; i < value.length; i++) {
         const v = value[i];
         // The common case inline; anything else goes through the checks that name the problem.
-        if (typeof v === 'number' && this.dtype === 'float32' && Number.isFinite(v)) values[cursor++] = v;
+        if (typeof v === 'number' && this.plainFloat && v <= FLOAT32_MAX && v >= -FLOAT32_MAX)
+          values[cursor++] = v;
         else values[cursor++] = this.number(v, i);
       }
       return cursor;
@@ -399,11 +437,27 @@ class TensorBuilder {
     }
     if (typeof value !== 'number')
       throw new ValidationError(`${this.where(index)} must be a number, got ${describeValue(value)}`);
-    if (!Number.isFinite(value))
-      throw new ValidationError(`${this.where(index)} must be finite, got ${value}`);
-    if (this.dtype === 'int32' && (!Number.isInteger(value) || Math.abs(value) > 2 ** 31 - 1)) {
+    if (this.dtype === 'int32') {
+      if (!Number.isInteger(value) || value < -(2 ** 31) || value > 2 ** 31 - 1) {
+        throw new ValidationError(
+          `${this.where(index)} must be a 32-bit integer for input "${this.spec.name}", got ${value}`,
+        );
+      }
+    } else if (!(value <= FLOAT32_MAX && value >= -FLOAT32_MAX)) {
+      // NaN and ±Infinity are TF Serving's tokens; a body without them got Infinity from a number
+      // literal too large for a double (`1e999`), which TF Serving refuses as well.
+      if (Number.isFinite(value) || !this.options.nonFinite) {
+        throw new ValidationError(
+          `${this.where(index)} is beyond float32's range (±${FLOAT32_MAX}); write Infinity or -Infinity for an infinite value`,
+        );
+      }
+    }
+    const vocabulary = this.spec.vocabularySize;
+    // An id outside an Embedding's table would fail in tfjs's gather; tfjs truncates a float id to
+    // an integer first, so a float input takes (-1, vocabularySize).
+    if (vocabulary !== undefined && !(value > -1 && value < vocabulary)) {
       throw new ValidationError(
-        `${this.where(index)} must be a 32-bit integer for input "${this.spec.name}", got ${value}`,
+        `${this.where(index)} is ${value}, not an id of input "${this.spec.name}": it feeds an Embedding of ${vocabulary} entries, so ids are integers from 0 to ${vocabulary - 1}`,
       );
     }
     return value;
@@ -437,6 +491,10 @@ function describeShape(inner: readonly (number | null)[]): string {
   return `[${['-1', ...inner.map((d) => (d === null ? '-1' : String(d)))].join(', ')}]`;
 }
 
+/**
+ * A client's value in an error message, in bounded size and time: never walks into the value, so
+ * no nesting depth or size can make an error message fail.
+ */
 function describeValue(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
@@ -451,6 +509,8 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 /** An output tensor's data as computed. */
 export interface OutputTensor {
   readonly name: string;
+  /** How its values are written: floats with a decimal point, int32 as integers, bool as true/false. @default 'float32' */
+  readonly dtype?: string;
   readonly shape: readonly number[];
   readonly values: ArrayLike<number>;
 }
@@ -476,52 +536,179 @@ export function nest(values: ArrayLike<number>, shape: readonly number[], offset
   return out;
 }
 
+type Write = (v: number) => string;
+const writeInt: Write = (v) => `${v}`;
+const writeBool: Write = (v) => (v ? 'true' : 'false');
+const writerOf = (dtype: string | undefined): Write =>
+  dtype === 'int32' ? writeInt : dtype === 'bool' ? writeBool : writeFloat;
+
+/** The values at `offset` of the given shape as nested JSON arrays (a scalar for shape []). */
+function writeTensor(
+  values: ArrayLike<number>,
+  shape: readonly number[],
+  offset: number,
+  write: Write,
+): string {
+  if (shape.length === 0) return write(values[offset]!);
+  const n = shape[0]!;
+  let text = '[';
+  if (shape.length === 1) {
+    for (let i = 0; i < n; i++)
+      text += i === 0 ? write(values[offset + i]!) : `,${write(values[offset + i]!)}`;
+    return `${text}]`;
+  }
+  const rest = shape.slice(1);
+  const stride = rest.reduce((a, b) => a * b, 1);
+  for (let i = 0; i < n; i++) {
+    if (i > 0) text += ',';
+    text += writeTensor(values, rest, offset + i * stride, write);
+  }
+  return `${text}]`;
+}
+
+/**
+ * A predict answer. Written (`text()`) only as it is sent, as TF Serving writes it
+ * (json_tensor.cc, MakeJsonFromTensors): floats with a decimal point, non-finite ones as `NaN`,
+ * `Infinity`, `-Infinity`, which JSON.stringify would turn into `null`.
+ */
+export class PredictAnswer {
+  constructor(
+    private readonly format: PredictRequest['format'],
+    private readonly outputs: readonly OutputTensor[],
+    private readonly spec: {
+      readonly name: string;
+      readonly version: string;
+      readonly signature_name: string;
+    },
+  ) {}
+
+  text(): string {
+    // Outputs JSON.stringify writes exactly as TF Serving does (int32, and floats none of which is
+    // whole or non-finite: most models' outputs) take its native number formatting, the fastest;
+    // the rest are written here, value by value.
+    if (this.outputs.every(stringifiable)) return JSON.stringify(this.plain());
+    const { outputs } = this;
+    const tail = `,"model_spec":${JSON.stringify(this.spec)}}`;
+    if (outputs.length === 1) {
+      // One output: its tensor whole, under `outputs` or (one entry per instance) `predictions`.
+      const o = outputs[0]!;
+      const key = this.format === 'columnar' ? '{"outputs":' : '{"predictions":';
+      return `${key}${writeTensor(o.values, o.shape, 0, writerOf(o.dtype))}${tail}`;
+    }
+    const writers = outputs.map((o) => writerOf(o.dtype));
+    const names = outputs.map((o) => JSON.stringify(o.name));
+    if (this.format === 'columnar') {
+      const fields = outputs.map((o, k) => `${names[k]}:${writeTensor(o.values, o.shape, 0, writers[k]!)}`);
+      return `{"outputs":{${fields.join(',')}}${tail}`;
+    }
+    // Several outputs, row format: per instance, an object of its slice of each output.
+    const batch = outputs[0]!.shape[0]!;
+    const inner = outputs.map((o) => o.shape.slice(1));
+    const strides = inner.map((d) => d.reduce((a, b) => a * b, 1));
+    let text = '{"predictions":[';
+    for (let i = 0; i < batch; i++) {
+      if (i > 0) text += ',';
+      text += '{';
+      for (let k = 0; k < outputs.length; k++) {
+        if (k > 0) text += ',';
+        text += `${names[k]}:${writeTensor(outputs[k]!.values, inner[k]!, i * strides[k]!, writers[k]!)}`;
+      }
+      text += '}';
+    }
+    return `${text}]${tail}`;
+  }
+
+  /** For code that serializes the answer with JSON.stringify: non-finite values become null there. */
+  toJSON(): unknown {
+    return this.plain();
+  }
+
+  /** The answer as nested arrays of numbers. */
+  private plain(): Record<string, unknown> {
+    const { outputs, spec } = this;
+    if (this.format === 'columnar') {
+      const nested = outputs.map((o) => nest(o.values, o.shape));
+      return {
+        outputs:
+          outputs.length === 1 ? nested[0] : Object.fromEntries(outputs.map((o, i) => [o.name, nested[i]])),
+        model_spec: spec,
+      };
+    }
+    const batch = outputs[0]!.shape[0]!;
+    const only = outputs.length === 1 ? outputs[0]! : undefined;
+    if (only?.shape.length === 2) {
+      // The common case (one output of shape [batch, n]) without the general path's arrays.
+      const n = only.shape[1]!;
+      const { values } = only;
+      const rows = new Array(batch);
+      for (let i = 0; i < batch; i++) {
+        const row = new Array<number>(n);
+        for (let j = 0; j < n; j++) row[j] = values[i * n + j]!;
+        rows[i] = row;
+      }
+      return { predictions: rows, model_spec: spec };
+    }
+    const perInstance = outputs.map((o) => {
+      const inner = o.shape.slice(1);
+      const stride = inner.reduce((a, b) => a * b, 1);
+      const rows = new Array(batch);
+      for (let i = 0; i < batch; i++) rows[i] = nest(o.values, inner, i * stride);
+      return rows;
+    });
+    const predictions =
+      outputs.length === 1
+        ? perInstance[0]
+        : Array.from({ length: batch }, (_, i) =>
+            Object.fromEntries(outputs.map((o, k) => [o.name, perInstance[k]![i]])),
+          );
+    return { predictions, model_spec: spec };
+  }
+}
+
+/** An output JSON.stringify writes as TF Serving does: int32, or floats none of which is whole or non-finite. */
+function stringifiable(output: OutputTensor): boolean {
+  if (output.dtype === 'int32') return true;
+  if (output.dtype !== undefined && output.dtype !== 'float32') return false;
+  const { values } = output;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    // A whole number (stringified without ".0"), ±Infinity (whole for Math.floor) or NaN.
+    if (v === Math.floor(v) || Number.isNaN(v)) return false;
+  }
+  return true;
+}
+
 /**
  * The predict response as TF Serving shapes it: `predictions` (one entry per instance; an object
- * of named outputs when the model has several) for row requests, `outputs` for columnar ones.
+ * of named outputs when the model has several) for row requests, `outputs` for columnar ones; plus
+ * `model_spec`, which TF Serving's REST API leaves out, so every answer names its version.
  */
 export function predictResponse(
   request: Pick<PredictRequest, 'format' | 'batch'>,
   outputs: readonly OutputTensor[],
   model: string,
   version: number,
-): Record<string, unknown> {
-  const spec = { name: model, version: String(version), signature_name: 'serving_default' };
-  if (request.format === 'columnar') {
-    const nested = outputs.map((o) => nest(o.values, o.shape));
-    return {
-      outputs:
-        outputs.length === 1 ? nested[0] : Object.fromEntries(outputs.map((o, i) => [o.name, nested[i]])),
-      model_spec: spec,
-    };
-  }
-  const only = outputs.length === 1 ? outputs[0]! : undefined;
-  if (only?.shape.length === 2) {
-    // The common case (one output of shape [batch, n]) without the general path's arrays.
-    const n = only.shape[1]!;
-    const { values } = only;
-    const rows = new Array(request.batch);
-    for (let i = 0; i < request.batch; i++) {
-      const row = new Array<number>(n);
-      for (let j = 0; j < n; j++) row[j] = values[i * n + j]!;
-      rows[i] = row;
+): PredictAnswer {
+  if (request.format === 'row') {
+    // As TF Serving (MakeRowFormatJsonFromTensors): rows need every output batched alike.
+    const batch = outputs[0]?.shape[0];
+    const odd = outputs.find((o) => o.shape.length === 0 || o.shape[0] !== batch);
+    if (odd) {
+      throw new ValidationError(
+        `Output "${odd.name}" ${odd.shape.length === 0 ? 'is a scalar, not a value per instance' : `is not batched like output "${outputs[0]!.name}"`}, so it cannot be answered per instance; send "inputs" (columnar format) instead of "instances"`,
+      );
     }
-    return { predictions: rows, model_spec: spec };
   }
-  const perInstance = outputs.map((o) => {
-    const inner = o.shape.slice(1);
-    const stride = inner.reduce((a, b) => a * b, 1);
-    const rows = new Array(request.batch);
-    for (let i = 0; i < request.batch; i++) rows[i] = nest(o.values, inner, i * stride);
-    return rows;
+  return new PredictAnswer(request.format, outputs, {
+    name: model,
+    version: String(version),
+    signature_name: 'serving_default',
   });
-  const predictions =
-    outputs.length === 1
-      ? perInstance[0]
-      : Array.from({ length: request.batch }, (_, i) =>
-          Object.fromEntries(outputs.map((o, k) => [o.name, perInstance[k]![i]])),
-        );
-  return { predictions, model_spec: spec };
+}
+
+/** An answer's body as sent: a predict answer as TF Serving writes it, anything else as JSON. */
+export function jsonText(body: unknown): string {
+  return body instanceof PredictAnswer ? body.text() : JSON.stringify(body);
 }
 
 const DTYPES: Record<string, string> = {

@@ -6,15 +6,15 @@
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
 import { monotonicMs } from '../shared/clock.js';
-import { AiaasError, MethodNotAllowedError } from '../shared/errors.js';
+import { AiaasError, errorAnswer } from '../shared/errors.js';
 import { ModelRegistry } from '../shared/registry/registry.js';
 import { S3ObjectReader } from '../shared/registry/s3-reader.js';
 import type { ObjectStore } from '../shared/registry/store.js';
 import { loadRuntimeModule } from '../shared/runtime/load.js';
 import type { TfRuntime } from '../shared/runtime/types.js';
 import { sourceMappedStack } from '../shared/stack.js';
-import { decodeBody, type Route, route } from './api.js';
-import { configFromEnv, type InferenceConfig } from './config.js';
+import { decodeBody, jsonText, type Route, route } from './api.js';
+import { configFromEnv, type InferenceConfig, recheckLimitMs, s3ClientSettings } from './config.js';
 import { InferenceService, type Log, type ServiceResult } from './service.js';
 import type { Telemetry } from './telemetry.js';
 import { fallbackTelemetry, type LineLevel, mayLog, mayPublishMetrics } from './telemetry-settings.js';
@@ -62,7 +62,7 @@ function answered(result: ServiceResult): FunctionUrlResult {
       'cache-control': 'no-store',
       'x-aiaas-model-version': String(result.version),
     },
-    body: JSON.stringify(result.body),
+    body: jsonText(result.body),
   };
 }
 
@@ -149,6 +149,7 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
       model: config.model,
       alias: config.alias,
       aliasCheckMs: config.aliasCheckSeconds * 1000,
+      recheckLimitMs: recheckLimitMs(config),
       limits: config.limits,
       // A reader, not the AWS SDK: the function only reads, and the SDK's import was a third of a
       // cold start (profiled: docs/benchmarks.md).
@@ -157,8 +158,7 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
           new S3ObjectReader({
             bucket: config.bucket,
             ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-            requestTimeoutMs: config.s3TimeoutMs ?? 3_000,
-            maxAttempts: 2,
+            ...s3ClientSettings(config),
           }),
       ),
       runtime: deps.runtime ?? loadRuntimeOnce,
@@ -213,24 +213,37 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
   };
 }
 
-/** Typed errors become their status with a one-line message; anything else is a 500 that names no internals. */
+/**
+ * Typed errors become their status (errorAnswer): a 4xx names the problem, a 5xx gives a generic
+ * reason and the request id. Every 5xx is logged with that request id and its details (the
+ * registry's, the cause), so a caller's id leads to what went wrong.
+ */
 export function errorResponse(error: unknown, log: Log, requestId?: string): FunctionUrlResult {
-  if (error instanceof AiaasError) {
-    const headers: Record<string, string> = {};
-    if (error instanceof MethodNotAllowedError) headers.allow = error.allow.join(', ');
-    if (error.status === 503) headers['retry-after'] = '2';
-    // 503s were logged with their cause where they happened (once per failed load, not per request).
-    if (error.status >= 500 && error.status !== 503) {
-      log.error(error.message, { error: error.name, cause: String((error as Error).cause ?? '') });
+  const answer = errorAnswer(error, requestId);
+  if (answer.status >= 500) {
+    if (error instanceof AiaasError) {
+      log.error('request failed', {
+        ...(requestId ? { requestId } : {}),
+        status: answer.status,
+        error: error.name,
+        reason: error.message,
+        ...(error.cause ? { cause: describeError(error.cause) } : {}),
+      });
+    } else {
+      log.error('unexpected error', {
+        ...(requestId ? { requestId } : {}),
+        error: error instanceof Error && error.stack ? sourceMappedStack(error.stack) : String(error),
+      });
     }
-    return json(error.status, { error: error.message }, headers);
   }
-  log.error('unexpected error', {
-    error: error instanceof Error && error.stack ? sourceMappedStack(error.stack) : String(error),
-  });
-  return json(500, {
-    error: `Internal error${requestId ? ` (request ${requestId})` : ''}; see the function's logs`,
-  });
+  return json(answer.status, { error: answer.message }, answer.headers);
+}
+
+/** An error's name, code and message, then its causes' (a few levels): for the log only. */
+function describeError(error: unknown, depth = 0): string {
+  const e = error as { name?: string; code?: string; message?: string; cause?: unknown };
+  const own = [e?.name, e?.code, e?.message].filter(Boolean).join(': ') || String(error);
+  return e?.cause && depth < 3 ? `${own}; cause ${describeError(e.cause, depth + 1)}` : own;
 }
 
 let envHandler: Handler | undefined;

@@ -367,7 +367,9 @@ describe('parsePredictRequest (property)', () => {
           const size = tensor.shape.reduce((a, b) => a * b, 1);
           expect(tensor.values.length).toBe(size);
           expect(size).toBeLessThanOrEqual(limits.maxElements);
-          for (const value of tensor.values) expect(Number.isFinite(value)).toBe(true);
+          // Non-finite only from TF Serving's tokens (never from an overflowing literal), in floats.
+          const tokens = /NaN|Infinity/.test(text) && spec.dtype === 'float32';
+          for (const value of tensor.values) if (!tokens) expect(Number.isFinite(value)).toBe(true);
         }
       }),
       { numRuns: 1500 },

@@ -2,8 +2,9 @@
  * The fast path must answer what tfjs answers for the same model: random dense networks (every
  * layer kind and activation the fast path takes, Sequential and functional, weights split across
  * shards at odd offsets) are built and saved with tfjs-layers, compiled by the fast path, and
- * compared with tfjs's own predictions on the cpu and wasm backends. Whatever the fast path does
- * not take must come back as a reason, never as a wrong answer.
+ * compared with tfjs's own predictions on the cpu and wasm backends. Rank-1 inputs and outputs (one
+ * number per instance, as TF Serving's half_plus_three takes and gives) go through Reshape layers.
+ * Whatever the fast path does not take must come back as a reason, never as a wrong answer.
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,6 +75,8 @@ const networkArb: fc.Arbitrary<Network> = fc.record({
   shardBytes: fc.integer({ min: 5, max: 200 }),
   rows: fc.integer({ min: 1, max: 6 }),
   seed: fc.integer({ min: 0, max: 1_000_000 }),
+  rankOneInput: fc.boolean(),
+  rankOneOutput: fc.boolean(),
 });
 
 type Network = {
@@ -83,7 +86,19 @@ type Network = {
   shardBytes: number;
   rows: number;
   seed: number;
+  /** Input shape [-1] (one number per instance), reshaped to [-1, 1] for the layers. */
+  rankOneInput: boolean;
+  /** When the last width is 1, a Reshape to [-1] (one number per instance) ends the network. */
+  rankOneOutput: boolean;
 };
+
+/** The width of a network's last layer. */
+function lastWidth(net: Network): number {
+  const dense = net.layers.filter((l) => l.kind === 'dense');
+  return dense.length > 0 ? (dense[dense.length - 1] as { units: number }).units : inputWidthOf(net);
+}
+const inputWidthOf = (net: Network) => (net.rankOneInput ? 1 : net.inputWidth);
+const scalarOut = (net: Network) => net.rankOneOutput && lastWidth(net) === 1;
 
 function makeLayer(runtime: TfRuntime, args: LayerArgs, seed: number) {
   const l = runtime.layers.layers;
@@ -125,19 +140,25 @@ function makeLayer(runtime: TfRuntime, args: LayerArgs, seed: number) {
 async function saved(runtime: TfRuntime, net: Network) {
   const { layers } = runtime;
   let model: ReturnType<typeof layers.model>;
+  const shape = net.rankOneInput ? [] : [net.inputWidth];
   if (net.functional) {
-    const input = layers.input({ shape: [net.inputWidth], name: 'features' });
-    let out = input;
+    const input = layers.input({ shape, name: 'features' });
+    let out = net.rankOneInput
+      ? (layers.layers.reshape({ targetShape: [1] }).apply(input) as typeof input)
+      : input;
     net.layers.forEach((args, i) => {
       out = makeLayer(runtime, args, net.seed + 10 * i).apply(out) as typeof input;
     });
+    if (scalarOut(net)) out = layers.layers.reshape({ targetShape: [] }).apply(out) as typeof input;
     model = layers.model({ inputs: input, outputs: out });
   } else {
     const sequential = layers.sequential();
-    sequential.add(layers.layers.inputLayer({ inputShape: [net.inputWidth] }));
+    sequential.add(layers.layers.inputLayer({ inputShape: shape }));
+    if (net.rankOneInput) sequential.add(layers.layers.reshape({ targetShape: [1] }));
     net.layers.forEach((args, i) => {
       sequential.add(makeLayer(runtime, args, net.seed + 10 * i));
     });
+    if (scalarOut(net)) sequential.add(layers.layers.reshape({ targetShape: [] }));
     model = sequential;
   }
   const capture = captureIOHandler();
@@ -177,15 +198,20 @@ for (const backend of ['cpu', 'wasm'] as const) {
           try {
             const compiled = compileFastPath(parseModelJson(byName.get('model.json')!), byName, signature);
             if (!('model' in compiled)) throw new Error(`not compiled: ${compiled.reason}`);
-            const x = randomRows(net.rows, net.inputWidth, net.seed);
-            const [fast] = compiled.model.predict([{ values: x, shape: [net.rows, net.inputWidth] }]);
-            const expected = runtime.tf.tidy(() =>
-              (
-                model.predict(runtime.tf.tensor2d(x, [net.rows, net.inputWidth])) as never as {
-                  dataSync(): Float32Array;
-                }
-              ).dataSync(),
-            );
+            const width = inputWidthOf(net);
+            const x = randomRows(net.rows, width, net.seed);
+            const shape = net.rankOneInput ? [net.rows] : [net.rows, width];
+            const [fast] = compiled.model.predict([{ values: x, shape }]);
+            // predictOnBatch: tfjs's predict() refuses a rank-1 input (it reshapes it to [n, 1]).
+            const out = runtime.tf.tidy(() => {
+              const y = model.predictOnBatch(runtime.tf.tensor(x, shape)) as never as {
+                shape: number[];
+                dataSync(): Float32Array;
+              };
+              return { shape: y.shape, values: y.dataSync() };
+            });
+            const expected = out.values;
+            expect(fast!.shape).toEqual(out.shape);
             expect(fast!.values.length).toBe(expected.length);
             for (let i = 0; i < expected.length; i++) {
               const e = expected[i]!;

@@ -16,6 +16,7 @@ import {
   type FunctionUrlResult,
   type Handler,
 } from '../../functions/inference/handler.js';
+import { parseJsonWithNonFinite } from '../../functions/inference/json.js';
 import { S3ObjectReader } from '../../functions/shared/registry/s3-reader.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
 import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
@@ -108,7 +109,8 @@ function checkShape(e: FunctionUrlEvent, res: FunctionUrlResult) {
     expect(res.body).toBe('');
     return;
   }
-  const body = JSON.parse(res.body) as Record<string, unknown>;
+  // TF Serving's JSON: a prediction may hold NaN or Infinity tokens (g3doc/api_rest.md).
+  const body = parseJsonWithNonFinite(res.body) as Record<string, unknown>;
   if (res.statusCode >= 400) {
     expect(Object.keys(body)).toEqual(['error']);
     expect(typeof body.error).toBe('string');
@@ -255,8 +257,12 @@ describe('handler (property, real registry on s3rver)', () => {
         checkShape(e, res);
         if (res.statusCode === 200) {
           // Random text that happens to be a valid request must then be answered correctly.
-          const rows = (JSON.parse(text) as { instances?: number[][]; inputs?: number[][] }).instances;
-          if (rows) expect(JSON.parse(res.body).predictions).toHaveLength(rows.length);
+          const rows = (parseJsonWithNonFinite(text) as { instances?: number[][]; inputs?: number[][] })
+            .instances;
+          if (rows)
+            expect((parseJsonWithNonFinite(res.body) as { predictions: unknown[] }).predictions).toHaveLength(
+              rows.length,
+            );
         } else {
           expect([400, 413]).toContain(res.statusCode);
         }

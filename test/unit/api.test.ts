@@ -8,6 +8,7 @@ import {
   route,
 } from '../../functions/inference/api.js';
 import { configFromEnv } from '../../functions/inference/config.js';
+import { parseJsonWithNonFinite } from '../../functions/inference/json.js';
 import {
   MethodNotAllowedError,
   NotFoundError,
@@ -149,9 +150,9 @@ describe('parsePredictRequest', () => {
     expect(rejects('{"instances": [{"pixels": [[1,2,3],[4,5,null]]}]}', image)).toBe(
       'instances[0].pixels[1][2] must be a number, got null',
     );
-    expect(rejects('{"instances": [[[1,2,3],[4,5,6]], {"pixels": [[1,2,3],[4,true,6]]}]}', image)).toBe(
-      'instances[1].pixels[1][1] must be a number, got true',
-    );
+    expect(
+      rejects('{"instances": [{"pixels": [[1,2,3],[4,5,6]]}, {"pixels": [[1,2,3],[4,true,6]]}]}', image),
+    ).toBe('instances[1].pixels[1][1] must be a number, got true');
     expect(rejects('{"inputs": [[[1,2,3],[4,5,6]], [[1,2,3],[4,5,"y"]]]}', image)).toBe(
       'inputs.pixels[1][1][2] must be a number, got "y"',
     );
@@ -187,6 +188,9 @@ describe('responses', () => {
     expect(nest([7], [])).toBe(7);
   });
 
+  const sent = (answer: ReturnType<typeof predictResponse>) =>
+    parseJsonWithNonFinite(answer.text()) as Record<string, unknown>;
+
   it('returns predictions per instance, named when there are several outputs, and the version', () => {
     const one = predictResponse(
       { format: 'row', batch: 2 },
@@ -194,7 +198,7 @@ describe('responses', () => {
       'm',
       4,
     );
-    expect(one).toEqual({
+    expect(sent(one)).toEqual({
       predictions: [[0.1], [0.9]],
       model_spec: { name: 'm', version: '4', signature_name: 'serving_default' },
     });
@@ -207,7 +211,7 @@ describe('responses', () => {
       'm',
       1,
     );
-    expect(two.predictions).toEqual([
+    expect(sent(two).predictions).toEqual([
       { x: [1], y: [3, 4] },
       { x: [2], y: [5, 6] },
     ]);
@@ -217,7 +221,7 @@ describe('responses', () => {
       'm',
       4,
     );
-    expect(columnar.outputs).toEqual([[0.1], [0.9]]);
+    expect(sent(columnar).outputs).toEqual([[0.1], [0.9]]);
   });
 });
 

@@ -49,6 +49,8 @@ export class FastModel {
     readonly parameters: number,
     private readonly inputWidth: number,
     private readonly steps: readonly Step[],
+    /** The output is one number per instance (shape [rows]), not rows of numbers. */
+    private readonly scalarOutput = false,
   ) {}
 
   predict(inputs: readonly FastInput[]): FastOutput[] {
@@ -69,7 +71,7 @@ export class FastModel {
       width = step.out;
     }
     const spec = this.signature.outputs[0]!;
-    return [{ name: spec.name, shape: [rows, width], values: x }];
+    return [{ name: spec.name, shape: this.scalarOutput ? [rows] : [rows, width], values: x }];
   }
 }
 
@@ -132,7 +134,7 @@ export function compileFastPath(
 ): FastPathResult {
   try {
     const json = modelJson as ModelJsonLike;
-    const { layers, inputWidth } = chainOf(json);
+    const { layers, inputWidth, outputRank } = chainOf(json);
     if (signature.inputs.length !== 1 || signature.outputs.length !== 1)
       throw new Unsupported('the fast path serves one input and one output');
     const input = signature.inputs[0]!;
@@ -154,21 +156,28 @@ export function compileFastPath(
       }
     }
     const output = signature.outputs[0]!;
-    if (output.shape.length !== 2 || (output.shape[1] !== null && output.shape[1] !== width))
+    if (
+      output.shape.length !== outputRank ||
+      (outputRank === 2 && output.shape[1] !== null && output.shape[1] !== width) ||
+      (outputRank === 1 && width !== 1)
+    )
       throw new Unsupported(
         `the output shape [${output.shape.map((d) => d ?? 'null').join(', ')}] does not match the layers`,
       );
     if (weights.unused().length > 0)
       throw new Unsupported(`weights with no layer: ${weights.unused().slice(0, 3).join(', ')}`);
-    return { model: new FastModel(signature, weights.parameters, inputWidth, steps) };
+    return { model: new FastModel(signature, weights.parameters, inputWidth, steps, outputRank === 1) };
   } catch (error) {
     if (error instanceof Unsupported) return { reason: error.message };
     throw error;
   }
 }
 
-/** The layers from input to output, when the network is one unbranched chain. */
-function chainOf(json: ModelJsonLike): { layers: LayerJson[]; inputWidth: number } {
+/**
+ * The layers from input to output, when the network is one unbranched chain whose every step but
+ * Flatten and Reshape (which only move values) works on rows; with the rank of its output.
+ */
+function chainOf(json: ModelJsonLike): { layers: LayerJson[]; inputWidth: number; outputRank: number } {
   let topology = json?.modelTopology as Record<string, unknown> | undefined;
   if (topology && typeof topology.model_config === 'object')
     topology = topology.model_config as Record<string, unknown>;
@@ -189,17 +198,48 @@ function chainOf(json: ModelJsonLike): { layers: LayerJson[]; inputWidth: number
   const batchShape = (first.config.batch_input_shape ?? first.config.batch_shape) as unknown;
   if (!Array.isArray(batchShape)) throw new Unsupported('the input shape is not declared');
   const dims = batchShape.slice(1);
-  if (dims.length === 0 || dims.some((d) => typeof d !== 'number' || !Number.isInteger(d) || d <= 0))
+  // An input of rank 1 ([-1]) is one number per instance: rows of width 1.
+  if (dims.some((d) => typeof d !== 'number' || !Number.isInteger(d) || d <= 0))
     throw new Unsupported(`input shape [${batchShape.join(', ')}] is not fixed`);
   const dtype = first.config.dtype;
   if (dtype !== undefined && dtype !== null && dtype !== 'float32')
     throw new Unsupported(`input dtype ${String(dtype)}`);
-  // Only a Flatten may meet an input of rank > 2: every other step works on rows.
-  const rank = dims.length + 1;
   const body = first.class_name === 'InputLayer' ? layers.slice(1) : layers;
-  if (rank > 2 && body[0]?.class_name !== 'Flatten') throw new Unsupported(`input of rank ${rank}`);
-  for (const layer of body) checkLayer(layer);
-  return { layers: body, inputWidth: (dims as number[]).reduce((a, b) => a * b, 1) };
+  // The shape of each step's input after the batch dimension: only Flatten and Reshape may meet a
+  // rank other than 2, as every other step works on rows.
+  let inner = dims as number[];
+  for (const [k, layer] of body.entries()) {
+    const moves = layer.class_name === 'Flatten' || layer.class_name === 'Reshape';
+    if (!moves && !IDENTITY_LAYERS.has(layer.class_name) && inner.length !== 1) {
+      throw new Unsupported(
+        k === 0
+          ? `input of rank ${inner.length + 1}`
+          : `layer ${layer.class_name} on a tensor of rank ${inner.length + 1}`,
+      );
+    }
+    checkLayer(layer);
+    if (layer.class_name === 'Flatten') inner = [inner.reduce((a, b) => a * b, 1)];
+    else if (layer.class_name === 'Reshape') inner = reshaped(inner, layer.config.target_shape);
+    else if (layer.class_name === 'Dense') inner = [layer.config.units as number];
+  }
+  if (inner.length > 1) throw new Unsupported(`output of rank ${inner.length + 1}`);
+  return {
+    layers: body,
+    inputWidth: (dims as number[]).reduce((a, b) => a * b, 1),
+    outputRank: inner.length + 1,
+  };
+}
+
+/** A Reshape's output shape after the batch dimension, its one -1 resolved. */
+function reshaped(inner: readonly number[], target: unknown): number[] {
+  const size = inner.reduce((a, b) => a * b, 1);
+  if (!Array.isArray(target) || target.some((d) => typeof d !== 'number' || !Number.isInteger(d)))
+    throw new Unsupported('a Reshape without a target shape');
+  const known = (target as number[]).filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+  const free = target.filter((d) => d === -1).length;
+  if (free > 1 || known <= 0 || (free === 0 ? known !== size : size % known !== 0))
+    throw new Unsupported(`a Reshape of [${inner.join(', ')}] to [${target.join(', ')}]`);
+  return (target as number[]).map((d) => (d === -1 ? size / known : d));
 }
 
 function functionalChain(config: Record<string, unknown> | undefined): LayerJson[] {
@@ -264,6 +304,8 @@ function checkLayer(layer: LayerJson): void {
     }
     case 'Flatten':
       if (c.data_format === 'channels_first') throw new Unsupported('Flatten with channels_first');
+      return;
+    case 'Reshape':
       return;
     case 'ReLU':
       if ((c.negative_slope ?? 0) !== 0 || (c.threshold ?? 0) !== 0)
@@ -427,7 +469,7 @@ function compileLayer(layer: LayerJson, width: number, weights: Weights): Step |
     case 'BatchNormalization':
       return batchNorm(name, width, c, weights);
     default:
-      return undefined; // Flatten and inference-time identities
+      return undefined; // Flatten, Reshape and inference-time identities
   }
 }
 
