@@ -7,6 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { parseRequestJson } from '../../functions/inference/json.js';
 import { AiaasError, ValidationError } from '../../functions/shared/errors.js';
 import {
   assertAliasName,
@@ -327,11 +328,13 @@ export function buildProgram(): Command {
       const text = opts.data.startsWith('@') ? await readFile(opts.data.slice(1), 'utf8') : opts.data;
       let parsed: unknown;
       try {
-        parsed = JSON.parse(text);
+        // TF Serving's JSON: NaN and Infinity tokens are valid for float inputs.
+        parsed = parseRequestJson(text).value;
       } catch (error) {
         throw new ValidationError(`--data is not valid JSON: ${(error as Error).message}`);
       }
-      const body = JSON.stringify(Array.isArray(parsed) ? { instances: parsed } : parsed);
+      // Sent as written (JSON.stringify would turn NaN into null); a bare list becomes the instances.
+      const body = Array.isArray(parsed) ? `{"instances": ${text}}` : text;
       let url: URL;
       let init: RequestInit;
       if (opts.url) {
@@ -356,7 +359,8 @@ export function buildProgram(): Command {
         } catch {}
         throw new AiaasError(`${response.status} from ${url.origin}: ${message}`);
       }
-      out(JSON.stringify(JSON.parse(answer), null, 2));
+      // Printed as the function wrote it: re-serializing would write 4.0 as 4 and NaN as null.
+      out(answer);
     });
 
   retrainCommand(program, { out, note, modelArg });

@@ -2,25 +2,32 @@ import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
+import { AIAAS_MANIFEST, type Environment, readString } from '../../functions/shared/env.js';
 import { ConfigurationError, ValidationError } from '../../functions/shared/errors.js';
 import { datasetPrefix, loadManifest, type ModelSpec } from '../../functions/shared/manifest.js';
+import { assertFileName } from '../../functions/shared/registry/layout.js';
 import type { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import type { TfRuntime } from '../../functions/shared/runtime/types.js';
 import { checkCsv } from '../../functions/shared/training/dataset.js';
 import { type RetrainResult, retrain } from '../../functions/shared/training/retrain.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { ROOT } from '../lib/bundle.js';
+import { ROOT } from '../lib/paths.js';
 import { resolveTarget } from './context.js';
 
 export const MANIFEST_PATH = join(ROOT, 'models/manifest.json');
 
+/** The manifest the CLI and `npm start` read: AIAAS_MANIFEST, else the repository's. */
+export function manifestPath(env: Environment = process.env): string {
+  return readString(env, AIAAS_MANIFEST) ?? MANIFEST_PATH;
+}
+
 /** The model's manifest entry, when the manifest declares it (the CLI also serves models that are not). */
 export function manifestEntry(
   model: string,
-  manifestPath = process.env.AIAAS_MANIFEST ?? MANIFEST_PATH,
+  path = manifestPath(),
 ): ModelSpec | undefined {
   try {
-    return loadManifest(manifestPath).models.find((m) => m.name === model);
+    return loadManifest(path).models.find((m) => m.name === model);
   } catch {
     return undefined;
   }
@@ -32,9 +39,9 @@ function dataPrefix(model: string): { prefix?: string } {
   return spec ? { prefix: datasetPrefix(spec) } : {};
 }
 
-export function specOf(model: string, manifestPath = process.env.AIAAS_MANIFEST ?? MANIFEST_PATH): ModelSpec {
-  const spec = loadManifest(manifestPath).models.find((m) => m.name === model);
-  if (!spec) throw new ConfigurationError(`Model "${model}" is not in the manifest ${manifestPath}`);
+export function specOf(model: string, path = manifestPath()): ModelSpec {
+  const spec = loadManifest(path).models.find((m) => m.name === model);
+  if (!spec) throw new ConfigurationError(`Model "${model}" is not in the manifest ${path}`);
   if (!spec.definition)
     throw new ConfigurationError(`Model "${model}" has no "definition" in the manifest to train`);
   return spec;
@@ -149,6 +156,8 @@ export function retrainCommand(
       "remove the model's other training data (e.g. the generated data set) after the upload",
     )
     .action(async (model: string, file: string, opts: { name?: string; replace?: boolean }) => {
+      // The object's name is checked first: a bad name is wrong whatever the file holds.
+      const name = assertFileName(opts.name ?? basename(file));
       const definition = manifestEntry(model)?.definition;
       if (!definition) {
         throw new ValidationError(
@@ -164,7 +173,7 @@ export function retrainCommand(
       // Refused before anything is uploaded: a bad file in the registry would be skipped by every retrain.
       const { checkedRows } = checkCsv(body, basename(file), definition);
       const { registry } = resolveTarget();
-      const key = await registry.putDataset(model, opts.name ?? basename(file), body, dataPrefix(model));
+      const key = await registry.putDataset(model, name, body, dataPrefix(model));
       io.out(
         `Uploaded ${file} (${body.byteLength} bytes, header and first ${checkedRows} rows checked) to ${key}`,
       );

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { artifactsToFiles, captureIOHandler } from '../../functions/shared/model/artifacts.js';
 import { generateDiabetesCsv } from '../../functions/shared/training/synthetic.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { ROOT } from '../../scripts/lib/bundle.js';
+import { ROOT } from '../../scripts/lib/paths.js';
 import { LOCAL_CREDENTIALS } from '../../scripts/lib/local-stack.js';
 import { SHARED, startTestStack, type TestStack } from '../support/stack.js';
 
@@ -113,6 +113,13 @@ describe('aiaas CLI', () => {
     const res = await aiaas('predict', 'tiny', '--url', stack.server.url, '--data', '[[1,2,3,4,5,6,7,8]]');
     expect(res.code, res.stderr).toBe(0);
     expect(JSON.parse(res.stdout).predictions).toHaveLength(1);
+  });
+
+  it("sends and prints TF Serving's non-finite tokens as they are", async () => {
+    // A NaN feature makes a NaN prediction; JSON.parse/stringify would refuse the request or print null.
+    const res = await aiaas('predict', 'tiny', '--url', stack.server.url, '--data', '[[NaN,2,3,4,5,6,7,8]]');
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/"predictions":\[\[NaN\]\]/);
   });
 
   it('uploads a dataset and retrains with progress, gate decision and report', async () => {
