@@ -5,7 +5,8 @@ import type { FastModel } from '../shared/model/fast-path.js';
 import { requestShapeProblem } from '../shared/model/shapes.js';
 import type { Signature } from '../shared/registry/types.js';
 import type { TfRuntime } from '../shared/runtime/types.js';
-import type { InputTensor, OutputTensor } from './api.js';
+import type { OutputTensor } from './answers.js';
+import type { InputTensor } from './predict-request.js';
 
 /** What computes a loaded version's predictions: the fast path, or a tfjs backend. */
 export type ExecutorRuntime = 'fast-path' | TfRuntime['kind'];

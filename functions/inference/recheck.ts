@@ -6,7 +6,8 @@
  * there is nothing else to answer with); or fail fast with the last failure. One registry read is
  * in flight at a time, and requests that do not start one never wait. After a failed re-check the
  * next one waits longer, doubling from the interval up to a cap; a successful one brings it back to
- * the interval. `afterCheck` decides the state a re-check leaves.
+ * the interval. `afterCheck` decides the state a re-check leaves, and `aliasChange` what a
+ * re-check does with the alias it read. All pure: the service (service.ts) applies them.
  *
  * Why the request that starts a re-check waits for it at all: Lambda freezes the environment as
  * soon as the handler returns, so a re-check left running only progresses while some invocation
@@ -124,4 +125,24 @@ export function afterCheck<S>(
   if (!end.failed) return { ...base, failures: 0 };
   if (wasInterrupted(end, policy)) return { ...base, failures: failuresBefore, interrupted: true };
   return { ...base, failures: failuresBefore + 1 };
+}
+
+/**
+ * What a re-check does with the alias pointer it read: nothing when it is unchanged, or names the
+ * version already served (its etag is then updated) or a version rejected before (versions are
+ * immutable: not read again); keeps serving and says so when the alias is gone; loads a newly
+ * promoted version otherwise.
+ */
+export type AliasChange = 'unchanged' | 'retagged' | 'rejected-before' | 'gone' | 'promoted';
+
+/** The change a re-check's read shows (`read`: the pointer, undefined when the alias is gone). Pure. */
+export function aliasChange(
+  read: { readonly version: number; readonly etag: string } | 'unchanged' | undefined,
+  servedVersion: number,
+  rejected: (etag: string) => boolean,
+): AliasChange {
+  if (read === 'unchanged') return 'unchanged';
+  if (read === undefined) return 'gone';
+  if (read.version === servedVersion) return 'retagged';
+  return rejected(read.etag) ? 'rejected-before' : 'promoted';
 }

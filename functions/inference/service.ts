@@ -1,41 +1,43 @@
+/**
+ * The model behind one function: loaded on first use, kept warm in memory, re-checked against its
+ * alias, swapped to a newly promoted version without a restart. A version that fails to load or
+ * verify never replaces the one being served, and is not read again.
+ *
+ * Laid out as state + pure decisions + effects:
+ * - state: `state` (cold / failed / serving, recheck.ts's ServingState), the one registry read in
+ *   flight, and the alias pointers whose version was rejected;
+ * - decisions (recheck.ts, pure): what a request does (`nextStep`), what a re-check's read means
+ *   (`aliasChange`), the state a re-check leaves (`afterCheck`);
+ * - effects (here): reading the alias, loading a version (version-load.ts), installing it, logging;
+ *   answering a route from the version served is served.ts's.
+ *
+ * In Lambda, work left running when a response is returned is frozen with the environment and only
+ * goes on while a later invocation runs, its S3 timers expiring meanwhile. So the request that
+ * starts a re-check waits for it a little (`recheckWaitMs`), and one frozen until it failed is
+ * followed by a re-check that its request waits for in full. Other requests never wait.
+ */
 import { monotonicMs } from '../shared/clock.js';
-import {
-  AiaasError,
-  IntegrityError,
-  ModelUnavailableError,
-  NotFoundError,
-  RegistryUnavailableError,
-} from '../shared/errors.js';
-import { parseModelJson } from '../shared/model/artifacts.js';
-import { compileFastPath, fastPathReason } from '../shared/model/fast-path.js';
-import { loadReceived, receiveVersion } from '../shared/model/receive.js';
-import type { ModelRegistry } from '../shared/registry/registry.js';
-import type { AliasPointer, VersionMetadata } from '../shared/registry/types.js';
+import { AiaasError, ModelUnavailableError, RegistryUnavailableError } from '../shared/errors.js';
+import type { RegistryReader } from '../shared/registry/registry.js';
+import type { AliasPointer } from '../shared/registry/types.js';
 import type { TfRuntime } from '../shared/runtime/types.js';
-import {
-  type Limits,
-  metadataResponse,
-  parsePredictRequest,
-  predictResponse,
-  type Route,
-  statusResponse,
-} from './api.js';
-import { type Executor, fastPathExecutor, tfjsExecutor, warmUp } from './executor.js';
+import type { Log } from './log.js';
+import type { Limits } from './predict-request.js';
 import {
   afterCheck,
+  aliasChange,
   defaultMaxBackoffMs,
   nextStep,
   type RecheckPolicy,
   recheckDelayMs,
   type ServingState,
 } from './recheck.js';
+import type { Route } from './routes.js';
+import { answerFrom, type Served, type ServedBy, type ServiceResult } from './served.js';
+import { loadVersion, type VersionSource } from './version-load.js';
 
-/** Minimal structured logger (Powertools' Logger fits). */
-export interface Log {
-  info(message: string, extra?: Record<string, unknown>): void;
-  warn(message: string, extra?: Record<string, unknown>): void;
-  error(message: string, extra?: Record<string, unknown>): void;
-}
+export type { Log } from './log.js';
+export type { ServiceResult } from './served.js';
 
 export interface InferenceOptions {
   readonly model: string;
@@ -65,7 +67,7 @@ export interface InferenceOptions {
    */
   readonly recheckLimitMs?: number;
   readonly limits: Limits;
-  readonly registry: ModelRegistry;
+  readonly registry: RegistryReader;
   /** Loads tfjs; called only for a version that needs it, never at import. */
   readonly runtime: () => Promise<TfRuntime>;
   /**
@@ -79,46 +81,32 @@ export interface InferenceOptions {
   readonly retryAfterMs?: number;
 }
 
-/** One loaded version. */
-interface Served {
-  readonly version: number;
-  readonly etag: string;
-  readonly executor: Executor;
-  readonly metadata: VersionMetadata;
-}
-
 type State = ServingState<Served, AiaasError>;
 type Serving = Extract<State, { kind: 'serving' }>;
 const COLD: State = { kind: 'cold' };
 
-/** What a route answers, before HTTP framing. */
-export interface ServiceResult {
-  readonly status: number;
-  readonly body: unknown;
-  readonly version?: number;
+type Pointer = AliasPointer & { readonly etag: string };
+
+/** A version that did not load or verify, and why (for the log). */
+interface Rejected {
+  readonly rejected: string;
+  readonly error: unknown;
 }
 
-/**
- * The model behind one function: loaded on first use, kept warm in memory, re-checked against its
- * alias (recheck.ts decides when), swapped to a newly promoted version without a restart. A version
- * that fails to load or verify never replaces the one being served.
- *
- * In Lambda, work left running when a response is returned is frozen with the environment and only
- * goes on while a later invocation runs, its S3 timers expiring meanwhile. So the request that
- * starts a re-check waits for it a little (`recheckWaitMs`), and one frozen until it failed is
- * followed by a re-check that its request waits for in full. Other requests never wait.
- */
+/** See the module comment. */
 export class InferenceService {
   private state: State = COLD;
   /** The one registry read in flight: a cold load (requests wait for it) or a re-check (only the request that started it waits). */
   private reading: Promise<Served> | undefined;
   /** Bumped by dispose(): a read started before must not install what it read. */
   private epoch = 0;
-  /** Pointer etags whose version failed verification: versions are immutable, so don't retry them. */
+  /** Pointer etags whose version failed verification, and why: versions are immutable, so don't retry them. */
   private readonly rejected = new Map<string, string>();
   private readonly now: () => number;
   private readonly policy: RecheckPolicy;
   private readonly waitMs: number;
+  private readonly by: ServedBy;
+  private readonly source: VersionSource;
 
   constructor(private readonly options: InferenceOptions) {
     this.now = options.now ?? monotonicMs;
@@ -126,9 +114,17 @@ export class InferenceService {
       intervalMs: options.aliasCheckMs,
       maxBackoffMs: options.maxBackoffMs ?? defaultMaxBackoffMs(options.aliasCheckMs),
       retryAfterMs: options.retryAfterMs ?? 1_000,
-      ...(options.recheckLimitMs !== undefined ? { limitMs: options.recheckLimitMs } : {}),
+      limitMs: options.recheckLimitMs,
     };
     this.waitMs = options.recheckWaitMs ?? 200;
+    this.by = { model: options.model, alias: options.alias, limits: options.limits };
+    this.source = {
+      registry: options.registry,
+      model: options.model,
+      runtime: options.runtime,
+      fastPath: options.fastPath ?? 'auto',
+      log: options.log,
+    };
   }
 
   /** The version being served, if any (for logs and metrics). */
@@ -165,62 +161,23 @@ export class InferenceService {
   handle(route: Route, body: string): ServiceResult | Promise<ServiceResult> {
     const state = this.state;
     const step = nextStep(state, this.reading !== undefined, this.now(), this.policy);
-    if (step === 'answer') return this.answer((state as Serving).served, route, body);
+    if (step === 'answer') return answerFrom((state as Serving).served, route, body, this.by);
     if (step === 'answer-and-check' || step === 'check-then-answer') {
       const { served } = state as Serving;
       const check = this.recheck(served, step === 'check-then-answer');
       if (step === 'check-then-answer') return check.then(() => this.answerNow(route, body));
-      if (!(this.waitMs > 0)) return this.answer(served, route, body);
+      if (!(this.waitMs > 0)) return answerFrom(served, route, body, this.by);
       return settledWithin(check, this.waitMs).then(() => this.answerNow(route, body));
     }
     if (step === 'fail') throw (state as Extract<State, { kind: 'failed' }>).failure;
-    return this.loadOnce().then((served) => this.answer(served, route, body));
+    return this.loadOnce().then((served) => answerFrom(served, route, body, this.by));
   }
 
   /** Answers from what is served now (a re-check may have swapped it), loading if nothing is. */
   private answerNow(route: Route, body: string): ServiceResult | Promise<ServiceResult> {
     return this.state.kind === 'serving'
-      ? this.answer(this.state.served, route, body)
+      ? answerFrom(this.state.served, route, body, this.by)
       : this.handle(route, body);
-  }
-
-  private answer(served: Served, route: Route, body: string): ServiceResult {
-    if (route.version !== undefined && route.version !== served.version) {
-      throw new NotFoundError(
-        `Version ${route.version} of "${this.options.model}" is not served; alias "${this.options.alias}" serves version ${served.version}`,
-      );
-    }
-    if (route.label !== undefined && route.label !== this.options.alias) {
-      throw new NotFoundError(
-        `Label "${route.label}" is not served here; this function serves alias "${this.options.alias}"`,
-      );
-    }
-    switch (route.kind) {
-      case 'status':
-        return { status: 200, body: statusResponse(served.version, 'AVAILABLE'), version: served.version };
-      case 'metadata':
-        return {
-          status: 200,
-          version: served.version,
-          body: metadataResponse(this.options.model, served.version, served.executor.signature, {
-            alias: this.options.alias,
-            runtime: served.executor.runtime,
-            created_at: served.metadata.createdAt,
-            source: served.metadata.source,
-            metrics: served.metadata.metrics,
-            parent: served.metadata.parent,
-          }),
-        };
-      case 'predict': {
-        const request = parsePredictRequest(body, served.executor.signature, this.options.limits);
-        const outputs = served.executor.predict(request.inputs);
-        return {
-          status: 200,
-          version: served.version,
-          body: predictResponse(request, outputs, this.options.model, served.version),
-        };
-      }
-    }
   }
 
   /** The cold load every waiting request shares (one at a time). */
@@ -266,13 +223,9 @@ export class InferenceService {
           cause: new Error(rejectedWhy),
         });
       }
-      let next: Served;
-      try {
-        next = await this.load(pointer);
-      } catch (error) {
-        if (error instanceof RegistryUnavailableError) throw error;
-        this.rejected.set(pointer.etag, failureReason(error));
-        throw new ModelUnavailableError(unservable(model, pointer.version), { cause: error });
+      const next = await this.tryLoad(pointer);
+      if ('rejected' in next) {
+        throw new ModelUnavailableError(unservable(model, pointer.version), { cause: next.error });
       }
       if (epoch !== this.epoch) {
         next.executor.dispose();
@@ -282,14 +235,7 @@ export class InferenceService {
       log.info('model loaded', { alias, version: next.version, runtime: next.executor.runtime });
       return next;
     } catch (error) {
-      // Whatever the registry holds wrong (a malformed alias object, say) is the service's state,
-      // not the caller's mistake: 503, retried by itself.
-      const failure =
-        error instanceof RegistryUnavailableError || error instanceof ModelUnavailableError
-          ? error
-          : new ModelUnavailableError(`Model "${model}" cannot be served (details in the function's logs)`, {
-              cause: error,
-            });
+      const failure = coldFailure(error, model);
       if (epoch === this.epoch) this.state = { kind: 'failed', failure, at: this.now() };
       log.error('model could not be loaded', {
         alias,
@@ -307,36 +253,11 @@ export class InferenceService {
    * not (the registry answered; the version is remembered as rejected and not read again).
    */
   private async check(served: Served, epoch: number, waited: boolean): Promise<Served> {
-    const { registry, model, alias, log } = this.options;
     const startedAt = this.now();
     let next = served;
     let failure: unknown;
     try {
-      const pointer = await registry.getAliasIfChanged(model, alias, served.etag);
-      if (pointer === undefined) {
-        log.warn('alias no longer exists; still serving the loaded version', {
-          alias,
-          version: served.version,
-        });
-      } else if (pointer !== 'unchanged') {
-        if (pointer.version === served.version) {
-          next = { ...served, etag: pointer.etag };
-        } else if (!this.rejected.has(pointer.etag)) {
-          try {
-            next = await this.load(pointer);
-          } catch (error) {
-            if (error instanceof RegistryUnavailableError) throw error;
-            const reason = failureReason(error);
-            this.rejected.set(pointer.etag, reason);
-            log.error('new version failed to load; still serving the previous one', {
-              alias,
-              serving: served.version,
-              rejected: pointer.version,
-              reason,
-            });
-          }
-        }
-      }
+      next = await this.readAlias(served);
     } catch (error) {
       failure = error ?? new Error('unknown failure');
     }
@@ -347,27 +268,7 @@ export class InferenceService {
       { served: next, failed: failure !== undefined, startedAt, endedAt, waited },
       this.policy,
     );
-    if (failure !== undefined) {
-      const details = {
-        version: served.version,
-        reason: (failure as Error).message,
-        cause: describeCause(failure),
-        tookMs: Math.round(endedAt - startedAt),
-      };
-      if (state.interrupted) {
-        // Not the registry's failure: Lambda froze the function with the check in flight.
-        log.info('alias check interrupted by a freeze; the next request checks again', {
-          ...details,
-          limitMs: this.policy.limitMs,
-        });
-      } else {
-        log.warn('alias check failed; still serving the loaded version', {
-          ...details,
-          failures: state.failures,
-          nextCheckInMs: recheckDelayMs(state.failures, this.policy),
-        });
-      }
-    }
+    if (failure !== undefined) this.logFailedCheck(failure, served, state, endedAt - startedAt);
     const swapped = next.executor !== served.executor;
     if (epoch !== this.epoch) {
       if (swapped) next.executor.dispose();
@@ -376,80 +277,94 @@ export class InferenceService {
     this.state = state;
     if (swapped) {
       served.executor.dispose();
-      log.info('now serving a newly promoted version', { alias, from: served.version, to: next.version });
+      this.options.log.info('now serving a newly promoted version', {
+        alias: this.options.alias,
+        from: served.version,
+        to: next.version,
+      });
     }
     return next;
   }
 
-  /**
-   * Reads and verifies a version, then compiles it for the fast path or loads it in tfjs. tfjs is
-   * imported only for a version that needs it, and then as soon as model.json says so, so its start
-   * overlaps the download of the weights, which then arrive straight into its tensors.
-   */
-  private async load(pointer: AliasPointer & { readonly etag: string }): Promise<Served> {
-    const { registry, model, log } = this.options;
-    const { version, etag } = pointer;
-    const fastPath = this.options.fastPath ?? 'auto';
-    let runtime: Promise<TfRuntime> | undefined;
-    const startRuntime = () => {
-      if (!runtime) {
-        runtime = this.options.runtime();
-        runtime.catch(() => undefined);
+  /** What serves once the alias is read again (aliasChange decides). Throws when the registry cannot be read. */
+  private async readAlias(served: Served): Promise<Served> {
+    const { registry, model, alias, log } = this.options;
+    const pointer = await registry.getAliasIfChanged(model, alias, served.etag);
+    switch (aliasChange(pointer, served.version, (etag) => this.rejected.has(etag))) {
+      case 'unchanged':
+      case 'rejected-before':
+        return served;
+      case 'gone':
+        log.warn('alias no longer exists; still serving the loaded version', {
+          alias,
+          version: served.version,
+        });
+        return served;
+      case 'retagged':
+        return { ...served, etag: (pointer as Pointer).etag };
+      case 'promoted': {
+        const next = await this.tryLoad(pointer as Pointer);
+        if (!('rejected' in next)) return next;
+        log.error('new version failed to load; still serving the previous one', {
+          alias,
+          serving: served.version,
+          rejected: (pointer as Pointer).version,
+          reason: next.rejected,
+        });
+        return served;
       }
-      return runtime;
-    };
-    if (fastPath === 'off') startRuntime();
-    let modelJson: ReturnType<typeof parseModelJson> | undefined;
-    // A version for tfjs has its weights received straight into tensors once the runtime is up.
-    const received = await receiveVersion(registry, model, version, {
-      ...(pointer.files ? { files: pointer.files } : {}),
-      ...(pointer.inline ? { inline: pointer.inline } : {}),
-      runtimeFor: (json) => {
-        modelJson = json;
-        return fastPath === 'off' || fastPathReason(json) !== undefined ? startRuntime() : undefined;
-      },
-    });
-    const { metadata, files } = received;
-    let why = 'the fast path is off';
-    if (fastPath === 'auto' && !received.weights) {
-      const compiled = compileFastPath(
-        modelJson ?? parseModelJson(files.get('model.json') ?? new Uint8Array()),
-        files,
-        metadata.signature,
-      );
-      if ('model' in compiled) return this.ready(version, etag, metadata, fastPathExecutor(compiled.model));
-      why = compiled.reason;
-    } else if (fastPath === 'auto' && modelJson) {
-      why = fastPathReason(modelJson) ?? why;
     }
-    const tf = await startRuntime();
-    if (tf.requested !== 'auto' && tf.requested !== tf.kind) {
-      // Serving, but not on the configured backend (e.g. a `native` image whose tfjs-node fails).
-      log.error('configured tfjs runtime did not load', {
-        requested: tf.requested,
-        runtime: tf.kind,
-        notes: tf.notes,
-      });
-    }
-    let executor: Executor;
-    try {
-      const loaded = await loadReceived(tf, received);
-      executor = tfjsExecutor(tf, loaded, (leaked) => log.warn('tensors leaked by a prediction', { leaked }));
-    } catch (error) {
-      if (error instanceof AiaasError) throw error;
-      throw new IntegrityError(`version ${version} does not load in tfjs: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
-    log.info('running on tfjs', { version, runtime: tf.kind, notes: tf.notes, fastPath: why });
-    return this.ready(version, etag, metadata, executor);
   }
 
-  private ready(version: number, etag: string, metadata: VersionMetadata, executor: Executor): Served {
-    const failed = warmUp(executor);
-    if (failed) this.options.log.warn('warm-up prediction failed', { version, reason: failed });
-    return { version, etag, executor, metadata };
+  /**
+   * Loads the version `pointer` names. One that does not load or verify is rejected for good (its
+   * pointer's etag remembered); a registry that cannot be read throws.
+   */
+  private async tryLoad(pointer: Pointer): Promise<Served | Rejected> {
+    try {
+      return await loadVersion(pointer, this.source);
+    } catch (error) {
+      if (error instanceof RegistryUnavailableError) throw error;
+      const reason = failureReason(error);
+      this.rejected.set(pointer.etag, reason);
+      return { rejected: reason, error };
+    }
   }
+
+  private logFailedCheck(failure: unknown, served: Served, state: Serving, tookMs: number): void {
+    const { log } = this.options;
+    const details = {
+      version: served.version,
+      reason: (failure as Error).message,
+      cause: describeCause(failure),
+      tookMs: Math.round(tookMs),
+    };
+    if (state.interrupted) {
+      // Not the registry's failure: Lambda froze the function with the check in flight.
+      log.info('alias check interrupted by a freeze; the next request checks again', {
+        ...details,
+        limitMs: this.policy.limitMs,
+      });
+    } else {
+      log.warn('alias check failed; still serving the loaded version', {
+        ...details,
+        failures: state.failures,
+        nextCheckInMs: recheckDelayMs(state.failures, this.policy),
+      });
+    }
+  }
+}
+
+/**
+ * A cold load's failure as callers see it: whatever the registry holds wrong (a malformed alias
+ * object, say) is the service's state, not the caller's mistake: 503, retried by itself.
+ */
+function coldFailure(error: unknown, model: string): AiaasError {
+  return error instanceof RegistryUnavailableError || error instanceof ModelUnavailableError
+    ? error
+    : new ModelUnavailableError(`Model "${model}" cannot be served (details in the function's logs)`, {
+        cause: error,
+      });
 }
 
 /** What callers are told about a version that cannot be served: the reason goes to the log. */

@@ -1,16 +1,31 @@
 /**
  * What Powertools would do with the function's logs and metrics, read from the environment without
- * loading it. Loading and starting Powertools was 4.5–6.5 ms of a cold start on a slow day (paired
- * runs: docs/benchmarks.md, round 6), so the handler loads it only when a line could be printed or
- * metrics could be published.
+ * loading it (loading it is a measurable part of a cold start: docs/benchmarks.md, "Round 6"), the
+ * console fallback used when it cannot start, and the shape both give the handler (`Telemetry`).
+ * This module never loads Powertools: telemetry-startup.ts imports it, and telemetry.ts starts it.
  *
  * These rules mirror Powertools 2.x (Logger's `setOptions`/`setInitialLogLevel`, Metrics'
  * `setDisabled`). They only ever answer "certainly not" when Powertools would not print or publish
  * either; in any doubt they answer "maybe", and Powertools, once loaded, decides. A property test
  * (`test/property/telemetry-settings.property.test.ts`) checks them against Powertools itself.
  */
-import type { Log } from './service.js';
-import type { Telemetry } from './telemetry.js';
+import type { Log } from './log.js';
+
+/** The function's logger, and how it publishes an invocation's metrics (when it publishes any). */
+export interface Telemetry {
+  readonly logger: Log;
+  readonly record: ((invocation: Invocation) => void) | undefined;
+}
+
+/** What one invocation did, for its metrics. */
+export interface Invocation {
+  /** The version that answered a prediction. */
+  readonly predicted?: number | undefined;
+  /** The status of an error answer. */
+  readonly failedStatus?: number | undefined;
+  readonly coldStart: boolean;
+  readonly latencyMs: number;
+}
 
 /** Powertools Logger's thresholds (its `LogLevelThreshold`). */
 const THRESHOLDS: Readonly<Record<string, number>> = {

@@ -1,28 +1,12 @@
 /**
- * The inference function's logs and metrics on Powertools for AWS Lambda. The handler imports this
- * module only when a line could be printed or metrics published (see telemetry-settings.ts), so a
- * cold start that has nothing to say does not load Powertools at all.
+ * The inference function's logs and metrics on Powertools for AWS Lambda. Only telemetry-startup.ts
+ * imports this module, with `import()`, and only when a line could be printed or metrics published
+ * (telemetry-settings.ts), so a cold start that has nothing to say does not load Powertools at all.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { Log } from './service.js';
-import { fallbackTelemetry } from './telemetry-settings.js';
-
-/** The function's logger, and how it publishes an invocation's metrics (when it publishes any). */
-export interface Telemetry {
-  readonly logger: Log;
-  readonly record: ((invocation: Invocation) => void) | undefined;
-}
-
-/** What one invocation did, for its metrics. */
-export interface Invocation {
-  /** The version that answered a prediction. */
-  readonly predicted?: number;
-  /** The status of an error answer. */
-  readonly failedStatus?: number;
-  readonly coldStart: boolean;
-  readonly latencyMs: number;
-}
+import type { Log } from './log.js';
+import { fallbackTelemetry, type Invocation, type Telemetry } from './telemetry-settings.js';
 
 /** Powertools Metrics that tells whether it publishes, by its own rule (POWERTOOLS_METRICS_DISABLED, POWERTOOLS_DEV). */
 class FunctionMetrics extends Metrics {

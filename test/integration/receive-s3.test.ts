@@ -19,7 +19,7 @@ import {
 } from '../../functions/shared/model/artifacts.js';
 import { loadReceived, receiveVersion } from '../../functions/shared/model/receive.js';
 import { keys } from '../../functions/shared/registry/layout.js';
-import { ModelRegistry } from '../../functions/shared/registry/registry.js';
+import { RegistryReader } from '../../functions/shared/registry/registry.js';
 import { S3ObjectReader } from '../../functions/shared/registry/s3-reader.js';
 import type { GetOptions } from '../../functions/shared/registry/store.js';
 import type { TfRuntime } from '../../functions/shared/runtime/types.js';
@@ -108,7 +108,7 @@ describe('weights received straight into tensors from s3rver', () => {
     const { tf } = runtime;
     const { version, artifacts, shards } = await publishSharded('sharded');
     expect(shards).toBeGreaterThan(5);
-    const registry = new ModelRegistry(reader);
+    const registry = new RegistryReader(reader);
     const before = tf.memory().numTensors;
     sunk.length = 0;
     const received = await receiveVersion(registry, 'sharded', version, { runtimeFor: async () => runtime });
@@ -133,7 +133,7 @@ describe('weights received straight into tensors from s3rver', () => {
     const changed = original.slice();
     changed[100]! ^= 1;
     await s3.registry.store.put(key, changed);
-    const registry = new ModelRegistry(reader);
+    const registry = new RegistryReader(reader);
     const before = tf.memory().numTensors;
     const reading = receiveVersion(registry, 'tampered', version, { runtimeFor: async () => runtime });
     await expect(reading).rejects.toBeInstanceOf(IntegrityError);

@@ -27,9 +27,9 @@ import { DEFAULT_LIMITS } from '../../functions/inference/api.js';
 import { createHandler } from '../../functions/inference/handler.js';
 import { ConfigurationError, RegistryUnavailableError } from '../../functions/shared/errors.js';
 import { disposeModel, loadModel, registryIOHandler } from '../../functions/shared/model/artifacts.js';
-import { ModelRegistry } from '../../functions/shared/registry/registry.js';
+import { ModelRegistry, RegistryReader } from '../../functions/shared/registry/registry.js';
 import { S3ObjectReader, type S3ReaderSettings } from '../../functions/shared/registry/s3-reader.js';
-import { createS3Client, S3ObjectStore } from '../../functions/shared/registry/store.js';
+import { createS3Client, type ObjectStore, S3ObjectStore } from '../../functions/shared/registry/store.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
 import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
 import { publishLinear } from '../support/models.js';
@@ -491,17 +491,24 @@ describe('S3ObjectReader on s3rver', () => {
     }
   });
 
-  it('refuses to write: put and delete throw ConfigurationError', async () => {
-    await expect(reader.put('x.json', '{}')).rejects.toBeInstanceOf(ConfigurationError);
-    await expect(reader.put('x.json', '{}')).rejects.toThrow(/read-only/);
-    await expect(reader.delete('x.json')).rejects.toBeInstanceOf(ConfigurationError);
+  it('cannot write: neither the reader nor the RegistryReader over it has a write method', () => {
+    // @ts-expect-error the function's reader is an ObjectReader only: no put, no delete
+    const store: ObjectStore = reader;
+    expect('put' in store).toBe(false);
+    expect('delete' in store).toBe(false);
+    // @ts-expect-error writing needs a ModelRegistry, which needs an ObjectStore
+    new ModelRegistry(reader);
+    const registry = new RegistryReader(reader);
+    for (const write of ['publish', 'setAlias', 'rollback', 'putReport', 'putDataset', 'removeDataset']) {
+      expect(write in registry, write).toBe(false);
+    }
     expect(proxy.seen).toEqual([]);
   });
 
-  it('serves a ModelRegistry that reads what a registry over S3ObjectStore published', async () => {
+  it('serves a RegistryReader that reads what a registry over S3ObjectStore published', async () => {
     const runtime = await createRuntime('cpu');
     const v1 = await publishLinear(runtime, s3.registry, 'reader', [1, 2, 3], 0.5, { promote: true });
-    const registry = new ModelRegistry(reader);
+    const registry = new RegistryReader(reader);
 
     const pointer = await registry.getAlias('reader', 'live');
     expect(pointer).toEqual(await s3.registry.getAlias('reader', 'live'));

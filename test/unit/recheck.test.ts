@@ -13,6 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS, route } from '../../functions/inference/api.js';
 import {
   afterCheck,
+  aliasChange,
   type CheckEnd,
   defaultMaxBackoffMs,
   nextStep,
@@ -86,6 +87,22 @@ describe('nextStep and recheckDelayMs', () => {
     expect(defaultMaxBackoffMs(1_000)).toBe(8_000);
     expect(defaultMaxBackoffMs(60_000)).toBe(300_000);
     expect(defaultMaxBackoffMs(600_000)).toBe(600_000);
+  });
+});
+
+describe('aliasChange: what a re-check does with the alias it read', () => {
+  const rejected = (etag: string) => etag === '"bad"';
+  it('keeps serving when the pointer is unchanged, names the served version, or a version rejected before', () => {
+    expect(aliasChange('unchanged', 1, rejected)).toBe('unchanged');
+    expect(aliasChange({ version: 1, etag: '"new"' }, 1, rejected)).toBe('retagged');
+    expect(aliasChange({ version: 2, etag: '"bad"' }, 1, rejected)).toBe('rejected-before');
+  });
+
+  it('says the alias is gone when it no longer exists, and loads a newly promoted version', () => {
+    expect(aliasChange(undefined, 1, rejected)).toBe('gone');
+    expect(aliasChange({ version: 2, etag: '"good"' }, 1, rejected)).toBe('promoted');
+    // A rollback to an older version is a promotion too.
+    expect(aliasChange({ version: 0, etag: '"old"' }, 1, rejected)).toBe('promoted');
   });
 });
 

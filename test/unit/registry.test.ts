@@ -6,8 +6,9 @@ import {
   NotFoundError,
   RegistryUnavailableError,
 } from '../../functions/shared/errors.js';
+import { INLINE_LIMIT_BYTES } from '../../functions/shared/registry/inline.js';
 import { keys } from '../../functions/shared/registry/layout.js';
-import { INLINE_LIMIT_BYTES, ModelRegistry } from '../../functions/shared/registry/registry.js';
+import { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import type { PutOptions } from '../../functions/shared/registry/store.js';
 import type { ArtifactFile, Signature } from '../../functions/shared/registry/types.js';
 import { MemoryObjectStore } from '../support/memory-store.js';
@@ -606,5 +607,64 @@ describe('version numbers', () => {
     await store.put(`${keys.claims('m', 3)}dead.json`, '{}'); // a publisher that died after claiming
     expect((await registry.publish('m', files('c'), input)).version).toBe(4);
     expect(await registry.listVersions('m')).toEqual([1, 2, 4]);
+  });
+});
+
+/** Fails the next GETs of chosen keys, each with the error its entry makes. */
+class FailingReads extends MemoryObjectStore {
+  readonly failing = new Map<string, { left: number; error: () => Error }>();
+  override async get(key: string) {
+    const failure = this.failing.get(key);
+    if (failure && failure.left > 0) {
+      failure.left--;
+      throw failure.error();
+    }
+    return super.get(key);
+  }
+}
+
+describe("an alias pointer's shortcuts (file list, inline copy) when the version cannot be read", () => {
+  const storeFault = () => new RegistryUnavailableError('S3 is down');
+
+  it('retries the copy once after a store fault, then writes the pointer without it: the move stands', async () => {
+    const store = new FailingReads();
+    const registry = new ModelRegistry(store);
+    const v1 = await registry.publish('m', files('a'), input);
+    const v2 = await registry.publish('m', files('b'), input);
+    store.failing.set(keys.file('m', v1.version, 'group1-shard1of1.bin'), { left: 1, error: storeFault });
+    await registry.setAlias('m', 'live', v1.version);
+    expect((await registry.getAlias('m', 'live'))?.inline?.metadata).toEqual(v1);
+
+    store.failing.set(keys.file('m', v2.version, 'group1-shard1of1.bin'), { left: 2, error: storeFault });
+    const event = await registry.setAlias('m', 'live', v2.version);
+    const pointer = (await registry.getAlias('m', 'live'))!;
+    expect(pointer).toMatchObject({ version: v2.version, eventId: event.id, files: v2.files });
+    expect(pointer.inline).toBeUndefined();
+    expect((await registry.history('m', 'live')).map((e) => e.to)).toEqual([v1.version, v2.version]);
+    const read = await registry.readVersion('m', v2.version, { files: pointer.files! });
+    expect([...read.files.get('group1-shard1of1.bin')!]).toEqual([1, 2, 3]);
+  });
+
+  it("finishes a move whose version's metadata is damaged (its pointer goes without shortcuts)", async () => {
+    const store = new DatedStore();
+    const registry = new ModelRegistry(store, { settleMs: 0 });
+    const v1 = await registry.publish('m', files('a'), input);
+    const v2 = await registry.publish('m', files('b'), input);
+    store.failNext.add(keys.alias('m', 'live'));
+    await expect(registry.setAlias('m', 'live', v2.version)).rejects.toThrow(/lost the answer/);
+    await store.put(keys.metadata('m', v2.version), '{not json');
+    await registry.setAlias('m', 'live', v1.version);
+    expect(moves(await registry.history('m', 'live'))).toEqual(['null->2', '2->1']);
+  });
+
+  it('lets an error that is not a store fault (a bug) surface instead of hiding it as a missing copy', async () => {
+    const store = new FailingReads();
+    const registry = new ModelRegistry(store);
+    const v1 = await registry.publish('m', files('a'), input);
+    store.failing.set(keys.file('m', v1.version, 'group1-shard1of1.bin'), {
+      left: 1,
+      error: () => new TypeError('a bug in a store'),
+    });
+    await expect(registry.setAlias('m', 'live', v1.version)).rejects.toThrow(TypeError);
   });
 });

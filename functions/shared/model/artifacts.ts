@@ -2,7 +2,7 @@ import { basename } from 'node:path';
 import type { io } from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { IntegrityError, ValidationError } from '../errors.js';
-import type { ModelRegistry } from '../registry/registry.js';
+import type { RegistryReader } from '../registry/registry.js';
 import type { ArtifactFile, Signature, TensorSpec, VersionMetadata } from '../registry/types.js';
 import type { TfRuntime } from '../runtime/types.js';
 import { staticShapeProblem } from './shapes.js';
@@ -123,7 +123,7 @@ export function artifactsOf(json: ModelJson): Omit<io.ModelArtifacts, 'weightDat
 
 /** An IOHandler over one registry version: fetched in parallel and sha256-verified, no temp files. */
 export function registryIOHandler(
-  registry: ModelRegistry,
+  registry: RegistryReader,
   model: string,
   version: number,
 ): io.IOHandler & { metadata?: VersionMetadata } {

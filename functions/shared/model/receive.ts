@@ -6,7 +6,7 @@
  * own when the weights are not for tfjs (the fast path) or cannot be received.
  */
 import type { io } from '@tensorflow/tfjs-core';
-import type { ModelRegistry } from '../registry/registry.js';
+import type { RegistryReader } from '../registry/registry.js';
 import type { BodySink } from '../registry/store.js';
 import type { FileDigest, InlineVersion, Signature, VersionMetadata } from '../registry/types.js';
 import type { TfRuntime } from '../runtime/types.js';
@@ -65,7 +65,7 @@ export interface ReceivedVersion {
 }
 
 export interface ReceiveOptions {
-  /** The version's files as its alias pointer lists them (see ModelRegistry.readVersion). */
+  /** The version's files as its alias pointer lists them (see RegistryReader.readVersion). */
   readonly files?: Readonly<Record<string, FileDigest>>;
   /** The version whole, as its alias pointer carries it. */
   readonly inline?: InlineVersion;
@@ -77,12 +77,12 @@ export interface ReceiveOptions {
 }
 
 /**
- * Reads and verifies a version like `ModelRegistry.readVersion`, receiving its weights into tfjs
+ * Reads and verifies a version like `RegistryReader.readVersion`, receiving its weights into tfjs
  * tensors where the runtime and the weights allow it: one copy of the weights instead of two, and
  * no fresh buffers to fault in.
  */
 export async function receiveVersion(
-  registry: ModelRegistry,
+  registry: RegistryReader,
   model: string,
   version: number,
   options: ReceiveOptions,

@@ -68,7 +68,7 @@ export function slotClaims(objects: readonly ListedObject[], slotPrefix: string)
       claims.push({
         id: match[1],
         key: object.key,
-        ...(object.lastModified ? { lastModified: object.lastModified } : {}),
+        lastModified: object.lastModified,
       });
   }
   return claims.map((claim) => ({ ...claim, lost: lost.has(claim.id) }));
@@ -85,6 +85,13 @@ async function markLost(store: ObjectStore, slotPrefix: string, id: string): Pro
       await sleep(50 * (attempt + 1));
     }
   }
+}
+
+/** Who writes claims: the store, the name recorded with what it writes, and how long it retries. */
+export interface Claimant {
+  readonly store: ObjectStore;
+  readonly actor: string;
+  readonly retry?: RetryOptions;
 }
 
 export interface RetryOptions {

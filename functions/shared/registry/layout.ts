@@ -32,12 +32,17 @@ export function assertModelName(name: unknown): string {
 }
 
 export function assertAliasName(name: unknown): string {
-  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
+  if (!isAliasName(name)) {
     throw new InvalidNameError(
       `Invalid alias ${JSON.stringify(name)}: use 1-63 characters of a-z, 0-9, '-' or '_', starting with a letter or digit`,
     );
   }
   return name;
+}
+
+/** Whether assertAliasName accepts `name`. */
+export function isAliasName(name: unknown): name is string {
+  return typeof name === 'string' && NAME_PATTERN.test(name);
 }
 
 /** Versions are positive integers written in decimal without leading zeros. */
@@ -51,10 +56,13 @@ export function parseVersion(value: unknown): number {
 
 /** Artifact file names inside a version folder: a plain file name, no separators. */
 export function assertFileName(name: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/.test(name) || name.includes('..')) {
-    throw new InvalidNameError(`Invalid artifact file name ${JSON.stringify(name)}`);
-  }
+  if (!isFileName(name)) throw new InvalidNameError(`Invalid artifact file name ${JSON.stringify(name)}`);
   return name;
+}
+
+/** Whether assertFileName accepts `name`. */
+export function isFileName(name: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/.test(name) && !name.includes('..');
 }
 
 function assertSeq(seq: number): number {

@@ -1,11 +1,25 @@
+/**
+ * The inference function's registry store: reads only (ObjectReader), so the type system shows the
+ * function never writes. Reading the registry needs only signed GETs and a listing, so this signs
+ * them with @smithy/signature-v4 and sends them over Node's own http/https with keep-alive,
+ * instead of importing @aws-sdk/client-s3, a large part of a cold start (docs/benchmarks.md,
+ * "No AWS SDK in the function"). Writers (the CLI, retraining) keep S3ObjectStore and the SDK.
+ * Behaviour and error messages mirror S3ObjectStore (s3-errors.ts), so the registry cannot tell
+ * them apart. One concept kept whole: a bounded, retried, signed GET and the reception of its body
+ * (into a buffer or a caller's sink, hashed as it arrives), the model-load hot path.
+ */
+
 import type { Agent, ClientRequest, IncomingHttpHeaders, IncomingMessage, RequestOptions } from 'node:http';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { NATIVE_FROM_BYTES, sha256, sha256Hasher } from '../digest.js';
-import { AiaasError, ConfigurationError, RegistryUnavailableError } from '../errors.js';
+import { AiaasError, ConfigurationError } from '../errors.js';
 import { prefixesOf } from './layout.js';
-import type { BodySink, GetOptions, ListedObject, ObjectStore, PutOptions, StoredObject } from './store.js';
+import { escapePath, escapeUri, type Target, targetOf } from './s3-address.js';
+import { isMissing, missingBehind403, registryFault } from './s3-errors.js';
+import { parseListing, S3ResponseError, textOf } from './s3-xml.js';
+import type { BodySink, GetOptions, ListedObject, ObjectReader, StoredObject } from './store.js';
 
 export interface S3ReaderCredentials {
   readonly accessKeyId: string;
@@ -41,29 +55,6 @@ interface Answer {
   readonly sunk?: number;
 }
 
-interface Target {
-  readonly protocol: 'http:' | 'https:';
-  readonly hostname: string;
-  readonly port?: number;
-  /** The Host header, port included when it is not the default. */
-  readonly host: string;
-  /** Path of the bucket's root, without a trailing '/': '' when virtual-hosted, '/<bucket>' otherwise. */
-  readonly bucketPath: string;
-}
-
-/** An S3 error answer (its XML Code as the name), kept as the cause of a RegistryUnavailableError. */
-export class S3ResponseError extends Error {
-  constructor(
-    readonly code: string,
-    readonly status: number,
-    message: string,
-    readonly requestId?: string,
-  ) {
-    super(message);
-    this.name = code;
-  }
-}
-
 interface BodyOptions {
   /** Hash a successful answer's body as it arrives. */
   readonly hashBody?: boolean;
@@ -81,14 +72,8 @@ class IncompleteBodyError extends Error {
 // S3 and its SDK treat these as transient; 304, 403 and 404 are answers, never retried.
 const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
 
-/**
- * A read-only registry store for the inference function. Importing @aws-sdk/client-s3 costs ~73 ms
- * of a ~230 ms cold start; reading the registry needs only signed GETs and a listing, so this signs
- * them with @smithy/signature-v4 and sends them over Node's own http/https with keep-alive. Writers
- * (the CLI, retraining) keep S3ObjectStore and the SDK. Behaviour and error messages mirror
- * S3ObjectStore, so the registry cannot tell them apart.
- */
-export class S3ObjectReader implements ObjectStore {
+/** See the top of this file. */
+export class S3ObjectReader implements ObjectReader {
   readonly description: string;
   readonly bucket: string;
   private readonly target: Target;
@@ -148,26 +133,20 @@ export class S3ObjectReader implements ObjectStore {
       return {
         body: answer.body,
         etag: headerValue(answer.headers.etag),
-        ...(answer.sha256 ? { sha256: answer.sha256 } : {}),
-        ...(answer.sunk !== undefined ? { sunk: { bytes: answer.sunk } } : {}),
+        sha256: answer.sha256,
+        sunk: answer.sunk === undefined ? undefined : { bytes: answer.sunk },
       };
     }
     if (answer.status === 304) return 'unchanged';
     const error = responseError(answer);
-    if (answer.status === 404 || error.code === 'NoSuchKey') return undefined;
-    // S3 answers 403, not 404, for a missing key when the caller may list only a prefix of the
-    // bucket (least privilege). Listing that key tells a missing object from a real denial.
-    if (answer.status === 403 && (await this.missing(key))) return undefined;
-    throw this.fault(`read ${key}`, error);
-  }
-
-  private async missing(key: string): Promise<boolean> {
-    try {
-      const page = await this.listPage(key, undefined, 1);
-      return !page.objects.some((item) => item.key === key);
-    } catch {
-      return false;
+    if (isMissing(answer.status, error.code)) return undefined;
+    if (
+      answer.status === 403 &&
+      (await missingBehind403(key, async (first) => (await this.listPage(first, undefined, 1)).objects))
+    ) {
+      return undefined;
     }
+    throw this.fault(`read ${key}`, error);
   }
 
   async list(prefix: string): Promise<ListedObject[]> {
@@ -187,14 +166,6 @@ export class S3ObjectReader implements ObjectStore {
 
   async listPrefixes(prefix: string): Promise<string[]> {
     return prefixesOf(await this.list(prefix), prefix);
-  }
-
-  async put(key: string, _body?: Uint8Array | string, _options?: PutOptions): Promise<{ etag: string }> {
-    throw readOnly(`write ${key}`);
-  }
-
-  async delete(key: string): Promise<void> {
-    throw readOnly(`delete ${key}`);
   }
 
   /** Closes the pooled connections (tests, scripts); the next request opens new ones. */
@@ -399,7 +370,7 @@ export class S3ObjectReader implements ObjectStore {
           headers: res.headers,
           body: new Uint8Array(0),
           sunk: received,
-          ...(digest ? { sha256: digest } : {}),
+          sha256: digest,
         });
         return;
       }
@@ -413,14 +384,14 @@ export class S3ObjectReader implements ObjectStore {
         }
       }
       const digest = hash ? hash.digest() : hashBody && ok ? sha256(body) : undefined;
-      settle(undefined, { status, headers: res.headers, body, ...(digest ? { sha256: digest } : {}) });
+      settle(undefined, { status, headers: res.headers, body, sha256: digest });
     });
   }
 
   private connection() {
     if (!this.transport) {
       // Not `import ... from 'node:http'`: building that module's ESM facade runs getters that load
-      // undici (fetch, WebSocket), ~30 ms of a cold start for nothing (profiled; docs/benchmarks.md).
+      // undici (fetch, WebSocket), a cost to every cold start for nothing (docs/benchmarks.md).
       if (typeof process.getBuiltinModule !== 'function') {
         throw new ConfigurationError('S3ObjectReader needs Node.js 20.16, 22.3 or later');
       }
@@ -438,27 +409,11 @@ export class S3ObjectReader implements ObjectStore {
 
   private fault(action: string, error: unknown): AiaasError {
     if (error instanceof AiaasError) return error;
-    if (error instanceof S3ResponseError && error.status === 403) {
-      return new RegistryUnavailableError(`Registry ${this.description} denied access (${action})`, {
-        cause: error,
-      });
-    }
-    const status = error instanceof S3ResponseError ? error.status : undefined;
+    const response = error instanceof S3ResponseError ? error : undefined;
     const detail =
-      error instanceof S3ResponseError
-        ? error.code
-        : ((error as NodeJS.ErrnoException)?.code ?? (error as Error)?.name ?? 'error');
-    return new RegistryUnavailableError(
-      `Registry ${this.description} is unavailable (${action}: ${detail}${status ? ` ${status}` : ''})`,
-      { cause: error },
-    );
+      response?.code ?? (error as NodeJS.ErrnoException)?.code ?? (error as Error)?.name ?? 'error';
+    return registryFault(this.description, action, error, response?.status, detail);
   }
-}
-
-function readOnly(action: string): ConfigurationError {
-  return new ConfigurationError(
-    `The inference function's registry reader is read-only (${action}): writers use S3ObjectStore`,
-  );
 }
 
 function credentialsFromEnv(): S3ReaderCredentials {
@@ -469,44 +424,7 @@ function credentialsFromEnv(): S3ReaderCredentials {
     );
   }
   const sessionToken = process.env.AWS_SESSION_TOKEN;
-  return { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
-}
-
-function targetOf(bucket: string, region: string, endpoint: string | undefined): Target {
-  if (endpoint) {
-    const url = new URL(endpoint);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new ConfigurationError(`S3 endpoint ${endpoint} is not an http(s) URL`);
-    }
-    const base = url.pathname.replace(/\/+$/, '');
-    return {
-      protocol: url.protocol,
-      hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
-      ...(url.port ? { port: Number(url.port) } : {}),
-      host: url.host,
-      bucketPath: `${base}/${escapeUri(bucket)}`,
-    };
-  }
-  const domain = `s3.${region}.amazonaws.com${region.startsWith('cn-') ? '.cn' : ''}`;
-  // A bucket name with dots does not match S3's wildcard TLS certificate as a host name: path-style.
-  if (bucket.includes('.')) {
-    return { protocol: 'https:', hostname: domain, host: domain, bucketPath: `/${escapeUri(bucket)}` };
-  }
-  const hostname = `${bucket}.${domain}`;
-  return { protocol: 'https:', hostname, host: hostname, bucketPath: '' };
-}
-
-/** RFC 3986 encoding as SigV4 wants it: everything but A-Z a-z 0-9 - _ . ~ as %XX. */
-function escapeUri(text: string): string {
-  return encodeURIComponent(text).replace(
-    /[!'()*]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
-}
-
-/** An object key as an S3 path: each segment encoded, the '/' between them kept. */
-function escapePath(key: string): string {
-  return key.split('/').map(escapeUri).join('/');
+  return { accessKeyId, secretAccessKey, sessionToken: sessionToken || undefined };
 }
 
 function headerValue(value: string | string[] | undefined): string {
@@ -521,48 +439,5 @@ function responseError(answer: Answer): S3ResponseError {
     answer.status,
     textOf(xml, 'Message') ?? `S3 answered ${answer.status}`,
     textOf(xml, 'RequestId') ?? headerValue(answer.headers['x-amz-request-id']),
-  );
-}
-
-/**
- * The few fields of a ListObjectsV2 answer the registry uses. S3 escapes '<' and '&' in text, so
- * no element's text can contain markup and a pattern per element is exact.
- */
-function parseListing(xml: string): { objects: ListedObject[]; next?: string } {
-  if (!/<ListBucketResult[\s>]/.test(xml)) {
-    throw new S3ResponseError('MalformedListing', 200, 'S3 answered a listing without ListBucketResult');
-  }
-  const objects: ListedObject[] = [];
-  for (const match of xml.matchAll(/<Contents(?:\s[^>]*)?>([\s\S]*?)<\/Contents>/g)) {
-    const item = match[1] ?? '';
-    const key = textOf(item, 'Key');
-    if (key === undefined) continue;
-    const modified = textOf(item, 'LastModified');
-    const lastModified = modified ? new Date(modified) : undefined;
-    objects.push({
-      key,
-      size: Number(textOf(item, 'Size') ?? 0) || 0,
-      ...(lastModified && !Number.isNaN(lastModified.getTime()) ? { lastModified } : {}),
-    });
-  }
-  const next = textOf(xml, 'IsTruncated') === 'true' ? textOf(xml, 'NextContinuationToken') : undefined;
-  return next ? { objects, next } : { objects };
-}
-
-/** The decoded text of the first `<tag>` element in `xml`. */
-function textOf(xml: string, tag: string): string | undefined {
-  const match = new RegExp(`<${tag}(?:\\s[^>]*)?>([^<]*)</${tag}>`).exec(xml);
-  return match ? decodeXml(match[1] ?? '') : undefined;
-}
-
-const XML_ENTITIES: Readonly<Record<string, string>> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
-
-function decodeXml(text: string): string {
-  return text.replace(/&(#x[0-9A-Fa-f]+|#[0-9]+|amp|lt|gt|quot|apos);/g, (_, entity: string) =>
-    entity.startsWith('#x')
-      ? String.fromCodePoint(Number.parseInt(entity.slice(2), 16))
-      : entity.startsWith('#')
-        ? String.fromCodePoint(Number(entity.slice(1)))
-        : (XML_ENTITIES[entity] ?? ''),
   );
 }

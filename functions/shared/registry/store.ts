@@ -1,3 +1,10 @@
+/**
+ * The registry's storage contract: ObjectReader (get, conditional get, list) and ObjectWriter
+ * (create-only or If-Match puts, delete), an ObjectStore being both; and S3ObjectStore, the AWS
+ * SDK implementation the writers (CLI, retraining, local stack) use. The inference function reads
+ * through S3ObjectReader (s3-reader.ts) instead. Both map S3 failures the same way (s3-errors.ts).
+ */
+
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -7,8 +14,9 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { type AiaasError, ConflictError, RegistryUnavailableError } from '../errors.js';
+import { type AiaasError, ConflictError } from '../errors.js';
 import { prefixesOf } from './layout.js';
+import { isMissing, missingBehind403, registryFault } from './s3-errors.js';
 
 /** One stored object: its bytes and its entity tag. */
 export interface StoredObject {
@@ -54,23 +62,33 @@ export interface PutOptions {
 }
 
 /**
- * The few object operations the registry needs. `S3ObjectStore` is the real one; unit tests may
- * pass an in-memory fake. Implementations map transport faults to RegistryUnavailableError.
+ * The read operations of the registry's store. `S3ObjectReader` (the inference function's) is only
+ * this; `S3ObjectStore` is a full ObjectStore; unit tests may pass an in-memory fake.
+ * Implementations map transport faults to RegistryUnavailableError.
  */
-export interface ObjectStore {
+export interface ObjectReader {
   /** The object, or undefined when the key does not exist. */
   get(key: string, options?: GetOptions): Promise<StoredObject | undefined>;
   /** Like get, but answers 'unchanged' when the object still has entity tag `etag` (a cheap 304). */
   getIfChanged(key: string, etag: string): Promise<StoredObject | 'unchanged' | undefined>;
-  put(key: string, body: Uint8Array | string, options?: PutOptions): Promise<{ etag: string }>;
   /** Every object under a prefix (all pages). */
   list(prefix: string): Promise<ListedObject[]>;
   /** The immediate sub-"folders" of a prefix, as full prefixes ending in '/'. */
   listPrefixes(prefix: string): Promise<string[]>;
-  delete(key: string): Promise<void>;
   /** Where the store lives, for messages. */
   readonly description: string;
 }
+
+/** The write operations of the registry's store. */
+export interface ObjectWriter {
+  /** ConflictError when a condition in `options` fails (where the store enforces it). */
+  put(key: string, body: Uint8Array | string, options?: PutOptions): Promise<{ etag: string }>;
+  /** Deleting a key that does not exist is not an error. */
+  delete(key: string): Promise<void>;
+}
+
+/** The registry's store for writers (the CLI, retraining): reads and writes. */
+export interface ObjectStore extends ObjectReader, ObjectWriter {}
 
 export interface S3Settings {
   readonly bucket: string;
@@ -92,7 +110,7 @@ export interface S3Settings {
 export function createS3Client(settings: Omit<S3Settings, 'bucket'>): S3Client {
   // Agent options, not Agent instances: the handler builds the agents from them (keep-alive as
   // asked). Importing node:http as an ES module here would build its ESM facade, whose getters load
-  // undici (fetch, WebSocket): ~30 ms of a cold start for nothing (profiled; see docs/benchmarks.md).
+  // undici (fetch, WebSocket): a cost to every cold start for nothing (docs/benchmarks.md).
   const agentOptions = { keepAlive: true, maxSockets: 64 };
   return new S3Client({
     region: settings.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
@@ -153,7 +171,7 @@ export class S3ObjectStore implements ObjectStore {
         new GetObjectCommand({
           Bucket: this.bucket,
           Key: key,
-          ...(ifNoneMatch ? { IfNoneMatch: ifNoneMatch } : {}),
+          IfNoneMatch: ifNoneMatch || undefined,
         }),
       );
       const body = out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
@@ -162,23 +180,18 @@ export class S3ObjectStore implements ObjectStore {
       const status = statusOf(error);
       // s3rver and S3 both answer 304 for a matching If-None-Match; the SDK surfaces it as an error.
       if (status === 304) return 'unchanged';
-      if (status === 404 || (error as SdkError).name === 'NoSuchKey') return undefined;
-      // S3 answers 403, not 404, for a missing key when the caller may list only a prefix of the
-      // bucket (least privilege). Listing that key tells a missing object from a real denial.
-      if (status === 403 && (await this.missing(key))) return undefined;
+      if (isMissing(status, (error as SdkError).name)) return undefined;
+      if (status === 403 && (await missingBehind403(key, (first) => this.listFirst(first)))) return undefined;
       throw this.fault(`read ${key}`, error);
     }
   }
 
-  private async missing(key: string): Promise<boolean> {
-    try {
-      const out = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: key, MaxKeys: 1 }),
-      );
-      return !(out.Contents ?? []).some((item) => item.Key === key);
-    } catch {
-      return false;
-    }
+  /** At most the first object at or under `key`; throws the SDK's error. */
+  private async listFirst(key: string): Promise<ListedObject[]> {
+    const out = await this.client.send(
+      new ListObjectsV2Command({ Bucket: this.bucket, Prefix: key, MaxKeys: 1 }),
+    );
+    return (out.Contents ?? []).map((item) => ({ key: item.Key ?? '', size: item.Size ?? 0 }));
   }
 
   async put(key: string, body: Uint8Array | string, options: PutOptions = {}): Promise<{ etag: string }> {
@@ -189,8 +202,8 @@ export class S3ObjectStore implements ObjectStore {
           Key: key,
           Body: body,
           ContentType: options.contentType ?? 'application/octet-stream',
-          ...(options.ifNoneMatch ? { IfNoneMatch: options.ifNoneMatch } : {}),
-          ...(options.ifMatch ? { IfMatch: options.ifMatch } : {}),
+          IfNoneMatch: options.ifNoneMatch,
+          IfMatch: options.ifMatch || undefined,
         }),
       );
       return { etag: out.ETag ?? '' };
@@ -216,7 +229,7 @@ export class S3ObjectStore implements ObjectStore {
             objects.push({
               key: item.Key,
               size: item.Size ?? 0,
-              ...(item.LastModified ? { lastModified: item.LastModified } : {}),
+              lastModified: item.LastModified,
             });
           }
         }
@@ -242,16 +255,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   private fault(action: string, error: unknown): AiaasError {
-    const status = statusOf(error);
     const detail = (error as SdkError)?.name ?? (error as SdkError)?.code ?? 'error';
-    if (status === 403) {
-      return new RegistryUnavailableError(`Registry ${this.description} denied access (${action})`, {
-        cause: error,
-      });
-    }
-    return new RegistryUnavailableError(
-      `Registry ${this.description} is unavailable (${action}: ${detail}${status ? ` ${status}` : ''})`,
-      { cause: error },
-    );
+    return registryFault(this.description, action, error, statusOf(error), detail);
   }
 }

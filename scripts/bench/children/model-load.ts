@@ -8,10 +8,11 @@
 // allocated (and touched) once for all samples, as ours lands in heap memory a previous load
 // freed; it pays no page faults for fresh memory. Prints `{"raw": [...], "touched": [...],
 // "load": [...]}` (ms).
+import { AIAAS_BUCKET, AIAAS_S3_ENDPOINT, requireString } from '../../../functions/shared/env.js';
 import { disposeModel } from '../../../functions/shared/model/artifacts.js';
 import { loadReceived, receiveVersion } from '../../../functions/shared/model/receive.js';
 import { keys } from '../../../functions/shared/registry/layout.js';
-import { ModelRegistry } from '../../../functions/shared/registry/registry.js';
+import { RegistryReader } from '../../../functions/shared/registry/registry.js';
 import { S3ObjectReader } from '../../../functions/shared/registry/s3-reader.js';
 import { createRuntime } from '../../../layers/tfjs-runtime/runtime.js';
 
@@ -19,11 +20,11 @@ const model = process.env.BENCH_MODEL!;
 const version = Number(process.env.BENCH_VERSION);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 9);
 const reader = new S3ObjectReader({
-  bucket: process.env.AIAAS_BUCKET!,
-  endpoint: process.env.AIAAS_S3_ENDPOINT!,
+  bucket: requireString(process.env, AIAAS_BUCKET),
+  endpoint: requireString(process.env, AIAAS_S3_ENDPOINT),
   region: 'us-east-1',
 });
-const registry = new ModelRegistry(reader);
+const registry = new RegistryReader(reader);
 const runtime = await createRuntime('wasm');
 const names = Object.keys((await registry.getMetadata(model, version)).files);
 

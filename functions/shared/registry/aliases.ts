@@ -1,0 +1,121 @@
+/**
+ * Alias pointers, read side: `models/<model>/aliases/<alias>.json` names the version an alias
+ * serves, the history move that set it (`seq`, `eventId`), and shortcuts copied from the version
+ * (its file list, and a small version whole: inline.ts). Inference functions poll it with a cheap
+ * conditional GET. The version number must be well formed or the pointer is damaged (an
+ * IntegrityError naming the object; `readPointer` reports it instead, and a promote writes a fresh
+ * pointer over it). Shortcuts that are not well formed are dropped, never trusted and never fatal:
+ * readers re-derive them from the version. Only moves.ts writes pointers.
+ */
+
+import { IntegrityError } from '../errors.js';
+import { isInlineVersion } from './inline.js';
+import { isFileList, parseJson } from './integrity.js';
+import { DEFAULT_ALIAS, isAliasName, keys } from './layout.js';
+import type { ObjectReader, StoredObject } from './store.js';
+import type { AliasPointer } from './types.js';
+
+/** An alias pointer as stored: absent, readable, or there but not a pointer (then `reason` says why). */
+export type PointerRead =
+  | { readonly state: 'absent' }
+  | { readonly state: 'ok'; readonly pointer: AliasPointer & { etag: string } }
+  | { readonly state: 'damaged'; readonly etag: string; readonly reason: string };
+
+/** What `aliasStates` reports for one alias. */
+export type AliasState = { readonly version: number } | { readonly damaged: string };
+
+/**
+ * The alias pointer, or undefined when the alias was never set. Throws IntegrityError, naming
+ * the alias object, when the object is there but is not a pointer.
+ */
+export async function getAlias(
+  store: ObjectReader,
+  model: string,
+  alias: string = DEFAULT_ALIAS,
+): Promise<(AliasPointer & { etag: string }) | undefined> {
+  const object = await store.get(keys.alias(model, alias));
+  if (!object) return undefined;
+  return { ...parsePointer(object, model, alias), etag: object.etag };
+}
+
+/** Conditional read of the alias pointer: 'unchanged' costs one 304. */
+export async function getAliasIfChanged(
+  store: ObjectReader,
+  model: string,
+  alias: string,
+  etag: string,
+): Promise<(AliasPointer & { etag: string }) | 'unchanged' | undefined> {
+  const object = await store.getIfChanged(keys.alias(model, alias), etag);
+  if (object === undefined || object === 'unchanged') return object;
+  return { ...parsePointer(object, model, alias), etag: object.etag };
+}
+
+/** The alias pointer as stored, a damaged one reported rather than thrown. Store faults throw. */
+export async function readPointer(store: ObjectReader, model: string, alias: string): Promise<PointerRead> {
+  const object = await store.get(keys.alias(model, alias));
+  if (!object) return { state: 'absent' };
+  try {
+    return { state: 'ok', pointer: { ...parsePointer(object, model, alias), etag: object.etag } };
+  } catch (error) {
+    if (!(error instanceof IntegrityError)) throw error;
+    return { state: 'damaged', etag: object.etag, reason: error.message };
+  }
+}
+
+/** Aliases of a model and the versions they point to; a damaged alias object is left out (see aliasStates). */
+export async function listAliases(store: ObjectReader, model: string): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const [alias, state] of Object.entries(await aliasStates(store, model))) {
+    if ('version' in state) out[alias] = state.version;
+  }
+  return out;
+}
+
+/**
+ * Every alias of a model: the version it points to, or why its object is damaged (a promote
+ * writes a fresh pointer over it). One damaged alias never hides the others.
+ */
+export async function aliasStates(store: ObjectReader, model: string): Promise<Record<string, AliasState>> {
+  const objects = await store.list(keys.aliasesRoot(model));
+  const root = keys.aliasesRoot(model);
+  const out: Record<string, AliasState> = {};
+  await Promise.all(
+    objects
+      .map((o) => /^([^/]+)\.json$/.exec(o.key.slice(root.length))?.[1])
+      .filter((name): name is string => !!name && isAliasName(name))
+      .map(async (alias) => {
+        const read = await readPointer(store, model, alias);
+        if (read.state === 'ok') out[alias] = { version: read.pointer.version };
+        else if (read.state === 'damaged') out[alias] = { damaged: read.reason };
+      }),
+  );
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+/** A pointer that names its move (every pointer this registry writes does). */
+export function isChained(pointer: AliasPointer): boolean {
+  return Number.isSafeInteger(pointer.seq) && pointer.seq >= 1 && typeof pointer.eventId === 'string';
+}
+
+function parsePointer(object: StoredObject, model: string, alias: string): AliasPointer {
+  const what = `alias ${model}@${alias} (${keys.alias(model, alias)})`;
+  const pointer = parseJson<AliasPointer>(object, what);
+  if (!Number.isInteger(pointer?.version) || pointer.version < 1) {
+    throw new IntegrityError(`${what} does not name a version`);
+  }
+  // The shortcuts are not the truth (metadata.json is): one that is not well formed is dropped
+  // rather than allowed to fail a good version.
+  let checked = pointer;
+  if (checked.files !== undefined && !isFileList(checked.files)) {
+    const { files: _ignored, ...rest } = checked;
+    checked = rest;
+  }
+  if (
+    checked.inline !== undefined &&
+    !isInlineVersion(checked.inline, model, pointer.version, checked.files)
+  ) {
+    const { inline: _ignored, ...rest } = checked;
+    checked = rest;
+  }
+  return checked;
+}
