@@ -27,11 +27,11 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
+import { AIAAS_BUCKET, AIAAS_S3_ENDPOINT, requireString } from '../functions/shared/env.js';
 import { artifactsToFiles, captureIOHandler, signatureOf } from '../functions/shared/model/artifacts.js';
 import { ModelRegistry } from '../functions/shared/registry/registry.js';
 import { createS3Client, S3ObjectStore } from '../functions/shared/registry/store.js';
 import type { TfRuntime } from '../functions/shared/runtime/types.js';
-import { DIST, ROOT } from './lib/bundle.js';
 import { FaultProxy } from './lib/fault-proxy.js';
 import {
   LOCAL_CREDENTIALS,
@@ -39,6 +39,7 @@ import {
   startFunctionUrlServer,
   startLocalS3,
 } from './lib/local-stack.js';
+import { DIST, ROOT } from './lib/paths.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
@@ -110,8 +111,8 @@ interface Sample {
 }
 
 async function serve(options: Options) {
-  const endpoint = process.env.AIAAS_S3_ENDPOINT!;
-  const bucket = process.env.AIAAS_BUCKET!;
+  const endpoint = requireString(process.env, AIAAS_S3_ENDPOINT);
+  const bucket = requireString(process.env, AIAAS_BUCKET);
   const client = createS3Client({ endpoint, credentials: LOCAL_CREDENTIALS, region: 'us-east-1' });
   const server = await startFunctionUrlServer({
     endpoint,

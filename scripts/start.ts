@@ -4,24 +4,39 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import {
+  AIAAS_ALIAS_CHECK_SECONDS,
+  AIAAS_S3_PORT,
+  AIAAS_STATE_DIR,
+  DEFAULT_S3_PORT,
+  LOCAL_ALIAS_CHECK_SECONDS,
+  readPort,
+  readPositiveNumber,
+  readString,
+} from '../functions/shared/env.js';
 import { datasetPrefix, loadManifest } from '../functions/shared/manifest.js';
 import { generateDiabetesCsv } from '../functions/shared/training/synthetic.js';
 import { STACK_FILE } from './cli/context.js';
-import { MANIFEST_PATH, retrainWithProgress } from './cli/retrain.js';
-import { ROOT } from './lib/bundle.js';
+import { manifestPath, retrainWithProgress } from './cli/retrain.js';
 import { startFunctionUrlServer, startLocalS3 } from './lib/local-stack.js';
+import { ROOT } from './lib/paths.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const port = Number(process.env.PORT ?? 8080);
-const s3Port = Number(process.env.AIAAS_S3_PORT ?? 4569);
-const stateDir = process.env.AIAAS_STATE_DIR ?? join(ROOT, '.local/s3');
+const s3Port = readPort(process.env, AIAAS_S3_PORT, DEFAULT_S3_PORT);
+const stateDir = readString(process.env, AIAAS_STATE_DIR) ?? join(ROOT, '.local/s3');
+const aliasCheckSeconds = readPositiveNumber(
+  process.env,
+  AIAAS_ALIAS_CHECK_SECONDS,
+  LOCAL_ALIAS_CHECK_SECONDS,
+);
 const say = (line = '') => process.stdout.write(`${line}\n`);
 
-const manifest = loadManifest(process.env.AIAAS_MANIFEST ?? MANIFEST_PATH);
+const manifest = loadManifest(manifestPath());
 const s3 = await startLocalS3({ directory: stateDir, port: s3Port }).catch((error: NodeJS.ErrnoException) => {
   if (error.code === 'EADDRINUSE') {
-    console.error(`aiaas: port ${s3Port} is taken (another npm start?); set AIAAS_S3_PORT to use another`);
+    console.error(`aiaas: port ${s3Port} is taken (another npm start?); set ${AIAAS_S3_PORT} to use another`);
     process.exit(1);
   }
   throw error;
@@ -61,7 +76,7 @@ const server = await startFunctionUrlServer({
   endpoint: s3.endpoint,
   bucket: s3.bucket,
   registry: s3.registry,
-  aliasCheckSeconds: Number(process.env.AIAAS_ALIAS_CHECK_SECONDS ?? 2),
+  aliasCheckSeconds,
   aliases: Object.fromEntries(manifest.models.map((m) => [m.name, m.alias])),
   fastPath: Object.fromEntries(manifest.models.map((m) => [m.name, m.fastPath])),
 }).catch(async (error: NodeJS.ErrnoException) => {
@@ -80,9 +95,7 @@ writeFileSync(
 );
 
 const models = await s3.registry.listModels();
-say(
-  `functions  ${server.url}  (one function per model; alias re-checked every ${process.env.AIAAS_ALIAS_CHECK_SECONDS ?? 2} s)`,
-);
+say(`functions  ${server.url}  (one function per model; alias re-checked every ${aliasCheckSeconds} s)`);
 for (const model of models)
   say(`  ${model}: ${server.url}/v1/models/${model}   function URL root: ${server.url}/fn/${model}/`);
 say();

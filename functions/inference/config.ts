@@ -1,4 +1,21 @@
-import { ConfigurationError } from '../shared/errors.js';
+import {
+  AIAAS_ALIAS,
+  AIAAS_ALIAS_CHECK_SECONDS,
+  AIAAS_BUCKET,
+  AIAAS_FAST_PATH,
+  AIAAS_MAX_ELEMENTS,
+  AIAAS_MAX_INSTANCES,
+  AIAAS_MODEL,
+  AIAAS_S3_ENDPOINT,
+  AIAAS_S3_TIMEOUT_MS,
+  DEFAULT_ALIAS_CHECK_SECONDS,
+  DEFAULT_S3_TIMEOUT_MS,
+  type Environment,
+  readChoice,
+  readPositiveNumber,
+  readString,
+  requireString,
+} from '../shared/env.js';
 import { assertAliasName, assertModelName, DEFAULT_ALIAS } from '../shared/registry/layout.js';
 import { DEFAULT_LIMITS, type Limits } from './api.js';
 
@@ -32,7 +49,11 @@ export function s3ClientSettings(config: InferenceConfig): {
   readonly requestTimeoutMs: number;
   readonly maxAttempts: number;
 } {
-  return { connectionTimeoutMs: 2_000, requestTimeoutMs: config.s3TimeoutMs ?? 3_000, maxAttempts: 2 };
+  return {
+    connectionTimeoutMs: 2_000,
+    requestTimeoutMs: config.s3TimeoutMs ?? DEFAULT_S3_TIMEOUT_MS,
+    maxAttempts: 2,
+  };
 }
 
 /**
@@ -44,38 +65,26 @@ export function recheckLimitMs(config: InferenceConfig): number {
   return s3.maxAttempts * (s3.connectionTimeoutMs + s3.requestTimeoutMs);
 }
 
-function positiveInt(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
-  const raw = env[key];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0)
-    throw new ConfigurationError(`${key} must be a positive number, got "${raw}"`);
-  return value;
-}
-
 /**
- * Reads AIAAS_BUCKET, AIAAS_MODEL, AIAAS_ALIAS (default live), AIAAS_ALIAS_CHECK_SECONDS (default 60),
- * AIAAS_S3_ENDPOINT, AIAAS_S3_TIMEOUT_MS (default 3000), AIAAS_FAST_PATH (auto or off, default auto),
- * AIAAS_MAX_INSTANCES, AIAAS_MAX_ELEMENTS.
+ * The inference function's variables (see shared/env.ts for each one's meaning and default); a
+ * missing or unusable one is a ConfigurationError naming it.
  */
-export function configFromEnv(env: NodeJS.ProcessEnv = process.env): InferenceConfig {
-  const bucket = env.AIAAS_BUCKET;
-  if (!bucket) throw new ConfigurationError('AIAAS_BUCKET is not set');
-  if (!env.AIAAS_MODEL) throw new ConfigurationError('AIAAS_MODEL is not set');
-  const fastPath = env.AIAAS_FAST_PATH || 'auto';
-  if (fastPath !== 'auto' && fastPath !== 'off')
-    throw new ConfigurationError(`AIAAS_FAST_PATH must be auto or off, got "${fastPath}"`);
+export function configFromEnv(env: Environment = process.env): InferenceConfig {
+  const bucket = requireString(env, AIAAS_BUCKET);
+  const model = requireString(env, AIAAS_MODEL);
+  const fastPath = readChoice(env, AIAAS_FAST_PATH, ['auto', 'off'], 'auto');
+  const endpoint = readString(env, AIAAS_S3_ENDPOINT);
   return {
     bucket,
-    model: assertModelName(env.AIAAS_MODEL),
-    alias: assertAliasName(env.AIAAS_ALIAS || DEFAULT_ALIAS),
-    ...(env.AIAAS_S3_ENDPOINT ? { endpoint: env.AIAAS_S3_ENDPOINT } : {}),
-    aliasCheckSeconds: positiveInt(env, 'AIAAS_ALIAS_CHECK_SECONDS', 60),
-    s3TimeoutMs: positiveInt(env, 'AIAAS_S3_TIMEOUT_MS', 3_000),
+    model: assertModelName(model),
+    alias: assertAliasName(readString(env, AIAAS_ALIAS) ?? DEFAULT_ALIAS),
+    ...(endpoint ? { endpoint } : {}),
+    aliasCheckSeconds: readPositiveNumber(env, AIAAS_ALIAS_CHECK_SECONDS, DEFAULT_ALIAS_CHECK_SECONDS),
+    s3TimeoutMs: readPositiveNumber(env, AIAAS_S3_TIMEOUT_MS, DEFAULT_S3_TIMEOUT_MS),
     fastPath,
     limits: {
-      maxInstances: positiveInt(env, 'AIAAS_MAX_INSTANCES', DEFAULT_LIMITS.maxInstances),
-      maxElements: positiveInt(env, 'AIAAS_MAX_ELEMENTS', DEFAULT_LIMITS.maxElements),
+      maxInstances: readPositiveNumber(env, AIAAS_MAX_INSTANCES, DEFAULT_LIMITS.maxInstances),
+      maxElements: readPositiveNumber(env, AIAAS_MAX_ELEMENTS, DEFAULT_LIMITS.maxElements),
       maxBodyBytes: DEFAULT_LIMITS.maxBodyBytes,
     },
   };

@@ -6,6 +6,15 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
+import {
+  AIAAS_BUCKET,
+  AIAAS_MODEL,
+  AIAAS_MODEL_SPEC,
+  AIAAS_S3_ENDPOINT,
+  type Environment,
+  readString,
+  requireString,
+} from '../shared/env.js';
 import { AiaasError, ConfigurationError, ValidationError } from '../shared/errors.js';
 import { type ModelSpec, parseManifest } from '../shared/manifest.js';
 import { ModelRegistry } from '../shared/registry/registry.js';
@@ -52,27 +61,30 @@ export type RetrainSummary =
       readonly durationMs: number;
     };
 
-/** Reads and validates the function's environment; ConfigurationError names what is wrong. */
-export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RetrainConfig {
-  const bucket = env.AIAAS_BUCKET;
-  const model = env.AIAAS_MODEL;
-  const rawSpec = env.AIAAS_MODEL_SPEC;
-  if (!bucket) throw new ConfigurationError('AIAAS_BUCKET is not set');
-  if (!model) throw new ConfigurationError('AIAAS_MODEL is not set');
-  if (!rawSpec) throw new ConfigurationError('AIAAS_MODEL_SPEC is not set');
+/**
+ * The retraining function's variables (see shared/env.ts): AIAAS_MODEL_SPEC must be the manifest
+ * entry of AIAAS_MODEL; a missing or unusable one is a ConfigurationError naming it.
+ */
+export function configFromEnv(env: Environment = process.env): RetrainConfig {
+  const bucket = requireString(env, AIAAS_BUCKET);
+  const model = requireString(env, AIAAS_MODEL);
+  const rawSpec = requireString(env, AIAAS_MODEL_SPEC);
   let json: unknown;
   try {
     json = JSON.parse(rawSpec);
   } catch (cause) {
-    throw new ConfigurationError(`AIAAS_MODEL_SPEC is not valid JSON: ${(cause as Error).message}`, {
+    throw new ConfigurationError(`${AIAAS_MODEL_SPEC} is not valid JSON: ${(cause as Error).message}`, {
       cause,
     });
   }
-  const spec = parseManifest({ models: [json] }, 'AIAAS_MODEL_SPEC').models[0]!;
+  const spec = parseManifest({ models: [json] }, AIAAS_MODEL_SPEC).models[0]!;
   if (spec.name !== model) {
-    throw new ConfigurationError(`AIAAS_MODEL_SPEC describes "${spec.name}", but AIAAS_MODEL is "${model}"`);
+    throw new ConfigurationError(
+      `${AIAAS_MODEL_SPEC} describes "${spec.name}", but ${AIAAS_MODEL} is "${model}"`,
+    );
   }
-  return { bucket, model, spec, ...(env.AIAAS_S3_ENDPOINT ? { endpoint: env.AIAAS_S3_ENDPOINT } : {}) };
+  const endpoint = readString(env, AIAAS_S3_ENDPOINT);
+  return { bucket, model, spec, ...(endpoint ? { endpoint } : {}) };
 }
 
 export function summarize(result: RetrainResult): RetrainSummary {

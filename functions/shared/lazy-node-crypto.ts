@@ -1,6 +1,6 @@
 /**
  * Stands in for `node:crypto` in the inference function's bundle (an esbuild alias: see
- * `INFERENCE_ALIAS` in scripts/lib/bundle.ts, used by `npm run build` and the CDK alike).
+ * `INFERENCE_BUILD` in scripts/build/options.ts, used by `npm run build` and the CDK alike).
  *
  * Dependencies import from node:crypto at the top of their modules — Powertools Logger
  * (`randomInt`, for log sampling), @smithy/core (`getRandomValues`, `createHash`...) — and loading

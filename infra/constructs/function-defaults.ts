@@ -4,7 +4,13 @@ import { ApplicationLogLevel } from 'aws-cdk-lib/aws-lambda';
 import { type BundlingOptions, LogLevel, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { common, INFERENCE_BUILD } from '../../scripts/lib/bundle.js';
+import {
+  EXTERNAL_MODULES,
+  FUNCTION_MAIN_FIELDS,
+  FUNCTION_TARGET,
+  INFERENCE_BUILD,
+  REQUIRE_SHIM,
+} from '../../scripts/build/options.js';
 
 /** Log levels shared by Powertools (`POWERTOOLS_LOG_LEVEL`) and Lambda's application log filter. */
 export type FunctionLogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
@@ -19,22 +25,22 @@ export const APPLICATION_LOG_LEVEL: Record<FunctionLogLevel, ApplicationLogLevel
 export const DEFAULT_LOG_RETENTION = RetentionDays.ONE_MONTH;
 
 /**
- * esbuild options of every function bundle, matching `scripts/lib/bundle.ts` (`npm run build`):
- * ESM, minified, linked source maps, the createRequire banner for CommonJS dependencies. The
- * tfjs runtime is not bundled (it is the layer, loaded from /opt at run time), nor is
- * @tensorflow/tfjs-node (only in the native image). The AWS SDK is bundled, pinned by our lock
- * file rather than whatever the managed runtime ships. Local esbuild only, never Docker.
+ * esbuild options of every function bundle, from `scripts/build/options.ts` as `npm run build`
+ * uses them: ESM, minified, linked source maps, the createRequire banner for CommonJS
+ * dependencies. The tfjs runtime is not bundled (it is the layer, loaded from /opt at run time),
+ * nor is @tensorflow/tfjs-node (only in the native image). The AWS SDK is bundled, pinned by our
+ * lock file rather than whatever the managed runtime ships. Local esbuild only, never Docker.
  */
 export const FUNCTION_BUNDLING: BundlingOptions = {
   format: OutputFormat.ESM,
-  target: 'node24',
+  target: FUNCTION_TARGET,
   minify: true,
   sourceMap: true,
   sourceMapMode: SourceMapMode.DEFAULT,
   sourcesContent: false,
-  mainFields: ['module', 'main'],
-  banner: (common.banner as { js: string }).js,
-  externalModules: ['@tensorflow/tfjs-node', '/opt/*'],
+  mainFields: [...FUNCTION_MAIN_FIELDS],
+  banner: REQUIRE_SHIM,
+  externalModules: [...EXTERNAL_MODULES],
   logLevel: LogLevel.ERROR,
   forceDockerBundling: false,
 };

@@ -4,7 +4,12 @@ import { AssetHashType, DockerImage, type RemovalPolicy } from 'aws-cdk-lib';
 import { Architecture, Code, LayerVersion, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import { buildSync } from 'esbuild';
-import { common, RUNTIME_DIR_NAME, WASM_FILES } from '../../scripts/lib/bundle.js';
+import {
+  RUNTIME_DIR_NAME,
+  runtimeLayerOptions,
+  WASM_FILES,
+  WASM_SOURCE_DIR,
+} from '../../scripts/build/options.js';
 import { paths } from '../paths.js';
 
 /** Where the layer's runtime module is inside Lambda (layers mount at /opt). */
@@ -12,21 +17,14 @@ export const RUNTIME_MODULE_PATH = `/opt/${RUNTIME_DIR_NAME}/runtime.mjs`;
 
 /**
  * Bundles `layers/tfjs-runtime` into `outputDir/aiaas-runtime/` (runtime.mjs + the .wasm binaries),
- * with the same esbuild options as `npm run build` (scripts/lib/bundle.ts), synchronously and
+ * with the same esbuild options as `npm run build` (scripts/build/options.ts), synchronously and
  * offline: CDK's local bundling hook cannot await. No Docker involved.
  */
 export function bundleRuntimeLayer(outputDir: string): void {
   const dir = join(outputDir, RUNTIME_DIR_NAME);
   mkdirSync(dir, { recursive: true });
-  buildSync({
-    ...common,
-    logLevel: 'error',
-    entryPoints: [join(paths.runtimeLayerSource, 'runtime.ts')],
-    outfile: join(dir, 'runtime.mjs'),
-  });
-  for (const file of WASM_FILES) {
-    copyFileSync(join(paths.root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist', file), join(dir, file));
-  }
+  buildSync({ ...runtimeLayerOptions(join(dir, 'runtime.mjs')), logLevel: 'error' });
+  for (const file of WASM_FILES) copyFileSync(join(WASM_SOURCE_DIR, file), join(dir, file));
 }
 
 export interface TfjsRuntimeLayerProps {
@@ -54,7 +52,7 @@ export interface TfjsRuntimeLayerProps {
  * many stacks use this construct, esbuild runs once and the asset is uploaded once.
  */
 export class TfjsRuntimeLayer extends Construct {
-  /** The runtime module's path inside Lambda, for `AIAAS_RUNTIME_MODULE`. */
+  /** The runtime module's path inside Lambda, for AIAAS_RUNTIME_MODULE. */
   static readonly MODULE_PATH = RUNTIME_MODULE_PATH;
 
   readonly layer: LayerVersion;

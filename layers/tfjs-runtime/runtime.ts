@@ -16,6 +16,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type * as tfconv from '@tensorflow/tfjs-converter';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { AIAAS_WASM_DIR } from '../../functions/shared/env.js';
 import type { RuntimeKind, RuntimePreference, TfRuntime } from '../../functions/shared/runtime/types.js';
 
 const WASM_FILE = 'tfjs-backend-wasm-simd.wasm';
@@ -85,7 +86,7 @@ export async function initRuntime(
   for (const kind of order) {
     try {
       if (kind === 'wasm') {
-        const dir = wasmDir ?? process.env.AIAAS_WASM_DIR ?? defaultWasmDir();
+        const dir = wasmDir ?? process.env[AIAAS_WASM_DIR] ?? defaultWasmDir();
         if (!dir) throw new Error(`${WASM_FILE} not found`);
         setWasmPaths(dir.endsWith('/') ? dir : `${dir}/`);
       }

@@ -20,13 +20,14 @@ import autocannon from 'autocannon';
 import { zipSync } from 'fflate';
 import { DEFAULT_LIMITS } from '../../functions/inference/api.js';
 import { InferenceService } from '../../functions/inference/service.js';
+import { AIAAS_FAST_PATH, AIAAS_MODEL } from '../../functions/shared/env.js';
 import { artifactsToFiles, captureIOHandler, signatureOf } from '../../functions/shared/model/artifacts.js';
 import { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import { createS3Client, S3ObjectStore } from '../../functions/shared/registry/store.js';
 import type { TfRuntime } from '../../functions/shared/runtime/types.js';
-import { DIST, ROOT } from '../lib/bundle.js';
 import { DEFAULT_BUCKET, LOCAL_CREDENTIALS, localFunctionEnv } from '../lib/local-stack.js';
 import { node24 } from '../lib/node24.js';
+import { DIST, ROOT } from '../lib/paths.js';
 import { median, medianInterval, pairedRatios } from './stats.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -259,7 +260,11 @@ async function main() {
     const env = {
       ...process.env,
       ...localFunctionEnv(s3),
-      AIAAS_MODEL: 'diabetes',
+      [AIAAS_MODEL]: 'diabetes',
+      // For the plain-JS children (cold-bundle.mjs, cold-naive.mjs), which import nothing of ours.
+      BENCH_MODEL: 'diabetes',
+      BENCH_BUCKET: s3.bucket,
+      BENCH_S3_ENDPOINT: s3.endpoint,
       BENCH_BUNDLE: join(DIST, 'functions/inference/index.mjs'),
       BENCH_VERSION: String(example.version),
     };
@@ -274,7 +279,7 @@ async function main() {
       const coldChild = join(ROOT, 'scripts/bench/children/cold-bundle.mjs');
       // The same model with the fast path off: what a model that needs tfjs pays (runtime layer
       // import, wasm start-up, tfjs load).
-      const tfjsEnv = { ...env, AIAAS_FAST_PATH: 'off' };
+      const tfjsEnv = { ...env, [AIAAS_FAST_PATH]: 'off' };
       // The bench runs the local stack's settings (metrics off, WARN), under which a cold start has
       // nothing to log and never loads Powertools. A deployed function publishes metrics and logs
       // at INFO: shown beside, for information.
@@ -318,7 +323,7 @@ async function main() {
         naiveRatio: round(naive.ms / floorMs),
         samples: { ...samples, naive: naive.samples },
         target: '≤ 2.0× node -e 0',
-        note: "ratio: the example model, served by the fast path, with the local stack's settings (metrics off, log level WARN); tfjs: the same with AIAAS_FAST_PATH=off (runtime layer, wasm backend); deployed: the same with a deployed function's settings (metrics published, INFO)",
+        note: `ratio: the example model, served by the fast path, with the local stack's settings (metrics off, log level WARN); tfjs: the same with ${AIAAS_FAST_PATH}=off (runtime layer, wasm backend); deployed: the same with a deployed function's settings (metrics published, INFO)`,
       };
     }
 

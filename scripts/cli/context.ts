@@ -1,9 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { AIAAS_BUCKET, AIAAS_S3_ENDPOINT, type Environment, readString } from '../../functions/shared/env.js';
 import { ConfigurationError } from '../../functions/shared/errors.js';
 import { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import { createS3Client, S3ObjectStore } from '../../functions/shared/registry/store.js';
-import { ROOT } from '../lib/bundle.js';
+import { ROOT } from '../lib/paths.js';
 
 /** Written by `npm start` while the local stack runs, so the CLI finds it with no flags. */
 export const STACK_FILE = join(ROOT, '.local/stack.json');
@@ -37,11 +38,11 @@ export interface Target {
  * Which registry the CLI talks to: AIAAS_S3_ENDPOINT / AIAAS_BUCKET when set (AWS credentials from
  * the usual chain), else the running local stack.
  */
-export function resolveTarget(env: NodeJS.ProcessEnv = process.env): Target {
-  if (env.AIAAS_S3_ENDPOINT || env.AIAAS_BUCKET) {
-    const bucket = env.AIAAS_BUCKET;
-    if (!bucket) throw new ConfigurationError('AIAAS_S3_ENDPOINT is set but AIAAS_BUCKET is not');
-    const endpoint = env.AIAAS_S3_ENDPOINT;
+export function resolveTarget(env: Environment = process.env): Target {
+  const bucket = readString(env, AIAAS_BUCKET);
+  const endpoint = readString(env, AIAAS_S3_ENDPOINT);
+  if (endpoint || bucket) {
+    if (!bucket) throw new ConfigurationError(`${AIAAS_S3_ENDPOINT} is set but ${AIAAS_BUCKET} is not`);
     const client = createS3Client({ ...(endpoint ? { endpoint } : {}) });
     const store = new S3ObjectStore(client, bucket, endpoint);
     return { registry: new ModelRegistry(store), description: store.description };
@@ -49,7 +50,7 @@ export function resolveTarget(env: NodeJS.ProcessEnv = process.env): Target {
   const local = readStackInfo();
   if (!local) {
     throw new ConfigurationError(
-      'No registry: start the local stack with `npm start`, or set AIAAS_BUCKET (and AWS credentials) for a deployed one',
+      `No registry: start the local stack with \`npm start\`, or set ${AIAAS_BUCKET} (and AWS credentials) for a deployed one`,
     );
   }
   const client = createS3Client({

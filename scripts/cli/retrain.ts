@@ -22,10 +22,7 @@ export function manifestPath(env: Environment = process.env): string {
 }
 
 /** The model's manifest entry, when the manifest declares it (the CLI also serves models that are not). */
-export function manifestEntry(
-  model: string,
-  path = manifestPath(),
-): ModelSpec | undefined {
+export function manifestEntry(model: string, path = manifestPath()): ModelSpec | undefined {
   try {
     return loadManifest(path).models.find((m) => m.name === model);
   } catch {

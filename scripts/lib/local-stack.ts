@@ -15,11 +15,12 @@ import S3rver from 's3rver';
 import { MAX_BODY_BYTES } from '../../functions/inference/api.js';
 import type { InferenceConfig } from '../../functions/inference/config.js';
 import type { FunctionUrlEvent, FunctionUrlResult, Handler } from '../../functions/inference/handler.js';
+import { AIAAS_BUCKET, AIAAS_S3_ENDPOINT } from '../../functions/shared/env.js';
 import { RETRY_AFTER_SECONDS, RegistryUnavailableError } from '../../functions/shared/errors.js';
 import { keys, NAME_PATTERN } from '../../functions/shared/registry/layout.js';
 import { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import { createS3Client, S3ObjectStore } from '../../functions/shared/registry/store.js';
-import { DIST } from './bundle.js';
+import { DIST } from './paths.js';
 
 /** s3rver accepts only these credentials. */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
@@ -34,8 +35,8 @@ export function localFunctionEnv(s3: {
   readonly endpoint: string;
 }): NodeJS.ProcessEnv {
   return {
-    AIAAS_BUCKET: s3.bucket,
-    AIAAS_S3_ENDPOINT: s3.endpoint,
+    [AIAAS_BUCKET]: s3.bucket,
+    [AIAAS_S3_ENDPOINT]: s3.endpoint,
     AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
     AWS_REGION: 'us-east-1',

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateDiabetesCsv } from '../../functions/shared/training/synthetic.js';
-import { ROOT } from '../../scripts/lib/bundle.js';
+import { ROOT } from '../../scripts/lib/paths.js';
 import { buildZip, zerosDeflated } from '../support/zip.js';
 
 let work: string;

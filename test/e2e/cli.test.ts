@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { artifactsToFiles, captureIOHandler } from '../../functions/shared/model/artifacts.js';
 import { generateDiabetesCsv } from '../../functions/shared/training/synthetic.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { ROOT } from '../../scripts/lib/paths.js';
 import { LOCAL_CREDENTIALS } from '../../scripts/lib/local-stack.js';
+import { ROOT } from '../../scripts/lib/paths.js';
 import { SHARED, startTestStack, type TestStack } from '../support/stack.js';
 
 const H5 = join(SHARED, 'models/keras-h5-diabetes/model.h5');

@@ -11,9 +11,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadManifest } from '../../functions/shared/manifest.js';
 import { generateDiabetesCsv } from '../../functions/shared/training/synthetic.js';
-import { DIST, ROOT } from '../../scripts/lib/bundle.js';
 import { type LocalS3, localFunctionEnv, startLocalS3 } from '../../scripts/lib/local-stack.js';
 import { node24 } from '../../scripts/lib/node24.js';
+import { DIST, ROOT } from '../../scripts/lib/paths.js';
 
 const NODE = node24() ?? process.execPath;
 if (NODE === process.execPath)

@@ -10,7 +10,7 @@ import type { TfRuntime } from '../../functions/shared/runtime/types.js';
 import { retrain } from '../../functions/shared/training/retrain.js';
 import { generateDiabetesCsv } from '../../functions/shared/training/synthetic.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { ROOT } from '../../scripts/lib/bundle.js';
+import { ROOT } from '../../scripts/lib/paths.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
 
 let stack: TestStack;

@@ -3,11 +3,13 @@
  * is compiled for the image's architecture rather than downloaded (the prebuilt one is x86-64 only,
  * tensorflow/tfjs#8603), and the build fails unless tfjs-node loads in the final image.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { IgnoreStrategy } from 'aws-cdk-lib';
 import { describe, expect, it } from 'vitest';
 import { TfjsRuntimeLayer } from '../../infra/constructs/tfjs-runtime-layer.js';
 import { paths } from '../../infra/paths.js';
+import { ENTRY_POINTS, INFERENCE_BUILD, NATIVE_IMAGE } from '../../scripts/build/options.js';
 
 interface Stage {
   readonly from: string;
@@ -77,4 +79,47 @@ describe('the native image', () => {
       ),
     ).toBe(true);
   });
+
+  it('has in its build context, and copies, every file its bundle stage builds from', () => {
+    const bundle = stageNamed('bundle');
+    const run = runs(bundle).find((line) => /^RUN npx tsx \S+\.ts /.test(line));
+    const script = run?.split(' ')[3] ?? '';
+    const copied = (bundle?.instructions ?? [])
+      .filter((line) => line.startsWith('COPY '))
+      .flatMap((line) => line.split(/\s+/).slice(1, -1));
+    const context = IgnoreStrategy.docker(paths.root, [...NATIVE_IMAGE.contextExclude]);
+    const files = localImports([
+      join(paths.root, script),
+      ENTRY_POINTS.inference,
+      ENTRY_POINTS.runtime,
+      INFERENCE_BUILD.alias['node:crypto'],
+    ]);
+    expect(files.length).toBeGreaterThan(10);
+    for (const file of [...files, join(paths.root, 'package-lock.json'), join(paths.root, 'tsconfig.json')]) {
+      const path = relative(paths.root, file);
+      expect(context.ignores(file), `${path} is outside the build context`).toBe(false);
+      expect(
+        copied.some((source) => path === source || path.startsWith(`${source}/`)),
+        `${path} is not copied into the bundle stage`,
+      ).toBe(true);
+    }
+  });
 });
+
+/** The repository's files reachable from `entries` by relative imports (static or dynamic). */
+function localImports(entries: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const pending = [...entries];
+  while (pending.length > 0) {
+    const file = pending.pop()!;
+    if (seen.has(file)) continue;
+    expect(existsSync(file), `${relative(paths.root, file)} exists`).toBe(true);
+    seen.add(file);
+    for (const [, specifier] of readFileSync(file, 'utf8').matchAll(
+      /(?:from|import\()\s*'(\.{1,2}\/[^']+)'/g,
+    )) {
+      pending.push(resolve(dirname(file), specifier!.replace(/\.js$/, '.ts')));
+    }
+  }
+  return [...seen];
+}

@@ -22,5 +22,5 @@ export const DEFAULT_KERAS_LIMITS: KerasLimits = {
   maxRatio: 100,
 };
 
-/** Where the CLI reads `maxBytes` from, named in the refusals. */
-export const KERAS_MAX_BYTES_SETTING = 'AIAAS_KERAS_MAX_BYTES';
+/** Where the CLI reads `maxBytes` from (the environment contract's name), named in the refusals. */
+export { AIAAS_KERAS_MAX_BYTES as KERAS_MAX_BYTES_SETTING } from '../env.js';

@@ -14,7 +14,7 @@ export type RuntimePreference = RuntimeKind | 'auto';
 export interface TfRuntime {
   /** The backend that actually runs models. */
   readonly kind: RuntimeKind;
-  /** What the deployment asked for (`AIAAS_RUNTIME`); a specific kind other than `kind` is a fallback. */
+  /** What the deployment asked for (AIAAS_RUNTIME); a specific kind other than `kind` is a fallback. */
   readonly requested: RuntimePreference;
   readonly tf: typeof tfc;
   readonly layers: typeof tfl;

@@ -4,7 +4,7 @@
 const started = process.hrtime.bigint();
 const { handler } = await import(process.env.BENCH_BUNDLE);
 const res = await handler({
-  rawPath: `/v1/models/${process.env.AIAAS_MODEL}:predict`,
+  rawPath: `/v1/models/${process.env.BENCH_MODEL}:predict`,
   requestContext: { http: { method: 'POST' } },
   body: JSON.stringify({ instances: [[6, 148, 72, 35, 0, 33.6, 0.627, 50]] }),
 });

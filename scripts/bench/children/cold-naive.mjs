@@ -3,16 +3,16 @@ const started = performance.now();
 const tf = await import('@tensorflow/tfjs');
 const { S3Client, GetObjectCommand } = await import('@aws-sdk/client-s3');
 const s3 = new S3Client({
-  endpoint: process.env.AIAAS_S3_ENDPOINT,
+  endpoint: process.env.BENCH_S3_ENDPOINT,
   forcePathStyle: true,
   region: 'us-east-1',
   requestChecksumCalculation: 'WHEN_REQUIRED',
   responseChecksumValidation: 'WHEN_REQUIRED',
 });
-const prefix = `models/${process.env.AIAAS_MODEL}/versions/${process.env.BENCH_VERSION}/`;
+const prefix = `models/${process.env.BENCH_MODEL}/versions/${process.env.BENCH_VERSION}/`;
 const get = async (key) =>
   (
-    await s3.send(new GetObjectCommand({ Bucket: process.env.AIAAS_BUCKET, Key: prefix + key }))
+    await s3.send(new GetObjectCommand({ Bucket: process.env.BENCH_BUCKET, Key: prefix + key }))
   ).Body.transformToByteArray();
 const modelJson = JSON.parse(new TextDecoder().decode(await get('model.json')));
 const shards = [];
