@@ -13,13 +13,14 @@ import { RegistryStack } from './stacks/registry-stack.js';
 export interface AiaasAppOptions {
   readonly manifest: Manifest;
   /**
-   * Adopt this bucket as the registry instead of creating one.
+   * Adopt this bucket as the registry instead of creating one (not together with `bucketName`).
+   * These two mirror the `existingBucketName`/`bucketName` context settings one to one.
    *
    * @default - create the registry bucket
    */
   readonly existingBucketName?: string;
   /**
-   * Name of the registry bucket to create.
+   * Name of the registry bucket to create (not together with `existingBucketName`).
    *
    * @default `<app>-registry-<account>-<region>`
    */
@@ -31,10 +32,14 @@ export interface AiaasAppOptions {
    */
   readonly alarmTopicArn?: string;
   /**
+   * How long the functions' logs are kept.
+   *
    * @default RetentionDays.ONE_MONTH
    */
   readonly logRetention?: RetentionDays;
   /**
+   * Lowest level logged, by Powertools and by Lambda's application log filter.
+   *
    * @default 'INFO'
    */
   readonly logLevel?: FunctionLogLevel;
@@ -82,12 +87,19 @@ export function defineAiaas(app: App, options: AiaasAppOptions): AiaasStacks {
   const { manifest } = options;
   if (options.nag ?? true) enableNag(app);
 
-  const registry = new RegistryStack(app, registryStackName(manifest.app), {
-    appName: manifest.app,
-    description: `aiaas (${manifest.app}): model registry bucket`,
-    ...(options.existingBucketName !== undefined ? { existingBucketName: options.existingBucketName } : {}),
-    ...(options.bucketName !== undefined ? { bucketName: options.bucketName } : {}),
-  });
+  if (options.existingBucketName !== undefined && options.bucketName !== undefined) {
+    throw new ConfigurationError(
+      'Give either existingBucketName (adopt a bucket) or bucketName (create one), not both',
+    );
+  }
+  const common = { appName: manifest.app, description: `aiaas (${manifest.app}): model registry bucket` };
+  const registry = new RegistryStack(
+    app,
+    registryStackName(manifest.app),
+    options.existingBucketName !== undefined
+      ? { ...common, existingBucketName: options.existingBucketName }
+      : { ...common, ...(options.bucketName !== undefined ? { bucketName: options.bucketName } : {}) },
+  );
 
   const models = new Map<string, ModelStack>();
   const names = new Map<string, string>();

@@ -12,6 +12,12 @@
 import { resolve } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import {
+  AIAAS_ALARM_TOPIC_ARN,
+  AIAAS_BUCKET_NAME,
+  AIAAS_EXISTING_BUCKET,
+  AIAAS_MANIFEST,
+} from '../functions/shared/env.js';
 import { loadManifest } from '../functions/shared/manifest.js';
 import { defineAiaas } from './aiaas.js';
 import type { FunctionLogLevel } from './constructs/function-defaults.js';
@@ -23,10 +29,10 @@ const setting = (key: string, env?: string): string | undefined => {
   return value === undefined || value === '' ? undefined : String(value);
 };
 
-const manifestPath = resolve(setting('manifest', 'AIAAS_MANIFEST') ?? paths.manifest);
-const existingBucketName = setting('existingBucketName', 'AIAAS_EXISTING_BUCKET');
-const bucketName = setting('bucketName', 'AIAAS_BUCKET_NAME');
-const alarmTopicArn = setting('alarmTopicArn', 'AIAAS_ALARM_TOPIC_ARN');
+const manifestPath = resolve(setting('manifest', AIAAS_MANIFEST) ?? paths.manifest);
+const existingBucketName = setting('existingBucketName', AIAAS_EXISTING_BUCKET);
+const bucketName = setting('bucketName', AIAAS_BUCKET_NAME);
+const alarmTopicArn = setting('alarmTopicArn', AIAAS_ALARM_TOPIC_ARN);
 const logRetentionDays = setting('logRetentionDays');
 const logLevel = setting('logLevel');
 if (logLevel !== undefined && !['DEBUG', 'INFO', 'WARN', 'ERROR'].includes(logLevel)) {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
+import { ROOT } from '../cli/paths.js';
 import { ENTRY_POINTS, NATIVE_IMAGE } from '../scripts/build/options.js';
-import { ROOT } from '../scripts/lib/paths.js';
 
 /** Repository paths the CDK app builds from (absolute, so synth works from any working directory). */
 export const paths = {

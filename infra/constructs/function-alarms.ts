@@ -10,6 +10,7 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 
 export interface FunctionAlarmsProps {
+  /** The function watched. */
   readonly fn: IFunction;
   /** Used in alarm descriptions, e.g. `model "diabetes" inference`. */
   readonly subject: string;

@@ -56,7 +56,7 @@ export const INFERENCE_BUNDLING: BundlingOptions = {
 
 /**
  * A function role with no managed policies: it may write to its own log group and nothing else
- * until granted more (see grantRegistryAccess).
+ * until granted more (see RegistryGrants).
  */
 export function functionRole(scope: Construct, id: string, description: string): Role {
   return new Role(scope, id, { assumedBy: new ServicePrincipal('lambda.amazonaws.com'), description });

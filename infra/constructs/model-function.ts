@@ -1,7 +1,7 @@
 import { Duration, IgnoreMode } from 'aws-cdk-lib';
 import type { IAlarmAction } from 'aws-cdk-lib/aws-cloudwatch';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
-import type { Role } from 'aws-cdk-lib/aws-iam';
+import type { Grant, Role } from 'aws-cdk-lib/aws-iam';
 import {
   Alias,
   Architecture,
@@ -17,7 +17,19 @@ import {
 } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import {
+  AIAAS_ALIAS,
+  AIAAS_ALIAS_CHECK_SECONDS,
+  AIAAS_BUCKET,
+  AIAAS_FAST_PATH,
+  AIAAS_MODEL,
+  AIAAS_RUNTIME,
+  AIAAS_RUNTIME_MODULE,
+  DEFAULT_ALIAS_CHECK_SECONDS,
+} from '../../functions/shared/env.js';
+import { NATIVE_IMAGE } from '../../scripts/build/options.js';
 import { paths } from '../paths.js';
 import { FunctionAlarms } from './function-alarms.js';
 import {
@@ -29,45 +41,67 @@ import {
   INFERENCE_BUNDLING,
 } from './function-defaults.js';
 import { assertFunctionUrlRegion } from './function-url-regions.js';
-import { grantRegistryAccess } from './registry-access.js';
+import { RegistryGrants } from './registry-grants.js';
 import { TfjsRuntimeLayer } from './tfjs-runtime-layer.js';
 
-/** `wasm`: zip function + the tfjs runtime layer; `native`: container image with @tensorflow/tfjs-node. */
-export type ModelRuntime = 'wasm' | 'native';
+/**
+ * How the inference code is packaged. `wasm`: a zip function (esbuild bundle) running tfjs from the
+ * runtime layer on the WebAssembly backend. `native`: a container image with @tensorflow/tfjs-node,
+ * built from `functions/inference/native/Dockerfile` at deploy time (it needs no layer).
+ */
+export type InferenceRuntime =
+  | { readonly kind: 'wasm'; readonly layer: TfjsRuntimeLayer }
+  | { readonly kind: 'native' };
+
+/** The manifest's `runtime`: `wasm` or `native`. */
+export type ModelRuntime = InferenceRuntime['kind'];
 
 /**
- * Files of the repository the native image is built from (Docker build context = repository
- * root); everything else is excluded so unrelated changes do not change the image hash.
+ * IAM-authenticated function URL: every request is signed with SigV4 by a caller holding
+ * `lambda:InvokeFunctionUrl` and `lambda:InvokeFunction` on the alias.
  */
-export const NATIVE_IMAGE_CONTEXT_EXCLUDE = [
-  '*',
-  '!package.json',
-  '!package-lock.json',
-  '!tsconfig.json',
-  '!functions',
-  '!layers',
-  '!scripts',
-  'scripts/*',
-  '!scripts/lib',
-  '**/*.test.ts',
-  '**/README.md',
-];
+export interface IamAccess {
+  readonly authType: FunctionUrlAuthType.AWS_IAM;
+  /**
+   * Concurrency reserved for (and capping) this function. Reserving guarantees the function that
+   * many concurrent executions and caps it there, but takes them from the account's pool whether
+   * used or not (Lambda keeps part of the quota unreserved: 100 of the default 1,000; an account
+   * with a small quota may reserve nothing).
+   *
+   * @default - unreserved: the function shares the account's unreserved concurrency
+   */
+  readonly reservedConcurrency?: number;
+}
+
+/**
+ * A public function URL (auth `NONE`): anyone on the internet may call the model, so use it
+ * knowingly (a browser demo, say). Its web origins and its concurrency are bounded explicitly,
+ * never by default.
+ */
+export interface PublicAccess {
+  readonly authType: FunctionUrlAuthType.NONE;
+  /** CORS of the function URL; `allowedOrigins` lists its web origins (no `*`). */
+  readonly cors: FunctionUrlCorsOptions;
+  /**
+   * Concurrency reserved for and capping this function: what anyone on the internet can run at
+   * once (taken from the account's pool whether used or not).
+   */
+  readonly reservedConcurrency: number;
+}
+
+/** Who may call the function URL, and (for a public URL, necessarily) how many at once. */
+export type ModelAccess = IamAccess | PublicAccess;
 
 export interface ModelFunctionProps {
   /** The model's name in the registry (`models/<name>/`). */
   readonly modelName: string;
-  /** Registry bucket name (plain or from pseudo parameters; not a cross-stack reference). */
-  readonly bucketName: string;
   /**
-   * The tfjs runtime layer. Required for the `wasm` runtime, ignored for `native`.
-   *
-   * @default - none
+   * The registry bucket. When it belongs to another stack, import it by name in this one
+   * (`Bucket.fromBucketName`), as ModelStack does, so no cross-stack export ties the two stacks.
    */
-  readonly runtimeLayer?: TfjsRuntimeLayer;
-  /**
-   * @default 'wasm'
-   */
-  readonly runtime?: ModelRuntime;
+  readonly registryBucket: IBucket;
+  /** How the inference code is packaged: `{ kind: 'wasm', layer }` or `{ kind: 'native' }`. */
+  readonly runtime: InferenceRuntime;
   /**
    * Registry alias served, and name of the Lambda alias the function URL points to.
    *
@@ -75,42 +109,30 @@ export interface ModelFunctionProps {
    */
   readonly aliasName?: string;
   /**
+   * Memory of the function in MiB (Lambda allots CPU in proportion).
+   *
    * @default 1024
    */
   readonly memorySize?: number;
   /**
+   * How long one invocation may run.
+   *
    * @default Duration.seconds(30)
    */
   readonly timeout?: Duration;
   /**
-   * Concurrency reserved for (and capping) this function. Reserving guarantees the function that
-   * many concurrent executions and caps it there, but takes them from the account's pool whether
-   * used or not (Lambda keeps part of the quota unreserved: 100 of the default 1,000; an account
-   * with a small quota may reserve nothing). Required with `authType: NONE`, where it bounds what
-   * anyone on the internet can run at once.
-   *
-   * @default - unreserved: shares the account's unreserved concurrency
-   */
-  readonly reservedConcurrency?: number;
-  /**
    * Provisioned concurrency on the alias (pre-initialized environments, billed while allocated).
    *
-   * @default 0 - none
+   * @default - none: environments start on demand
    */
   readonly provisionedConcurrency?: number;
   /**
-   * Function URL auth. `NONE` makes the model callable by anyone on the internet; only use it
-   * knowingly (e.g. for a browser demo), with `cors` naming its origins and `reservedConcurrency`.
+   * Who may call the function URL: IAM-signed callers (`IamAccess`, optionally with reserved
+   * concurrency), or anyone from the listed web origins with a concurrency cap (`PublicAccess`).
    *
-   * @default FunctionUrlAuthType.AWS_IAM
+   * @default - IAM-signed callers only, no CORS headers, concurrency unreserved
    */
-  readonly authType?: FunctionUrlAuthType;
-  /**
-   * CORS of the function URL. Only with `authType: NONE` (IAM-signed calls come from servers).
-   *
-   * @default - no CORS headers
-   */
-  readonly cors?: FunctionUrlCorsOptions;
+  readonly access?: ModelAccess;
   /**
    * How often the function re-checks the registry alias for a new version.
    *
@@ -125,10 +147,14 @@ export interface ModelFunctionProps {
    */
   readonly fastPath?: 'auto' | 'off';
   /**
+   * How long the function's logs are kept.
+   *
    * @default RetentionDays.ONE_MONTH
    */
   readonly logRetention?: RetentionDays;
   /**
+   * Lowest level logged, by Powertools and by Lambda's application log filter.
+   *
    * @default 'INFO'
    */
   readonly logLevel?: FunctionLogLevel;
@@ -147,7 +173,7 @@ export interface ModelFunctionProps {
   /**
    * p99 duration that raises the latency alarm.
    *
-   * @default 80% of the timeout
+   * @default - 80% of the timeout
    */
   readonly p99DurationAlarmThreshold?: Duration;
   /**
@@ -170,51 +196,42 @@ export class ModelFunction extends Construct {
   readonly role: Role;
   readonly logGroup: LogGroup;
   readonly alarms: FunctionAlarms;
+  /** The role's registry access: the served alias's pointer and the model's versions (RegistryGrants.serve). */
+  readonly registryGrant: Grant;
 
   constructor(scope: Construct, id: string, props: ModelFunctionProps) {
     super(scope, id);
-    const runtime = props.runtime ?? 'wasm';
+    const runtime = props.runtime;
     const aliasName = props.aliasName ?? 'live';
     const timeout = props.timeout ?? Duration.seconds(30);
-    const authType = props.authType ?? FunctionUrlAuthType.AWS_IAM;
+    const access: ModelAccess = props.access ?? { authType: FunctionUrlAuthType.AWS_IAM };
     const logLevel = props.logLevel ?? 'INFO';
-    if (props.cors && authType !== FunctionUrlAuthType.NONE) {
-      throw new Error(`Model "${props.modelName}": CORS is only for authType NONE`);
-    }
-    if (authType === FunctionUrlAuthType.NONE) {
-      // A public URL: its browser origins and its concurrency are bounded explicitly, never by default.
-      if (!props.cors?.allowedOrigins?.length || props.cors.allowedOrigins.some((o) => o.includes('*'))) {
-        throw new Error(
-          `Model "${props.modelName}": authType NONE needs cors.allowedOrigins listing its web origins (no "*")`,
-        );
-      }
-      if (props.reservedConcurrency === undefined) {
-        throw new Error(`Model "${props.modelName}": authType NONE needs reservedConcurrency (a cap)`);
-      }
-    }
+    // The types already say this; checked again for JavaScript callers and casts.
+    checkAccess(props.modelName, access);
     assertFunctionUrlRegion(this, `Model "${props.modelName}"`);
-    if (runtime === 'wasm' && !props.runtimeLayer) {
-      throw new Error(`Model "${props.modelName}": the wasm runtime needs runtimeLayer`);
+    if (runtime.kind === 'wasm' && !runtime.layer) {
+      throw new Error(`Model "${props.modelName}": the wasm runtime needs its layer`);
     }
 
     this.role = functionRole(this, 'Role', `aiaas inference for model ${props.modelName}`);
     this.logGroup = functionLogGroup(this, 'Logs', props.logRetention ?? DEFAULT_LOG_RETENTION, this.role);
-    // Serving reads the alias pointer and version files only (not other aliases, history or claims).
-    grantRegistryAccess(this.role, {
-      bucketName: props.bucketName,
-      read: [`models/${props.modelName}/versions/`],
-      readKeys: [`models/${props.modelName}/aliases/${aliasName}.json`],
-    });
+    this.registryGrant = RegistryGrants.fromBucket(props.registryBucket).serve(
+      this.role,
+      props.modelName,
+      aliasName,
+    );
 
     const environment: Record<string, string> = {
-      AIAAS_BUCKET: props.bucketName,
-      AIAAS_MODEL: props.modelName,
-      AIAAS_ALIAS: aliasName,
-      AIAAS_ALIAS_CHECK_SECONDS: String((props.aliasCheckInterval ?? Duration.seconds(60)).toSeconds()),
-      AIAAS_RUNTIME: runtime,
-      AIAAS_FAST_PATH: props.fastPath ?? 'auto',
+      [AIAAS_BUCKET]: props.registryBucket.bucketName,
+      [AIAAS_MODEL]: props.modelName,
+      [AIAAS_ALIAS]: aliasName,
+      [AIAAS_ALIAS_CHECK_SECONDS]: String(
+        (props.aliasCheckInterval ?? Duration.seconds(DEFAULT_ALIAS_CHECK_SECONDS)).toSeconds(),
+      ),
+      [AIAAS_RUNTIME]: runtime.kind,
+      [AIAAS_FAST_PATH]: props.fastPath ?? 'auto',
       // The native image puts the same module at the same path (functions/inference/native/Dockerfile).
-      AIAAS_RUNTIME_MODULE: TfjsRuntimeLayer.MODULE_PATH,
+      [AIAAS_RUNTIME_MODULE]: TfjsRuntimeLayer.MODULE_PATH,
       POWERTOOLS_SERVICE_NAME: props.serviceName ?? `aiaas-${props.modelName}`,
       POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace ?? 'aiaas',
       POWERTOOLS_LOG_LEVEL: logLevel,
@@ -223,7 +240,7 @@ export class ModelFunction extends Construct {
       // map, only when it logs one (functions/shared/stack.ts).
     };
     const common = {
-      description: `aiaas inference: model ${props.modelName} (alias ${aliasName}, ${runtime})`,
+      description: `aiaas inference: model ${props.modelName} (alias ${aliasName}, ${runtime.kind})`,
       architecture: Architecture.ARM_64,
       memorySize: props.memorySize ?? 1024,
       timeout,
@@ -233,20 +250,20 @@ export class ModelFunction extends Construct {
       applicationLogLevelV2: APPLICATION_LOG_LEVEL[logLevel],
       systemLogLevelV2: SystemLogLevel.INFO,
       environment,
-      ...(props.reservedConcurrency !== undefined
-        ? { reservedConcurrentExecutions: props.reservedConcurrency }
+      ...(access.reservedConcurrency !== undefined
+        ? { reservedConcurrentExecutions: access.reservedConcurrency }
         : {}),
     };
 
     this.function =
-      runtime === 'native'
+      runtime.kind === 'native'
         ? new DockerImageFunction(this, 'Function', {
             ...common,
             // Built and pushed by `cdk deploy` only; synth just hashes the context (no Docker engine).
             code: DockerImageCode.fromImageAsset(paths.root, {
               file: paths.nativeDockerfile,
               platform: Platform.LINUX_ARM64,
-              exclude: NATIVE_IMAGE_CONTEXT_EXCLUDE,
+              exclude: [...NATIVE_IMAGE.contextExclude],
               ignoreMode: IgnoreMode.DOCKER,
             }),
           })
@@ -257,7 +274,7 @@ export class ModelFunction extends Construct {
             runtime: Runtime.NODEJS_24_X,
             projectRoot: paths.root,
             depsLockFilePath: paths.lockFile,
-            layers: [props.runtimeLayer!.layer],
+            layers: [runtime.layer.layer],
             bundling: INFERENCE_BUNDLING,
           });
 
@@ -268,7 +285,11 @@ export class ModelFunction extends Construct {
       description: `Serves registry alias "${aliasName}" of model ${props.modelName}`,
       ...(provisioned > 0 ? { provisionedConcurrentExecutions: provisioned } : {}),
     });
-    this.url = this.alias.addFunctionUrl({ authType, ...(props.cors ? { cors: props.cors } : {}) });
+    this.url = this.alias.addFunctionUrl(
+      access.authType === FunctionUrlAuthType.NONE
+        ? { authType: access.authType, cors: access.cors }
+        : { authType: access.authType },
+    );
 
     this.alarms = new FunctionAlarms(this, 'Alarms', {
       fn: this.function,
@@ -277,5 +298,22 @@ export class ModelFunction extends Construct {
         props.p99DurationAlarmThreshold ?? Duration.millis(Math.floor(timeout.toMilliseconds() * 0.8)),
       ...(props.alarmActions ? { actions: props.alarmActions } : {}),
     });
+  }
+}
+
+/** A public URL's browser origins and concurrency are bounded explicitly; CORS is for public URLs only. */
+function checkAccess(modelName: string, access: ModelAccess): void {
+  if (access.authType !== FunctionUrlAuthType.NONE) {
+    if ('cors' in access) throw new Error(`Model "${modelName}": CORS is only for authType NONE`);
+    return;
+  }
+  const origins = access.cors?.allowedOrigins;
+  if (!origins?.length || origins.some((origin) => origin.includes('*'))) {
+    throw new Error(
+      `Model "${modelName}": authType NONE needs cors.allowedOrigins listing its web origins (no "*")`,
+    );
+  }
+  if (access.reservedConcurrency === undefined) {
+    throw new Error(`Model "${modelName}": authType NONE needs reservedConcurrency (a cap)`);
   }
 }

@@ -1,6 +1,7 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { RegistryGrants } from './registry-grants.js';
 
 export interface ModelRegistryBucketProps {
   /**
@@ -53,6 +54,8 @@ export interface ModelRegistryBucketProps {
 export class ModelRegistryBucket extends Construct {
   readonly bucket: Bucket;
   readonly accessLogsBucket: Bucket;
+  /** Per-model grants on the registry (serve, retrain, exact keys). */
+  readonly grants: RegistryGrants;
 
   constructor(scope: Construct, id: string, props: ModelRegistryBucketProps = {}) {
     super(scope, id);
@@ -100,5 +103,6 @@ export class ModelRegistryBucket extends Construct {
       ],
       removalPolicy,
     });
+    this.grants = RegistryGrants.fromBucket(this.bucket);
   }
 }

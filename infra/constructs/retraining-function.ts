@@ -1,11 +1,24 @@
 import { Aws, Duration } from 'aws-cdk-lib';
 import type { IAlarmAction } from 'aws-cdk-lib/aws-cloudwatch';
-import { Role as IamRole, PolicyStatement, type Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import {
+  type Grant,
+  Role as IamRole,
+  PolicyStatement,
+  type Role,
+  ServicePrincipal,
+} from 'aws-cdk-lib/aws-iam';
 import { Architecture, LoggingFormat, Runtime, SystemLogLevel } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { CfnSchedule } from 'aws-cdk-lib/aws-scheduler';
 import { Construct } from 'constructs';
+import {
+  AIAAS_BUCKET,
+  AIAAS_MODEL,
+  AIAAS_MODEL_SPEC,
+  AIAAS_RUNTIME_MODULE,
+} from '../../functions/shared/env.js';
 import { paths } from '../paths.js';
 import { FunctionAlarms } from './function-alarms.js';
 import {
@@ -16,20 +29,25 @@ import {
   functionLogGroup,
   functionRole,
 } from './function-defaults.js';
-import { grantRegistryAccess } from './registry-access.js';
+import { RegistryGrants } from './registry-grants.js';
 import { TfjsRuntimeLayer } from './tfjs-runtime-layer.js';
 
 /** Lambda's limit on the total size of a function's environment variables. */
 const ENVIRONMENT_LIMIT_BYTES = 4096;
 
 export interface RetrainingFunctionProps {
+  /** The model's name in the registry (`models/<name>/`). */
   readonly modelName: string;
-  /** Registry bucket name (plain or from pseudo parameters; not a cross-stack reference). */
-  readonly bucketName: string;
+  /**
+   * The registry bucket. When it belongs to another stack, import it by name in this one
+   * (`Bucket.fromBucketName`), as ModelStack does, so no cross-stack export ties the two stacks.
+   */
+  readonly registryBucket: IBucket;
+  /** The tfjs runtime layer the function trains with (training always runs on tfjs). */
   readonly runtimeLayer: TfjsRuntimeLayer;
   /** EventBridge Scheduler expression: `rate(...)`, `cron(...)` or `at(...)`. */
   readonly schedule: string;
-  /** The model's manifest entry, passed to the function as `AIAAS_MODEL_SPEC` (JSON). */
+  /** The model's manifest entry, passed to the function as AIAAS_MODEL_SPEC (JSON). */
   readonly modelSpec: unknown;
   /**
    * Prefix of the training data, read-only.
@@ -51,22 +69,32 @@ export interface RetrainingFunctionProps {
    */
   readonly flexibleWindow?: Duration;
   /**
+   * Memory of the function in MiB (Lambda allots CPU in proportion).
+   *
    * @default 2048
    */
   readonly memorySize?: number;
   /**
+   * How long one training run may take (Lambda's maximum is 15 minutes).
+   *
    * @default Duration.minutes(15)
    */
   readonly timeout?: Duration;
   /**
+   * How long the function's logs are kept.
+   *
    * @default RetentionDays.ONE_MONTH
    */
   readonly logRetention?: RetentionDays;
   /**
+   * Lowest level logged, by Powertools and by Lambda's application log filter.
+   *
    * @default 'INFO'
    */
   readonly logLevel?: FunctionLogLevel;
   /**
+   * CloudWatch namespace of the EMF metrics.
+   *
    * @default 'aiaas'
    */
   readonly metricsNamespace?: string;
@@ -91,6 +119,8 @@ export class RetrainingFunction extends Construct {
   readonly schedule: CfnSchedule;
   readonly schedulerRole: Role;
   readonly alarms: FunctionAlarms;
+  /** The role's registry access: its dataset prefix and its model's root (RegistryGrants.retrain). */
+  readonly registryGrant: Grant;
 
   constructor(scope: Construct, id: string, props: RetrainingFunctionProps) {
     super(scope, id);
@@ -100,17 +130,17 @@ export class RetrainingFunction extends Construct {
 
     this.role = functionRole(this, 'Role', `aiaas retraining for model ${props.modelName}`);
     this.logGroup = functionLogGroup(this, 'Logs', props.logRetention ?? DEFAULT_LOG_RETENTION, this.role);
-    grantRegistryAccess(this.role, {
-      bucketName: props.bucketName,
-      read: [datasetPrefix],
-      write: [`models/${props.modelName}/`],
-    });
+    this.registryGrant = RegistryGrants.fromBucket(props.registryBucket).retrain(
+      this.role,
+      props.modelName,
+      datasetPrefix,
+    );
 
     const environment: Record<string, string> = {
-      AIAAS_BUCKET: props.bucketName,
-      AIAAS_MODEL: props.modelName,
-      AIAAS_MODEL_SPEC: spec,
-      AIAAS_RUNTIME_MODULE: TfjsRuntimeLayer.MODULE_PATH,
+      [AIAAS_BUCKET]: props.registryBucket.bucketName,
+      [AIAAS_MODEL]: props.modelName,
+      [AIAAS_MODEL_SPEC]: spec,
+      [AIAAS_RUNTIME_MODULE]: TfjsRuntimeLayer.MODULE_PATH,
       POWERTOOLS_SERVICE_NAME: `aiaas-retrain-${props.modelName}`,
       POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace ?? 'aiaas',
       POWERTOOLS_LOG_LEVEL: logLevel,
@@ -118,12 +148,12 @@ export class RetrainingFunction extends Construct {
     };
     // The bucket name may be a token; count it at its maximum length (63).
     const size = Object.entries(environment).reduce(
-      (total, [key, value]) => total + key.length + (key === 'AIAAS_BUCKET' ? 63 : Buffer.byteLength(value)),
+      (total, [key, value]) => total + key.length + (key === AIAAS_BUCKET ? 63 : Buffer.byteLength(value)),
       0,
     );
     if (size > ENVIRONMENT_LIMIT_BYTES) {
       throw new Error(
-        `Model "${props.modelName}": the retraining function's environment would be ${size} bytes (Lambda allows ${ENVIRONMENT_LIMIT_BYTES}); shorten the manifest entry (AIAAS_MODEL_SPEC is ${spec.length} bytes)`,
+        `Model "${props.modelName}": the retraining function's environment would be ${size} bytes (Lambda allows ${ENVIRONMENT_LIMIT_BYTES}); shorten the manifest entry (${AIAAS_MODEL_SPEC} is ${spec.length} bytes)`,
       );
     }
 

@@ -2,24 +2,34 @@ import { CfnOutput, Duration, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import type { IAlarmAction } from 'aws-cdk-lib/aws-cloudwatch';
 import { type CfnFunction, FunctionUrlAuthType, HttpMethod } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Bucket, type IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { datasetPrefix, type ModelSpec } from '../../functions/shared/manifest.js';
 import type { FunctionLogLevel } from '../constructs/function-defaults.js';
 import { assertFunctionUrlRegion } from '../constructs/function-url-regions.js';
-import { ModelFunction } from '../constructs/model-function.js';
+import { type ModelAccess, ModelFunction } from '../constructs/model-function.js';
 import { RetrainingFunction } from '../constructs/retraining-function.js';
 import { TfjsRuntimeLayer } from '../constructs/tfjs-runtime-layer.js';
 
 export interface ModelStackProps extends StackProps {
   /** The model's manifest entry (validated). */
   readonly model: ModelSpec;
-  /** Registry bucket name (see RegistryStack.bucketName). */
+  /**
+   * Name of the registry bucket (RegistryStack.bucketName: a plain name, or one built from
+   * `AWS::AccountId`/`AWS::Region`). The stack imports the bucket by this name rather than taking
+   * the registry stack's bucket object, whose references would become a CloudFormation export that
+   * pins the registry stack and ties every model stack's deploy to it.
+   */
   readonly bucketName: string;
   /**
+   * How long the functions' logs are kept.
+   *
    * @default RetentionDays.ONE_MONTH
    */
   readonly logRetention?: RetentionDays;
   /**
+   * Lowest level logged, by Powertools and by Lambda's application log filter.
+   *
    * @default 'INFO'
    */
   readonly logLevel?: FunctionLogLevel;
@@ -43,6 +53,8 @@ export class ModelStack extends Stack {
   readonly inference: ModelFunction;
   readonly retraining?: RetrainingFunction;
   readonly runtimeLayer?: TfjsRuntimeLayer;
+  /** The registry bucket, imported by name into this stack (see ModelStackProps.bucketName). */
+  readonly registryBucket: IBucket;
 
   constructor(scope: Construct, id: string, props: ModelStackProps) {
     super(scope, id, props);
@@ -63,30 +75,21 @@ export class ModelStack extends Stack {
     if (model.runtime === 'wasm' || model.retrain) {
       this.runtimeLayer = new TfjsRuntimeLayer(this, 'TfjsRuntime');
     }
+    // An import adds no resource: the name (plain or from pseudo parameters) resolves in this stack.
+    this.registryBucket = Bucket.fromBucketName(this, 'RegistryBucket', props.bucketName);
 
     this.inference = new ModelFunction(this, 'Inference', {
       modelName: model.name,
-      bucketName: props.bucketName,
-      runtime: model.runtime,
-      ...(this.runtimeLayer ? { runtimeLayer: this.runtimeLayer } : {}),
+      registryBucket: this.registryBucket,
+      runtime:
+        model.runtime === 'wasm' && this.runtimeLayer
+          ? { kind: 'wasm', layer: this.runtimeLayer }
+          : { kind: 'native' },
       aliasName: model.alias,
       memorySize: model.memoryMiB,
       timeout: Duration.seconds(model.timeoutSeconds),
-      ...(model.reservedConcurrency !== undefined ? { reservedConcurrency: model.reservedConcurrency } : {}),
       provisionedConcurrency: model.provisionedConcurrency,
-      authType: model.auth === 'NONE' ? FunctionUrlAuthType.NONE : FunctionUrlAuthType.AWS_IAM,
-      ...(model.cors
-        ? {
-            cors: {
-              allowedOrigins: model.cors.allowOrigins,
-              allowedMethods: [HttpMethod.GET, HttpMethod.POST],
-              allowedHeaders: model.cors.allowHeaders ?? ['content-type'],
-              ...(model.cors.maxAgeSeconds !== undefined
-                ? { maxAge: Duration.seconds(model.cors.maxAgeSeconds) }
-                : {}),
-            },
-          }
-        : {}),
+      access: modelAccess(model),
       aliasCheckInterval: Duration.seconds(model.aliasCheckSeconds),
       fastPath: model.fastPath,
       ...(props.logRetention ? { logRetention: props.logRetention } : {}),
@@ -97,7 +100,7 @@ export class ModelStack extends Stack {
     if (model.retrain && this.runtimeLayer) {
       this.retraining = new RetrainingFunction(this, 'Retraining', {
         modelName: model.name,
-        bucketName: props.bucketName,
+        registryBucket: this.registryBucket,
         runtimeLayer: this.runtimeLayer,
         schedule: model.retrain.schedule,
         datasetPrefix: dataset,
@@ -126,4 +129,29 @@ export class ModelStack extends Stack {
       description: 'Inference function (for logs and metrics)',
     });
   }
+}
+
+/** The function URL's access from the manifest (which has already checked the auth NONE rules). */
+function modelAccess(model: ModelSpec): ModelAccess {
+  if (model.auth !== 'NONE') {
+    return {
+      authType: FunctionUrlAuthType.AWS_IAM,
+      ...(model.reservedConcurrency !== undefined ? { reservedConcurrency: model.reservedConcurrency } : {}),
+    };
+  }
+  if (!model.cors || model.reservedConcurrency === undefined) {
+    throw new Error(`Model "${model.name}": auth NONE needs cors and reservedConcurrency`);
+  }
+  return {
+    authType: FunctionUrlAuthType.NONE,
+    reservedConcurrency: model.reservedConcurrency,
+    cors: {
+      allowedOrigins: model.cors.allowOrigins,
+      allowedMethods: [HttpMethod.GET, HttpMethod.POST],
+      allowedHeaders: model.cors.allowHeaders ?? ['content-type'],
+      ...(model.cors.maxAgeSeconds !== undefined
+        ? { maxAge: Duration.seconds(model.cors.maxAgeSeconds) }
+        : {}),
+    },
+  };
 }

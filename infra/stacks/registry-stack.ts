@@ -7,17 +7,15 @@ import { ModelRegistryBucket, type ModelRegistryBucketProps } from '../construct
 /** S3 bucket names: 3-63 of a-z, 0-9, '.', '-', starting and ending with a letter or digit. */
 const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
-export interface RegistryStackProps extends StackProps, Omit<ModelRegistryBucketProps, 'bucketName'> {
-  /** The application name (manifest `app`), used in the default bucket name. */
+interface RegistryStackCommonProps extends StackProps {
+  /** The application name (manifest `app`): in the SSM parameter's name and the default bucket name. */
   readonly appName: string;
-  /**
-   * Adopt this existing bucket as the registry instead of creating one (nothing is created
-   * then). It must be in the same account and region as the model stacks. Mutually exclusive
-   * with `bucketName`.
-   *
-   * @default - a new registry bucket is created
-   */
-  readonly existingBucketName?: string;
+}
+
+/** Create the registry bucket (ModelRegistryBucket: its settings apply). */
+export interface CreateRegistryStackProps extends RegistryStackCommonProps, ModelRegistryBucketProps {
+  /** Absent when creating: it is what selects AdoptRegistryStackProps. */
+  readonly existingBucketName?: undefined;
   /**
    * Name of the bucket to create.
    *
@@ -28,6 +26,18 @@ export interface RegistryStackProps extends StackProps, Omit<ModelRegistryBucket
 }
 
 /**
+ * Adopt an existing bucket as the registry: nothing is created, so none of the bucket settings
+ * apply (the bucket keeps its own).
+ */
+export interface AdoptRegistryStackProps extends RegistryStackCommonProps {
+  /** The bucket adopted; it must be in the same account and region as the model stacks. */
+  readonly existingBucketName: string;
+}
+
+/** Either create the registry bucket or adopt an existing one. */
+export type RegistryStackProps = CreateRegistryStackProps | AdoptRegistryStackProps;
+
+/**
  * The model registry: one S3 bucket (created secure by default, or an existing one adopted by
  * name). Model stacks address it by name, not through CloudFormation exports, so this stack never
  * gets stuck on an export in use and each model stack deploys on its own.
@@ -35,6 +45,11 @@ export interface RegistryStackProps extends StackProps, Omit<ModelRegistryBucket
 export class RegistryStack extends Stack {
   /** The registry bucket's name: a plain name, or built from `AWS::AccountId`/`AWS::Region`. */
   readonly bucketName: string;
+  /**
+   * The registry bucket, for this stack's own use. Other stacks import it by `bucketName`
+   * (`Bucket.fromBucketName`, as ModelStack does): this object's references would become a
+   * CloudFormation export there.
+   */
   readonly bucket: IBucket;
   /** The created registry (absent when adopting an existing bucket). */
   readonly registry?: ModelRegistryBucket;
@@ -43,18 +58,21 @@ export class RegistryStack extends Stack {
 
   constructor(scope: Construct, id: string, props: RegistryStackProps) {
     super(scope, id, props);
-    if (props.existingBucketName !== undefined && props.bucketName !== undefined) {
+    // The types already say this; checked again for JavaScript callers and casts.
+    if (props.existingBucketName !== undefined && 'bucketName' in props && props.bucketName !== undefined) {
       throw new Error('Give either existingBucketName (adopt a bucket) or bucketName (create one), not both');
     }
-    for (const name of [props.existingBucketName, props.bucketName]) {
-      if (name !== undefined && !BUCKET_NAME.test(name)) throw new Error(`Invalid S3 bucket name "${name}"`);
-    }
+    const checked = (name: string) => {
+      if (!BUCKET_NAME.test(name)) throw new Error(`Invalid S3 bucket name "${name}"`);
+      return name;
+    };
 
     if (props.existingBucketName !== undefined) {
-      this.bucketName = props.existingBucketName;
+      this.bucketName = checked(props.existingBucketName);
       this.bucket = Bucket.fromBucketName(this, 'Bucket', props.existingBucketName);
     } else {
-      this.bucketName = props.bucketName ?? defaultBucketName(props.appName);
+      this.bucketName =
+        props.bucketName !== undefined ? checked(props.bucketName) : defaultBucketName(props.appName);
       this.registry = new ModelRegistryBucket(this, 'Registry', { ...props, bucketName: this.bucketName });
       this.bucket = this.registry.bucket;
     }

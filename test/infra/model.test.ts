@@ -1,10 +1,14 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { Capture, Match, Template } from 'aws-cdk-lib/assertions';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { FunctionUrlAuthType } from 'aws-cdk-lib/aws-lambda';
+import { Bucket, type CfnBucket } from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest } from '../../functions/shared/manifest.js';
 import { REGIONS_WITHOUT_FUNCTION_URLS } from '../../infra/constructs/function-url-regions.js';
-import { ModelFunction } from '../../infra/constructs/model-function.js';
+import { type ModelAccess, ModelFunction } from '../../infra/constructs/model-function.js';
+import { RegistryGrants } from '../../infra/constructs/registry-grants.js';
 import { ModelStack } from '../../infra/stacks/model-stack.js';
 import { buildApp, cdkContext, exampleManifest, type SynthResult, tempDir } from './helpers.js';
 
@@ -89,6 +93,15 @@ describe('model stacks', () => {
     for (const stack of result.models.values()) {
       expect(stack.dependencies).toContain(result.registry);
     }
+  });
+
+  it('import the registry bucket by name: no CloudFormation export ties them to the registry stack', () => {
+    for (const stack of result.models.values()) {
+      expect(JSON.stringify(Template.fromStack(stack).toJSON())).not.toContain('Fn::ImportValue');
+      expect(stack.registryBucket.bucketName).toBe(result.registry.bucketName);
+    }
+    const outputs = Template.fromStack(result.registry).toJSON().Outputs as Record<string, object>;
+    for (const output of Object.values(outputs)) expect(output).not.toHaveProperty('Export');
   });
 
   it('run the inference function on Node.js 24, arm64, with the manifest sizing', () => {
@@ -493,7 +506,12 @@ describe('function URL regions', () => {
   it('refuse the construct itself in such a region (used outside the manifest)', () => {
     const stack = new Stack(new App(), 'Direct', { env: { region: 'eu-central-2' } });
     expect(
-      () => new ModelFunction(stack, 'Inference', { modelName: 'edge', bucketName: 'b', runtime: 'native' }),
+      () =>
+        new ModelFunction(stack, 'Inference', {
+          modelName: 'edge',
+          registryBucket: Bucket.fromBucketName(stack, 'Registry', 'aiaas-registry-test'),
+          runtime: { kind: 'native' },
+        }),
     ).toThrow(/Model "edge": region eu-central-2 has no Lambda function URLs/);
   });
 
@@ -511,26 +529,97 @@ describe('function URL regions', () => {
   });
 });
 
-describe('a public (auth NONE) model function', () => {
-  const publicFunction = (props: Partial<ConstructorParameters<typeof ModelFunction>[2]>) => () =>
-    new ModelFunction(new Stack(new App(), 'Direct'), 'Inference', {
+/** A ModelFunction in a stack of its own, with the registry bucket imported by name. */
+function directFunction(access: unknown) {
+  const stack = new Stack(new App(), 'Direct');
+  return () =>
+    new ModelFunction(stack, 'Inference', {
       modelName: 'open',
-      bucketName: 'b',
-      runtime: 'native',
-      authType: FunctionUrlAuthType.NONE,
-      ...props,
+      registryBucket: Bucket.fromBucketName(stack, 'Registry', 'aiaas-registry-test'),
+      runtime: { kind: 'native' },
+      // The types rule these out; the construct still refuses them from JavaScript or a cast.
+      access: access as ModelAccess,
     });
-  const origins = { allowedOrigins: ['https://demo.example.com'] };
+}
+
+describe('a public (auth NONE) model function', () => {
+  const NONE = FunctionUrlAuthType.NONE;
+  const cors = { allowedOrigins: ['https://demo.example.com'] };
 
   it('needs explicit CORS origins, never "*"', () => {
-    expect(publicFunction({ reservedConcurrency: 5 })).toThrow(/Model "open": authType NONE needs cors/);
-    expect(publicFunction({ reservedConcurrency: 5, cors: { allowedOrigins: ['*'] } })).toThrow(/no "\*"/);
+    expect(directFunction({ authType: NONE, reservedConcurrency: 5 })).toThrow(
+      /Model "open": authType NONE needs cors/,
+    );
+    expect(
+      directFunction({ authType: NONE, reservedConcurrency: 5, cors: { allowedOrigins: ['*'] } }),
+    ).toThrow(/no "\*"/);
   });
 
   it('needs a reserved concurrency cap', () => {
-    expect(publicFunction({ cors: origins })).toThrow(
+    expect(directFunction({ authType: NONE, cors })).toThrow(
       /Model "open": authType NONE needs reservedConcurrency/,
     );
-    expect(publicFunction({ cors: origins, reservedConcurrency: 5 })).not.toThrow();
+    expect(directFunction({ authType: NONE, cors, reservedConcurrency: 5 })).not.toThrow();
+  });
+
+  it('is the only kind with CORS', () => {
+    expect(directFunction({ authType: FunctionUrlAuthType.AWS_IAM, cors })).toThrow(
+      /Model "open": CORS is only for authType NONE/,
+    );
+    expect(directFunction({ authType: FunctionUrlAuthType.AWS_IAM, reservedConcurrency: 3 })).not.toThrow();
+  });
+});
+
+describe('the constructs with a registry bucket of the same stack', () => {
+  // Resources are passed as objects: a bucket created beside the functions is referenced, not named.
+  const stack = new Stack(new App({ context: cdkContext(), outdir: tempDir('aiaas-same-') }), 'Same');
+  const bucket = new Bucket(stack, 'Registry');
+  const inference = new ModelFunction(stack, 'Inference', {
+    modelName: 'solo',
+    registryBucket: bucket,
+    runtime: { kind: 'native' },
+  });
+  const template = Template.fromStack(stack);
+  const bucketId = stack.getLogicalId(bucket.node.defaultChild as CfnBucket);
+
+  it('name the bucket by reference in the environment and the policy', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ AIAAS_BUCKET: { Ref: bucketId } }) },
+    });
+    const statements = statementsOf(template, 'InferenceRole');
+    const list = statements.find((statement) => actions(statement).includes('s3:ListBucket'))!;
+    expect(list.Resource).toEqual({ 'Fn::GetAtt': [bucketId, 'Arn'] });
+    const get = statements.find((statement) => actions(statement).includes('s3:GetObject'))!;
+    expect(resources(get).sort()).toEqual([
+      `<${bucketId}.Arn>/models/solo/aliases/live.json`,
+      `<${bucketId}.Arn>/models/solo/versions/*`,
+    ]);
+  });
+
+  it('return the registry grant as an iam.Grant with its statements', () => {
+    expect(inference.registryGrant.success).toBe(true);
+    expect(inference.registryGrant.principalStatements.map((statement) => statement.sid)).toEqual([
+      'ReadOwnPrefixes',
+      'ListOwnPrefixes',
+    ]);
+    // A Grant is dependable: what needs the access can wait for the policy.
+    const waiter = new Construct(stack, 'Waiter');
+    inference.registryGrant.applyBefore(waiter);
+    expect(waiter.node.dependencies.length).toBeGreaterThan(0);
+  });
+
+  it('grant retraining create-only writes, alias swaps and the history guard, as one Grant', () => {
+    const role = new Role(stack, 'Trainer', { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+    const grant = RegistryGrants.fromBucket(bucket).retrain(role, 'solo', 'datasets/solo/');
+    expect(grant.principalStatements.map((statement) => [statement.sid, statement.effect])).toEqual([
+      ['ReadOwnPrefixes', 'Allow'],
+      ['CreateOnlyUnderOwnModel', 'Allow'],
+      ['SwapOwnAliasPointers', 'Allow'],
+      ['HistoryIsAppendOnly', 'Deny'],
+      ['ListOwnPrefixes', 'Allow'],
+    ]);
+    expect(() => RegistryGrants.fromBucket(bucket).keys(role, { write: ['datasets/solo/'] })).toThrow(
+      /must be a model root/,
+    );
   });
 });
