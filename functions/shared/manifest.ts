@@ -101,6 +101,13 @@ const modelSchema = z
         datasetPrefix: z.string().optional(),
         timeoutSeconds: z.number().int().min(60).max(900).default(900),
         memoryMiB: z.number().int().min(128).max(10_240).default(2048),
+        /**
+         * Concurrency reserved for the retraining function: 1 makes runs never overlap. Unset by
+         * default, like the inference function's, so an account that can reserve nothing still
+         * deploys; overlapping runs are safe (each publishes its own intact version, and each
+         * promotion is a compare-and-swap).
+         */
+        reservedConcurrency: z.number().int().min(1).optional(),
       })
       .optional(),
     definition: definitionSchema.optional(),

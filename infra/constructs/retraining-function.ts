@@ -81,6 +81,15 @@ export interface RetrainingFunctionProps {
    */
   readonly timeout?: Duration;
   /**
+   * Concurrency reserved for (and capping) the function: 1 makes runs never overlap, at the cost
+   * of taking one unit from the account's pool (an account that can reserve nothing, such as a new
+   * one with a quota of 10, then rejects the stack).
+   *
+   * @default - unreserved: runs may overlap, which is safe (each publishes its own intact version;
+   * each promotion is a compare-and-swap)
+   */
+  readonly reservedConcurrency?: number;
+  /**
    * How long the function's logs are kept.
    *
    * @default RetentionDays.ONE_MONTH
@@ -108,8 +117,8 @@ export interface RetrainingFunctionProps {
 
 /**
  * A model's retraining function and its schedule. The function may read the model's dataset
- * prefix and read/write only `models/<name>/`; it runs one at a time (reserved concurrency 1) and
- * is not retried by Lambda (a failed run waits for the next schedule, and the error alarm fires).
+ * prefix and read/write only `models/<name>/`; it runs one at a time only if asked to
+ * (`reservedConcurrency: 1`), and is not retried by Lambda (a failed run waits for the next schedule, and the error alarm fires).
  * The schedule's role may invoke this function and nothing else.
  */
 export class RetrainingFunction extends Construct {
@@ -171,7 +180,7 @@ export class RetrainingFunction extends Construct {
       applicationLogLevelV2: APPLICATION_LOG_LEVEL[logLevel],
       systemLogLevelV2: SystemLogLevel.INFO,
       environment,
-      reservedConcurrentExecutions: 1,
+      reservedConcurrentExecutions: props.reservedConcurrency,
       retryAttempts: 0,
       maxEventAge: Duration.hours(1),
       layers: [props.runtimeLayer.layer],
@@ -218,8 +227,8 @@ export class RetrainingFunction extends Construct {
     this.alarms = new FunctionAlarms(this, 'Alarms', {
       fn: this.function,
       subject: `aiaas model "${props.modelName}" retraining`,
-      // Runs never overlap (reserved concurrency 1); a throttle means a run was skipped, which the
-      // error alarm and the next schedule cover.
+      // A throttle is a run skipped because another one is still going (reserved concurrency) or the
+      // account is at its limit: the error alarm and the next schedule cover it.
       throttles: false,
       ...(props.alarmActions ? { actions: props.alarmActions } : {}),
     });

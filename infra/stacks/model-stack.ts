@@ -107,6 +107,7 @@ export class ModelStack extends Stack {
         modelSpec: model,
         memorySize: model.retrain.memoryMiB,
         timeout: Duration.seconds(model.retrain.timeoutSeconds),
+        reservedConcurrency: model.retrain.reservedConcurrency,
         ...(props.logRetention ? { logRetention: props.logRetention } : {}),
         ...(props.logLevel ? { logLevel: props.logLevel } : {}),
         ...(props.alarmActions ? { alarmActions: props.alarmActions } : {}),

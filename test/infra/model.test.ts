@@ -27,6 +27,16 @@ function fleet() {
         reservedConcurrency: 5,
       },
       { name: 'big', runtime: 'native', memoryMiB: 3008, timeoutSeconds: 60 },
+      // The example model, with runs that never overlap.
+      {
+        ...example.models[0],
+        name: 'serial',
+        retrain: {
+          ...(example.models[0]?.retrain as object),
+          datasetPrefix: 'datasets/serial/',
+          reservedConcurrency: 1,
+        },
+      },
     ],
   };
 }
@@ -89,6 +99,7 @@ describe('model stacks', () => {
       'aiaas-Model-iris',
       'aiaas-Model-demo-public',
       'aiaas-Model-big',
+      'aiaas-Model-serial',
     ]);
     for (const stack of result.models.values()) {
       expect(stack.dependencies).toContain(result.registry);
@@ -384,13 +395,24 @@ describe('retraining', () => {
     iris.resourceCountIs('AWS::Lambda::Function', 1);
   });
 
-  it('runs the retraining function with the manifest sizing, once at a time, without Lambda retries', () => {
+  it('reserves concurrency for retraining only where the manifest asks for it', () => {
+    // Unset by default, so an account that can reserve nothing (a new one, quota 10) deploys.
+    diabetes.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: 'aiaas-retrain-diabetes' }) },
+      ReservedConcurrentExecutions: Match.absent(),
+    });
+    Template.fromStack(result.models.get('serial')!).hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: 'aiaas-retrain-serial' }) },
+      ReservedConcurrentExecutions: 1,
+    });
+  });
+
+  it('runs the retraining function with the manifest sizing, without Lambda retries', () => {
     diabetes.hasResourceProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs24.x',
       Architectures: ['arm64'],
       MemorySize: 2048,
       Timeout: 900,
-      ReservedConcurrentExecutions: 1,
       Layers: [{ Ref: Match.stringLikeRegexp('^TfjsRuntime') }],
       Environment: {
         Variables: Match.objectLike({
