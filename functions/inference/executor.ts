@@ -1,7 +1,7 @@
 import type { Tensor } from '@tensorflow/tfjs-core';
 import { ConfigurationError, ValidationError } from '../shared/errors.js';
 import { type AnyModel, disposeModel } from '../shared/model/artifacts.js';
-import type { FastModel } from '../shared/model/fast-path.js';
+import type { FastModel } from '../shared/model/fast-model.js';
 import { requestShapeProblem } from '../shared/model/shapes.js';
 import type { Signature } from '../shared/registry/types.js';
 import type { TfRuntime } from '../shared/runtime/types.js';

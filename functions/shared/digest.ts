@@ -1,8 +1,9 @@
 /**
- * sha256 and random ids without `node:crypto` on a cold start's path. Loading node:crypto costs
- * ~11 ms (it pulls in streams, keys, X.509...: profiled on Node 24), more than a small model's
- * whole download; below NATIVE_FROM_BYTES the maintained pure-JS sha256 (the one the AWS SDK uses
- * in browsers) is cheaper, and above it node:crypto is loaded on first use and then kept.
+ * sha256 and random ids without `node:crypto` on a cold start's path. Loading node:crypto (it
+ * pulls in streams, keys, X.509...) costs more than a small model's whole download
+ * (docs/benchmarks.md, "Round 2"); below NATIVE_FROM_BYTES the maintained pure-JS sha256 (the one
+ * the AWS SDK uses in browsers) is cheaper, and above it node:crypto is loaded on first use and
+ * then kept.
  */
 import { Sha256 } from '@aws-crypto/sha256-js';
 

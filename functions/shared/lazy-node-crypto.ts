@@ -4,9 +4,9 @@
  *
  * Dependencies import from node:crypto at the top of their modules — Powertools Logger
  * (`randomInt`, for log sampling), @smithy/core (`getRandomValues`, `createHash`...) — and loading
- * node:crypto costs 11–25 ms of a cold start (it pulls in streams, keys, ciphers, X.509: profiled
- * on Node 24) even when neither function is ever called. These forward to the real module, loaded
- * on first call. A dependency that imports anything else from node:crypto fails the build with
+ * node:crypto is a large part of a cold start (it pulls in streams, keys, ciphers, X.509;
+ * docs/benchmarks.md, "Round 2") even when neither function is ever called. These forward to the
+ * real module, loaded on first call. A dependency that imports anything else from node:crypto fails the build with
  * "No matching export", never at run time.
  */
 import type * as NodeCrypto from 'node:crypto';

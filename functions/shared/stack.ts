@@ -1,7 +1,7 @@
 /**
  * Stack traces in terms of the sources, for the rare unexpected error. The source map beside a
  * bundle is read only then: Node's `--enable-source-maps` would read and parse it on every cold
- * start instead (~3.5 ms of the inference function's, measured; docs/benchmarks.md, round 4).
+ * start instead (docs/benchmarks.md, "Round 4").
  */
 import type { SourceMap } from 'node:module';
 

@@ -30,9 +30,10 @@ function defaultWasmDir(): string | undefined {
   return undefined;
 }
 
-// The cpu backend registers itself and its kernels when its module runs; importing it costs a cold
-// start ~10 ms, so it is imported only when the cpu backend is first initialized (tfjs accepts an
-// async backend factory). Its own registration then finds this one and keeps it.
+// The cpu backend registers itself and its kernels when its module runs, a cost to every cold start
+// that serves on wasm, so it is imported only when the cpu backend is first initialized (tfjs accepts
+// an async backend factory; docs/benchmarks.md, "Round 1"). Its own registration then finds this
+// one and keeps it.
 if (!tf.findBackendFactory('cpu')) {
   tf.registerBackend(
     'cpu',

@@ -14,7 +14,8 @@ import {
   parseModelJson,
   signatureOf,
 } from '../../functions/shared/model/artifacts.js';
-import { compileFastPath, FastModel, fastPathReason } from '../../functions/shared/model/fast-path.js';
+import { FastModel } from '../../functions/shared/model/fast-model.js';
+import { compileFastPath, fastPathReason } from '../../functions/shared/model/fast-path.js';
 import type { TfRuntime } from '../../functions/shared/runtime/types.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
 

@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ROOT } from '../../cli/paths.js';
 import {
   AIAAS_VARIABLES,
   readChoice,
@@ -14,7 +15,6 @@ import {
   requireString,
 } from '../../functions/shared/env.js';
 import { ConfigurationError } from '../../functions/shared/errors.js';
-import { ROOT } from '../../scripts/lib/paths.js';
 
 describe('the environment readers', () => {
   it('treat an empty value as unset', () => {

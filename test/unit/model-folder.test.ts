@@ -7,13 +7,13 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { publishFromDisk } from '../../cli/publish.js';
 import { ValidationError } from '../../functions/shared/errors.js';
 import { captureIOHandler } from '../../functions/shared/model/artifacts.js';
 import { readModelFromDisk } from '../../functions/shared/model/folder.js';
 import { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import type { TfRuntime } from '../../functions/shared/runtime/types.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { publishFromDisk } from '../../scripts/cli/publish.js';
 import { MemoryObjectStore } from '../support/memory-store.js';
 
 let runtime: TfRuntime;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigurationError, ValidationError } from '../../functions/shared/errors.js';
 import { parseManifest } from '../../functions/shared/manifest.js';
-import { loadDataset, parseCsv, splitDataset } from '../../functions/shared/training/dataset.js';
+import { parseCsv } from '../../functions/shared/training/csv.js';
+import { loadDataset, splitDataset } from '../../functions/shared/training/dataset.js';
 import { generateDiabetesCsv, PIMA_HEADER } from '../../functions/shared/training/synthetic.js';
 import { MemoryObjectStore } from '../support/memory-store.js';
 

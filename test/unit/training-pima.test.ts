@@ -2,7 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadManifest } from '../../functions/shared/manifest.js';
-import { parseCsv, splitDataset } from '../../functions/shared/training/dataset.js';
+import { parseCsv } from '../../functions/shared/training/csv.js';
+import { splitDataset } from '../../functions/shared/training/dataset.js';
 import { evaluateModel, trainModel } from '../../functions/shared/training/train.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
 

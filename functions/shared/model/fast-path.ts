@@ -1,13 +1,15 @@
 /**
  * The fast path: small dense networks (the MLPs most tabular models are) evaluated directly on
- * Float32Arrays, without tfjs.
+ * Float32Arrays, without tfjs. This module compiles a model.json and its shards into a plan of
+ * steps, or says why it cannot; fast-model.ts evaluates the plan, fast-path-weights.ts reads the
+ * weights.
  *
- * Why: for a model of a few hundred weights, tfjs's engine costs ~80 µs per predict call (tensor
- * bookkeeping, kernel dispatch, the layers executor) against well under 1 µs of arithmetic, and
- * importing and starting tfjs is most of a cold start (profiled: docs/benchmarks.md). A model that
- * compiles here needs neither. Anything else — another layer kind, a branch, quantized weights,
- * more than `FAST_PATH_MAX_PARAMETERS` weights, where tfjs's SIMD kernels win — runs on tfjs as
- * before, and `reason` says why.
+ * Why: for a model of a few hundred weights, tfjs's per-call engine overhead (tensor bookkeeping,
+ * kernel dispatch, the layers executor) dwarfs the arithmetic, and importing and starting tfjs is
+ * most of a cold start (docs/benchmarks.md, "Last measured": the batch rows and coldStart.tfjsRatio).
+ * A model that compiles here needs neither. Anything else — another layer kind, a branch, quantized
+ * weights, more than `FAST_PATH_MAX_PARAMETERS` weights, where tfjs's SIMD kernels win — runs on
+ * tfjs as before, and `reason` says why.
  *
  * Semantics follow tfjs-layers (what the same model computes on the tfjs runtimes): weights are
  * matched to layers by the same names, activations use tfjs's definitions, and sums are carried in
@@ -15,65 +17,21 @@
  * tests compare against tfjs's cpu and wasm backends).
  */
 import type { Signature } from '../registry/types.js';
+import {
+  activation,
+  batchNorm,
+  dense,
+  elementwise,
+  FastModel,
+  map,
+  type Step,
+  softmax,
+  Unsupported,
+} from './fast-model.js';
+import { countWeights, type ModelJsonLike, readWeights, type Weights } from './fast-path-weights.js';
 
 /** Above this many weights tfjs's vectorised kernels are faster than a plain loop, even at one row. */
 export const FAST_PATH_MAX_PARAMETERS = 65_536;
-
-/** One input of a prediction, flattened row-major. */
-export interface FastInput {
-  readonly values: ArrayLike<number>;
-  readonly shape: readonly number[];
-}
-
-export interface FastOutput {
-  readonly name: string;
-  readonly shape: readonly number[];
-  readonly values: Float32Array;
-}
-
-type Activation = (v: Float32Array, width: number) => void;
-
-/** One step of the compiled network, mapping a [rows, width] buffer to another. */
-interface Step {
-  readonly out: number;
-  /** Overwrites its input (activations, normalization) rather than allocating an output. */
-  readonly inPlace: boolean;
-  run(x: Float32Array, rows: number): Float32Array;
-}
-
-/** A compiled dense network. Stateless: safe to call from concurrent requests. */
-export class FastModel {
-  constructor(
-    readonly signature: Signature,
-    /** Number of weights, for logs. */
-    readonly parameters: number,
-    private readonly inputWidth: number,
-    private readonly steps: readonly Step[],
-    /** The output is one number per instance (shape [rows]), not rows of numbers. */
-    private readonly scalarOutput = false,
-  ) {}
-
-  predict(inputs: readonly FastInput[]): FastOutput[] {
-    const input = inputs[0];
-    if (inputs.length !== 1 || !input) throw new Error('the fast path takes exactly one input');
-    const rows = input.shape[0] ?? 0;
-    if (input.values.length !== rows * this.inputWidth) {
-      throw new Error(`input has ${input.values.length} values, expected ${rows} × ${this.inputWidth}`);
-    }
-    // The caller's values are read, never written: copied only when the first step works in place.
-    let x =
-      input.values instanceof Float32Array && !this.steps[0]?.inPlace
-        ? input.values
-        : Float32Array.from(input.values);
-    let width = this.inputWidth;
-    for (const step of this.steps) {
-      x = step.run(x, rows);
-      width = step.out;
-    }
-    const spec = this.signature.outputs[0]!;
-    return [{ name: spec.name, shape: this.scalarOutput ? [rows] : [rows, width], values: x }];
-  }
-}
 
 /** Compiles what it can; `reason` names the first thing that keeps a model on tfjs. */
 export type FastPathResult = { readonly model: FastModel } | { readonly reason: string };
@@ -84,23 +42,6 @@ interface LayerJson {
   readonly name?: string;
   readonly inbound_nodes?: unknown;
 }
-
-interface WeightSpec {
-  readonly name: string;
-  readonly shape: readonly number[];
-  readonly dtype?: string;
-  readonly quantization?: unknown;
-}
-
-interface ModelJsonLike {
-  readonly modelTopology?: unknown;
-  readonly weightsManifest?: readonly {
-    readonly paths: readonly string[];
-    readonly weights: readonly WeightSpec[];
-  }[];
-}
-
-class Unsupported extends Error {}
 
 const IDENTITY_LAYERS = new Set(['Dropout', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout']);
 
@@ -330,107 +271,6 @@ function checkLayer(layer: LayerJson): void {
   }
 }
 
-/** The weights of a model by name, copied out of the shards (small by construction). */
-class Weights {
-  private readonly byName = new Map<string, { shape: readonly number[]; values: Float32Array }>();
-  private readonly used = new Set<string>();
-  parameters = 0;
-
-  add(name: string, shape: readonly number[], values: Float32Array) {
-    this.byName.set(name, { shape, values });
-    this.parameters += values.length;
-  }
-
-  /** tfjs-layers' own lookup: the exact name, else the name without its second-to-last scope. */
-  take(layer: string, weight: string, shape: readonly number[]): Float32Array {
-    const full = `${layer}/${weight}`;
-    let found = this.byName.get(full) ? full : undefined;
-    if (!found) {
-      for (const name of this.byName.keys()) {
-        const tokens = name.split('/');
-        if ([...tokens.slice(0, -2), tokens[tokens.length - 1]].join('/') === full) found = name;
-      }
-    }
-    const entry = found ? this.byName.get(found) : undefined;
-    if (!found || !entry) throw new Unsupported(`no weight ${full}`);
-    if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i]))
-      throw new Unsupported(
-        `weight ${full} has shape [${entry.shape.join(', ')}], expected [${shape.join(', ')}]`,
-      );
-    this.used.add(found);
-    return entry.values;
-  }
-
-  unused(): string[] {
-    return [...this.byName.keys()].filter((n) => !this.used.has(n));
-  }
-}
-
-function countWeights(json: ModelJsonLike, maxParameters: number): number {
-  const manifest = json?.weightsManifest;
-  if (!Array.isArray(manifest)) throw new Unsupported('no weights manifest');
-  let total = 0;
-  for (const group of manifest as NonNullable<ModelJsonLike['weightsManifest']>) {
-    for (const spec of group.weights) {
-      if (spec.quantization) throw new Unsupported(`weight ${spec.name} is quantized`);
-      if ((spec.dtype ?? 'float32') !== 'float32')
-        throw new Unsupported(`weight ${spec.name} is ${spec.dtype}`);
-      total += spec.shape.reduce((a, b) => a * b, 1);
-    }
-  }
-  if (total > maxParameters)
-    throw new Unsupported(`${total} weights (the fast path takes up to ${maxParameters})`);
-  return total;
-}
-
-function readWeights(
-  json: ModelJsonLike,
-  shards: ReadonlyMap<string, Uint8Array>,
-  maxParameters: number,
-): Weights {
-  countWeights(json, maxParameters);
-  const weights = new Weights();
-  for (const group of json.weightsManifest ?? []) {
-    const parts = group.paths.map((p) => {
-      const bytes = shards.get(p.slice(p.lastIndexOf('/') + 1));
-      if (!bytes) throw new Unsupported(`weight shard ${p} is missing`);
-      return bytes;
-    });
-    const reader = new ShardReader(parts);
-    for (const spec of group.weights) {
-      const count = spec.shape.reduce((a, b) => a * b, 1);
-      weights.add(spec.name, spec.shape, reader.floats(count, spec.name));
-    }
-  }
-  return weights;
-}
-
-/** Reads consecutive float32 weights from shards that split them at arbitrary byte offsets. */
-class ShardReader {
-  private part = 0;
-  private offset = 0;
-  constructor(private readonly parts: readonly Uint8Array[]) {}
-
-  floats(count: number, name: string): Float32Array {
-    const out = new Float32Array(count);
-    const bytes = new Uint8Array(out.buffer);
-    let filled = 0;
-    while (filled < bytes.length) {
-      const part = this.parts[this.part];
-      if (!part) throw new Unsupported(`the shards end before weight ${name}`);
-      const n = Math.min(part.length - this.offset, bytes.length - filled);
-      bytes.set(part.subarray(this.offset, this.offset + n), filled);
-      filled += n;
-      this.offset += n;
-      if (this.offset === part.length) {
-        this.part++;
-        this.offset = 0;
-      }
-    }
-    return out;
-  }
-}
-
 function compileLayer(layer: LayerJson, width: number, weights: Weights): Step | undefined {
   const c = layer.config;
   const name = (c.name ?? layer.name) as string;
@@ -470,123 +310,5 @@ function compileLayer(layer: LayerJson, width: number, weights: Weights): Step |
       return batchNorm(name, width, c, weights);
     default:
       return undefined; // Flatten, Reshape and inference-time identities
-  }
-}
-
-function dense(
-  width: number,
-  units: number,
-  kernel: Float32Array,
-  bias: Float32Array | undefined,
-  act: Activation | undefined,
-): Step {
-  const acc = new Float64Array(units);
-  return {
-    out: units,
-    inPlace: false,
-    run(x, rows) {
-      const y = new Float32Array(rows * units);
-      for (let r = 0; r < rows; r++) {
-        if (bias) for (let j = 0; j < units; j++) acc[j] = bias[j]!;
-        else acc.fill(0);
-        const xo = r * width;
-        // Row-major kernel [width, units]: walk it in storage order.
-        for (let i = 0; i < width; i++) {
-          const xi = x[xo + i]!;
-          if (xi === 0) continue;
-          const ko = i * units;
-          for (let j = 0; j < units; j++) acc[j] = acc[j]! + xi * kernel[ko + j]!;
-        }
-        const yo = r * units;
-        for (let j = 0; j < units; j++) y[yo + j] = acc[j]!;
-      }
-      if (act) act(y, units);
-      return y;
-    },
-  };
-}
-
-function elementwise(width: number, act: Activation | undefined): Step {
-  return {
-    out: width,
-    inPlace: true,
-    run(x) {
-      if (act) act(x, width);
-      return x;
-    },
-  };
-}
-
-function batchNorm(name: string, width: number, c: Record<string, unknown>, weights: Weights): Step {
-  const epsilon = (c.epsilon ?? 1e-3) as number;
-  const gamma = c.scale === false ? undefined : weights.take(name, 'gamma', [width]);
-  const beta = c.center === false ? undefined : weights.take(name, 'beta', [width]);
-  const mean = weights.take(name, 'moving_mean', [width]);
-  const variance = weights.take(name, 'moving_variance', [width]);
-  const scale = new Float64Array(width);
-  for (let j = 0; j < width; j++) scale[j] = (gamma ? gamma[j]! : 1) / Math.sqrt(variance[j]! + epsilon);
-  return {
-    out: width,
-    inPlace: true,
-    run(x, rows) {
-      for (let r = 0; r < rows; r++) {
-        const o = r * width;
-        for (let j = 0; j < width; j++) x[o + j] = (x[o + j]! - mean[j]!) * scale[j]! + (beta ? beta[j]! : 0);
-      }
-      return x;
-    },
-  };
-}
-
-function map(f: (v: number) => number): Activation {
-  return (v) => {
-    for (let i = 0; i < v.length; i++) v[i] = f(v[i]!);
-  };
-}
-
-const SELU_ALPHA = 1.6732632423543772;
-const SELU_SCALE = 1.0507009873554805;
-const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
-
-/** tfjs-layers' activations, by their serialized names (Keras's snake_case and tfjs's camelCase). */
-function activation(name: string): Activation | undefined {
-  switch (name) {
-    case 'linear':
-      return undefined;
-    case 'relu':
-      return map((v) => Math.max(v, 0));
-    case 'relu6':
-      return map((v) => Math.min(Math.max(v, 0), 6));
-    case 'elu':
-      return map((v) => (v > 0 ? v : Math.expm1(v)));
-    case 'selu':
-      return map((v) => SELU_SCALE * (v > 0 ? v : SELU_ALPHA * Math.expm1(v)));
-    case 'sigmoid':
-      return map(sigmoid);
-    case 'hard_sigmoid':
-    case 'hardSigmoid':
-      return map((v) => Math.min(Math.max(0.2 * v + 0.5, 0), 1));
-    case 'tanh':
-      return map(Math.tanh);
-    case 'softplus':
-      return map((v) => (v > 20 ? v : Math.log1p(Math.exp(v))));
-    case 'softsign':
-      return map((v) => v / (1 + Math.abs(v)));
-    case 'swish':
-      return map((v) => v * sigmoid(v));
-    case 'softmax':
-      return softmax;
-    default:
-      throw new Unsupported(`activation ${name}`);
-  }
-}
-
-function softmax(v: Float32Array, width: number): void {
-  for (let o = 0; o < v.length; o += width) {
-    let max = Number.NEGATIVE_INFINITY;
-    for (let j = 0; j < width; j++) max = Math.max(max, v[o + j]!);
-    let sum = 0;
-    for (let j = 0; j < width; j++) sum += Math.exp(v[o + j]! - max);
-    for (let j = 0; j < width; j++) v[o + j] = Math.exp(v[o + j]! - max) / sum;
   }
 }

@@ -24,8 +24,8 @@ export function resolveRuntimeModule(env: Environment = process.env): string {
     '/opt/aiaas-runtime/runtime.mjs',
     fileURLToPath(new URL('../../layers/tfjs-runtime/aiaas-runtime/runtime.mjs', import.meta.url)),
   ];
-  // node:fs itself, not its ES-module facade, whose getters load fs/promises and readline: ~7 ms
-  // of a cold start that may never need this module.
+  // node:fs itself, not its ES-module facade, whose getters load fs/promises and readline on a
+  // cold start that may never need this module (docs/benchmarks.md, "Round 2").
   const { existsSync } = process.getBuiltinModule('node:fs');
   const found = candidates.find((path) => existsSync(path));
   if (!found)

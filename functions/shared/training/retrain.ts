@@ -1,135 +1,29 @@
-import { createHash } from 'node:crypto';
+/**
+ * One retraining run, step by step: the data (dataset.ts), the job's identity and size
+ * (settings.ts, budget.ts), training (train.ts), scoring against the alias's version
+ * (baseline.ts), the gate (gate.ts), publishing with the report, and the alias move (promote.ts).
+ * This module only sequences them and decides what the run returns.
+ */
 import type { io } from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { ConfigurationError, ConflictError, RegistryUnavailableError, ValidationError } from '../errors.js';
-import { datasetPrefix, type ModelDefinition, type ModelSpec } from '../manifest.js';
-import { artifactsToFiles, filesToArtifacts, signatureOf } from '../model/artifacts.js';
+import { ConfigurationError, ValidationError } from '../errors.js';
+import { datasetPrefix, type ModelSpec } from '../manifest.js';
+import { artifactsToFiles, signatureOf } from '../model/artifacts.js';
 import type { ModelRegistry } from '../registry/registry.js';
 import type { VersionMetadata } from '../registry/types.js';
 import type { TfRuntime } from '../runtime/types.js';
-import {
-  type Dataset,
-  type Examples,
-  loadDataset,
-  type Rejection,
-  type SkippedObject,
-  splitDataset,
-} from './dataset.js';
+import { type BaselineScore, scoreBaseline } from './baseline.js';
+import { BUDGET, estimateTrainingSeconds, type TrainingLimits, trainingBudgetSeconds } from './budget.js';
+import type { Rejection } from './csv.js';
+import { type Dataset, loadDataset, type SkippedObject, splitDataset } from './dataset.js';
 import { evaluateGate, type GateDecision } from './gate.js';
+import { type PromotionDecision, promoteVersion } from './promote.js';
 import { renderTrainingReport } from './report.js';
-import { compileModel, type EpochProgress, evaluateModel, trainModel } from './train.js';
-
-/**
- * Bumped whenever a change to the training code would train a different model from the same data
- * and settings, so the idempotency check does not mistake the old result for the new one.
- */
-export const TRAINER_VERSION = 1;
+import { settingsHash, trainingSettings } from './settings.js';
+import { type EpochProgress, evaluateModel, trainModel } from './train.js';
 
 /** File name of the loss-curve picture under the version's report folder. */
 export const REPORT_FILE = 'training-report.svg';
-
-/*
- * What fits in one Lambda run (15 minutes, at most 10 GB), and how it is estimated.
- *
- * Time. For networks of this size tfjs spends its time on per-batch overhead (a dozen kernels
- * forward and backward, each dispatched from JavaScript), not arithmetic: the example network
- * (8→8 standardize→10→1) trains 627 rows × 150 epochs at batch 32 (3,000 steps, validation scored
- * every epoch) in about 3.2 s on the cpu backend of a laptop core, ~1 ms a step. A Lambda vCPU is
- * slower, so the estimate takes 2 ms a step, plus the arithmetic at 2.5e8 multiply-adds a second
- * (single-threaded JavaScript/WebAssembly matmul, conservative): forward + backward ≈ 3× the
- * forward multiply-adds per training row, 1× per validation row, every epoch. Of the function's
- * timeout, 60 s are kept for reading data, loading the live version, publishing and the alias
- * move, and training gets 80% of the rest; training also stops itself at that deadline, so an
- * underestimate fails cleanly instead of being killed mid-run.
- *
- * Memory. Parsing a CSV with csv-parse/sync holds every field as a JS string (~30 bytes each plus
- * the row arrays): about 8 bytes of heap per byte of CSV for the file being parsed, plus the
- * numbers accumulated (16 bytes per value) and their float32 copies (train/validation split, the
- * tensors, the per-epoch shuffled copy). 16 bytes of heap per byte of CSV bounds all of it, so the
- * data may total memoryMiB / 16: 128 MiB of CSV (about 3 million Pima-sized rows) at the default
- * 2,048 MiB, 640 MiB at Lambda's 10,240 MiB maximum.
- *
- * Larger jobs: train outside Lambda, on an AWS Batch or ECS Fargate task or a SageMaker training
- * job (hours, up to 120 GB on Fargate, GPUs on SageMaker) running the same `retrain()` with
- * `limits` raised, or stream the data in with `model.fitDataset` there; the registry, gate and
- * alias move are the same wherever it runs.
- */
-export const BUDGET = {
-  secondsPerStep: 0.002,
-  multiplyAddsPerSecond: 2.5e8,
-  reservedSeconds: 60,
-  trainingShare: 0.8,
-  heapBytesPerCsvByte: 16,
-} as const;
-
-export interface TrainingLimits {
-  /** The function's timeout. @default spec.retrain.timeoutSeconds ?? 900 */
-  readonly timeoutSeconds: number;
-  /** The function's memory. @default spec.retrain.memoryMiB ?? 2048 */
-  readonly memoryMiB: number;
-}
-
-/** Multiply-adds of one forward pass of the definition's network (standardization included). */
-export function forwardMultiplyAdds(definition: ModelDefinition): number {
-  let inputs = definition.features.length;
-  let total = definition.standardize ? inputs * inputs : 0;
-  for (const layer of definition.layers) {
-    total += inputs * layer.units;
-    inputs = layer.units;
-  }
-  return total;
-}
-
-/** Estimated training seconds for this many train and validation rows (see BUDGET). */
-export function estimateTrainingSeconds(
-  definition: ModelDefinition,
-  trainRows: number,
-  validationRows: number,
-): number {
-  const { epochs, batchSize } = definition.fit;
-  const macs = forwardMultiplyAdds(definition);
-  const perEpoch =
-    Math.ceil(trainRows / batchSize) * BUDGET.secondsPerStep +
-    (trainRows * 3 * macs + validationRows * macs) / BUDGET.multiplyAddsPerSecond;
-  return epochs * perEpoch;
-}
-
-/** Seconds of the timeout given to training. */
-export function trainingBudgetSeconds(limits: TrainingLimits): number {
-  return (limits.timeoutSeconds - BUDGET.reservedSeconds) * BUDGET.trainingShare;
-}
-
-/** The settings that determine the trained model, in a stable key order. */
-export function trainingSettings(definition: ModelDefinition) {
-  return {
-    trainer: TRAINER_VERSION,
-    features: definition.features,
-    label: definition.label,
-    standardize: definition.standardize,
-    layers: definition.layers,
-    compile: definition.compile,
-    fit: definition.fit,
-    split: 'row-hash',
-  };
-}
-
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
-/** sha256 of the canonical JSON of the training settings. */
-export function settingsHash(definition: ModelDefinition): string {
-  return createHash('sha256')
-    .update(canonicalJson(trainingSettings(definition)))
-    .digest('hex');
-}
 
 /** One structured log line of a run. */
 export type RetrainEvent = { readonly event: string; readonly model: string } & Readonly<
@@ -156,26 +50,6 @@ export interface RetrainOptions {
   readonly limits?: Partial<TrainingLimits>;
   /** Stop training past this time (ms since epoch), e.g. from Lambda's remaining time. */
   readonly deadline?: number;
-}
-
-/** How the live (alias) version scored on the new validation set. */
-export type BaselineScore =
-  | { readonly version: number; readonly metrics: Readonly<Record<string, number>> }
-  | { readonly version: number; readonly error: string };
-
-/** What was decided about the alias, and why. */
-export interface PromotionDecision {
-  readonly alias: string;
-  readonly mode: 'gate' | 'always' | 'never';
-  readonly gate: GateDecision;
-  readonly promoted: boolean;
-  readonly reason: string;
-  /** The alias's version before the run (null: unset). */
-  readonly from: number | null;
-  /** The alias's version after the run. */
-  readonly to: number | null;
-  /** True when another writer moved the alias while this run trained. */
-  readonly conflict?: boolean;
 }
 
 export type RetrainResult =
@@ -220,48 +94,6 @@ async function latestRetrained(registry: ModelRegistry, model: string): Promise<
   return undefined;
 }
 
-/**
- * Scores the alias's version on the validation set. A version that cannot be scored (another
- * format, other inputs, corrupt) is reported with the reason rather than thrown: the gate then
- * refuses, since "better than something we could not measure" is unknown. Registry outages are
- * thrown: retrying later is the right answer to those.
- */
-async function scoreBaseline(
-  registry: ModelRegistry,
-  runtime: TfRuntime,
-  model: string,
-  version: number,
-  definition: ModelDefinition,
-  validation: Examples,
-): Promise<BaselineScore> {
-  let loaded: LayersModel | undefined;
-  try {
-    const { metadata, files } = await registry.readVersion(model, version);
-    if (metadata.format !== 'layers-model') {
-      return {
-        version,
-        error: `v${version} is a ${metadata.format}, which cannot be scored as a Keras model`,
-      };
-    }
-    const artifacts: io.ModelArtifacts = filesToArtifacts(files);
-    loaded = await runtime.layers.loadLayersModel(runtime.tf.io.fromMemory(artifacts));
-    const inputs = loaded.inputs[0]?.shape;
-    if (loaded.inputs.length !== 1 || inputs?.length !== 2 || inputs[1] !== definition.features.length) {
-      return {
-        version,
-        error: `v${version} takes inputs ${JSON.stringify(loaded.inputs.map((t) => t.shape))}, not ${definition.features.length} features`,
-      };
-    }
-    compileModel(runtime, loaded, definition);
-    return { version, metrics: await evaluateModel(runtime, loaded, definition, validation, 'val_') };
-  } catch (error) {
-    if (error instanceof RegistryUnavailableError) throw error;
-    return { version, error: `v${version} could not be scored: ${(error as Error).message}` };
-  } finally {
-    loaded?.dispose();
-  }
-}
-
 /** The model's weights and topology as version files (model.json + shards). */
 async function modelFiles(runtime: TfRuntime, model: LayersModel) {
   let captured: io.ModelArtifacts | undefined;
@@ -274,8 +106,6 @@ async function modelFiles(runtime: TfRuntime, model: LayersModel) {
   if (!captured) throw new ConfigurationError('The trained model produced no artifacts');
   return artifactsToFiles(captured);
 }
-
-const round = (n: number) => Math.round(n * 1e4) / 1e4;
 
 /**
  * Retrains a model from the data under its dataset prefix and publishes the result as a new
@@ -359,7 +189,7 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
     throw new ConfigurationError(
       `Training ${model} would take about ${Math.ceil(estimate)} s (${split.train.rows} rows × ${definition.fit.epochs} epochs), ` +
         `more than the ${Math.floor(budget)} s a ${limits.timeoutSeconds} s Lambda run allows; ` +
-        'reduce epochs or data, or train outside Lambda (see retrain.ts)',
+        'reduce epochs or data, or train outside Lambda (see training/budget.ts)',
     );
   }
   const deadline = Math.min(options.deadline ?? Number.POSITIVE_INFINITY, started + budget * 1000);
@@ -476,58 +306,20 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
     log('published', { version, parent: from, metrics });
 
     // 7. The alias, compare-and-swap against the version the gate compared with.
-    const move = promote === 'always' || (promote === 'gate' && gate.pass);
-    let decision: PromotionDecision;
-    if (!move) {
-      const reason = promote === 'never' ? 'promotion disabled for this run' : `gate refused: ${gate.reason}`;
-      decision = { alias, mode: promote, gate, promoted: false, reason, from, to: from };
-    } else {
-      const why =
-        promote === 'always'
-          ? `retrained v${version}, promoted without gate (${gate.reason})`
-          : `retrained v${version}: ${gate.reason}`;
-      try {
-        await registry.setAlias(model, alias, version, {
-          who,
-          why,
-          kind: 'retrain',
-          expectedVersion: from,
-          details: {
-            gate: {
-              metric: gate.thresholds.metric,
-              candidate: round(gate.candidate),
-              baseline: gate.baseline === null ? null : round(gate.baseline),
-              delta: gate.delta === null ? null : round(gate.delta),
-              improvement: gate.improvement === null ? null : round(gate.improvement),
-              pass: gate.pass,
-              thresholds: gate.thresholds,
-            },
-            mode: promote,
-            metrics,
-            baseline: baseline ?? null,
-            dataFingerprint: dataset.fingerprint,
-            report: reportKey,
-          },
-        });
-        decision = { alias, mode: promote, gate, promoted: true, reason: why, from, to: version };
-      } catch (error) {
-        if (!(error instanceof ConflictError)) throw error;
-        const now = await registry.getAlias(model, alias).catch(() => undefined);
-        const reason =
-          `${model}@${alias} moved from v${from ?? 'none'} to v${now?.version ?? '?'} while this run trained; ` +
-          `v${version} is published but not promoted (compare it and promote it by hand if wanted)`;
-        decision = {
-          alias,
-          mode: promote,
-          gate,
-          promoted: false,
-          reason,
-          from,
-          to: now?.version ?? null,
-          conflict: true,
-        };
-      }
-    }
+    const decision = await promoteVersion({
+      registry,
+      model,
+      alias,
+      mode: promote,
+      version,
+      from,
+      gate,
+      who,
+      metrics,
+      baseline,
+      dataFingerprint: dataset.fingerprint,
+      reportKey,
+    });
     log('decision', { version, ...decision });
 
     return {
