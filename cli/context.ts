@@ -1,10 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AIAAS_BUCKET, AIAAS_S3_ENDPOINT, type Environment, readString } from '../../functions/shared/env.js';
-import { ConfigurationError } from '../../functions/shared/errors.js';
-import { ModelRegistry } from '../../functions/shared/registry/registry.js';
-import { createS3Client, S3ObjectStore } from '../../functions/shared/registry/store.js';
-import { ROOT } from '../lib/paths.js';
+import { AIAAS_BUCKET, AIAAS_S3_ENDPOINT, type Environment, readString } from '../functions/shared/env.js';
+import { ConfigurationError } from '../functions/shared/errors.js';
+import { ModelRegistry } from '../functions/shared/registry/registry.js';
+import { createS3Client, S3ObjectStore } from '../functions/shared/registry/store.js';
+import { ROOT } from './paths.js';
 
 /** Written by `npm start` while the local stack runs, so the CLI finds it with no flags. */
 export const STACK_FILE = join(ROOT, '.local/stack.json');

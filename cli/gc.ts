@@ -3,7 +3,7 @@
  * registry, through functions/shared/registry/gc.ts, which decides what may go.
  */
 import { type Command, InvalidArgumentError } from 'commander';
-import { collectGarbage, MIN_GC_AGE_MS } from '../../functions/shared/registry/gc.js';
+import { collectGarbage, MIN_GC_AGE_MS } from '../functions/shared/registry/gc.js';
 import { resolveTarget } from './context.js';
 
 /** A duration such as 90m, 36h or 7d. */

@@ -7,16 +7,16 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { parseRequestJson } from '../../functions/inference/json.js';
-import { AiaasError, ValidationError } from '../../functions/shared/errors.js';
+import { parseRequestJson } from '../functions/inference/json.js';
+import { AiaasError, ValidationError } from '../functions/shared/errors.js';
 import {
   assertAliasName,
   assertModelName,
   DEFAULT_ALIAS,
   parseVersion,
-} from '../../functions/shared/registry/layout.js';
-import type { ModelRegistry } from '../../functions/shared/registry/registry.js';
-import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
+} from '../functions/shared/registry/layout.js';
+import type { ModelRegistry } from '../functions/shared/registry/registry.js';
+import { createRuntime } from '../layers/tfjs-runtime/runtime.js';
 import { resolveTarget } from './context.js';
 import { gcCommand } from './gc.js';
 import { publishFromDisk } from './publish.js';

@@ -1,7 +1,7 @@
 /**
  * Where the repository is, for the CLI, the local stack and the tools: the folder holding
  * package.json above this module. Found by walking up, so the same answer comes from the source
- * (scripts/lib/) and from a bundle of it (dist/cli/), without loading the bundler to ask.
+ * (cli/) and from a bundle of it (dist/cli/), without loading the bundler to ask.
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';

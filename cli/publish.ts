@@ -1,14 +1,14 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { io } from '@tensorflow/tfjs-core';
-import { tfjsExecutor, warmUp } from '../../functions/inference/executor.js';
-import { ValidationError } from '../../functions/shared/errors.js';
-import { KERAS_MAX_BYTES_SETTING, type KerasLimits } from '../../functions/shared/keras/limits.js';
-import { artifactsToFiles, disposeModel, loadModel } from '../../functions/shared/model/artifacts.js';
-import { readModelFromDisk } from '../../functions/shared/model/folder.js';
-import type { ModelRegistry } from '../../functions/shared/registry/registry.js';
-import type { AliasEvent, VersionMetadata, VersionSource } from '../../functions/shared/registry/types.js';
-import type { TfRuntime } from '../../functions/shared/runtime/types.js';
+import { tfjsExecutor, warmUp } from '../functions/inference/executor.js';
+import { ValidationError } from '../functions/shared/errors.js';
+import { KERAS_MAX_BYTES_SETTING, type KerasLimits } from '../functions/shared/keras/limits.js';
+import { artifactsToFiles, disposeModel, loadModel } from '../functions/shared/model/artifacts.js';
+import { readModelFromDisk } from '../functions/shared/model/folder.js';
+import type { ModelRegistry } from '../functions/shared/registry/registry.js';
+import type { AliasEvent, VersionMetadata, VersionSource } from '../functions/shared/registry/types.js';
+import type { TfRuntime } from '../functions/shared/runtime/types.js';
 
 export interface PublishOptions {
   readonly model: string;
@@ -38,7 +38,7 @@ export async function readArtifacts(
 ): Promise<{ artifacts: io.ModelArtifacts; source: VersionSource; warnings: string[] }> {
   const absolute = resolve(path);
   if (/\.(h5|hdf5|keras)$/i.test(path)) {
-    const { convertKeras } = await import('../../functions/shared/keras/convert.js');
+    const { convertKeras } = await import('../functions/shared/keras/convert.js');
     const bytes = await readRegularFile(absolute, path);
     const converted = await convertKeras(bytes, basename(path), { limits: kerasLimits() });
     return {

@@ -2,17 +2,17 @@ import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { AIAAS_MANIFEST, type Environment, readString } from '../../functions/shared/env.js';
-import { ConfigurationError, ValidationError } from '../../functions/shared/errors.js';
-import { datasetPrefix, loadManifest, type ModelSpec } from '../../functions/shared/manifest.js';
-import { assertFileName } from '../../functions/shared/registry/layout.js';
-import type { ModelRegistry } from '../../functions/shared/registry/registry.js';
-import type { TfRuntime } from '../../functions/shared/runtime/types.js';
-import { checkCsv } from '../../functions/shared/training/dataset.js';
-import { type RetrainResult, retrain } from '../../functions/shared/training/retrain.js';
-import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { ROOT } from '../lib/paths.js';
+import { AIAAS_MANIFEST, type Environment, readString } from '../functions/shared/env.js';
+import { ConfigurationError, ValidationError } from '../functions/shared/errors.js';
+import { datasetPrefix, loadManifest, type ModelSpec } from '../functions/shared/manifest.js';
+import { assertFileName } from '../functions/shared/registry/layout.js';
+import type { ModelRegistry } from '../functions/shared/registry/registry.js';
+import type { TfRuntime } from '../functions/shared/runtime/types.js';
+import { checkCsv } from '../functions/shared/training/csv.js';
+import { type RetrainResult, retrain } from '../functions/shared/training/retrain.js';
+import { createRuntime } from '../layers/tfjs-runtime/runtime.js';
 import { resolveTarget } from './context.js';
+import { ROOT } from './paths.js';
 
 export const MANIFEST_PATH = join(ROOT, 'models/manifest.json');
 

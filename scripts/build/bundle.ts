@@ -6,7 +6,7 @@
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { DIST } from '../lib/paths.js';
+import { DIST } from '../../cli/paths.js';
 import {
   cliOptions,
   type FunctionName,

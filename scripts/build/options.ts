@@ -7,14 +7,14 @@
  */
 import { join } from 'node:path';
 import type { BuildOptions } from 'esbuild';
-import { ROOT } from '../lib/paths.js';
+import { ROOT } from '../../cli/paths.js';
 
 /** What is built, from where. */
 export const ENTRY_POINTS = {
   runtime: join(ROOT, 'layers/tfjs-runtime/runtime.ts'),
   inference: join(ROOT, 'functions/inference/handler.ts'),
   retrain: join(ROOT, 'functions/retrain/handler.ts'),
-  cli: join(ROOT, 'scripts/cli/main.ts'),
+  cli: join(ROOT, 'cli/main.ts'),
 } as const;
 
 export type FunctionName = 'inference' | 'retrain';
@@ -131,9 +131,9 @@ export const NATIVE_IMAGE = {
     '!scripts',
     'scripts/*',
     '!scripts/build',
-    '!scripts/lib',
-    'scripts/lib/*',
-    '!scripts/lib/paths.ts',
+    '!cli',
+    'cli/*',
+    '!cli/paths.ts',
     '**/*.test.ts',
     '**/README.md',
   ],

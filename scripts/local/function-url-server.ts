@@ -1,88 +1,23 @@
 /**
- * The parts of the local stack, reusable by `npm start`, the tests and the benchmarks: an
- * S3-compatible server (s3rver) holding the registry, and a function-URL server that turns HTTP
- * requests into the payload-2.0 events a real function URL sends and invokes the built inference
- * bundle, one handler instance per model (as one Lambda function per model would).
+ * The local function-URL server, for `npm start`, the tests and the benchmarks: turns HTTP requests
+ * into the payload-2.0 events a real function URL sends and invokes the built inference bundle, one
+ * handler instance per model (as one Lambda function per model would). Only models the registry
+ * holds get a function; its own errors are generic 500s and registry outages 503s, as a function's.
  */
-import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { LambdaFunctionURLEvent } from 'aws-lambda';
-import S3rver from 's3rver';
+import { DIST } from '../../cli/paths.js';
 import { MAX_BODY_BYTES } from '../../functions/inference/api.js';
 import type { InferenceConfig } from '../../functions/inference/config.js';
-import type { FunctionUrlEvent, FunctionUrlResult, Handler } from '../../functions/inference/handler.js';
-import { AIAAS_BUCKET, AIAAS_S3_ENDPOINT } from '../../functions/shared/env.js';
+import type { FunctionUrlResult, Handler } from '../../functions/inference/handler.js';
 import { RETRY_AFTER_SECONDS, RegistryUnavailableError } from '../../functions/shared/errors.js';
 import { keys, NAME_PATTERN } from '../../functions/shared/registry/layout.js';
-import { ModelRegistry } from '../../functions/shared/registry/registry.js';
-import { createS3Client, S3ObjectStore } from '../../functions/shared/registry/store.js';
-import { DIST } from './paths.js';
-
-/** s3rver accepts only these credentials. */
-export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
-export const DEFAULT_BUCKET = 'aiaas-models';
-
-/**
- * The environment a function process gets to reach the local registry, as Lambda would give it
- * (credentials in the environment), with metrics off and only warnings logged.
- */
-export function localFunctionEnv(s3: {
-  readonly bucket: string;
-  readonly endpoint: string;
-}): NodeJS.ProcessEnv {
-  return {
-    [AIAAS_BUCKET]: s3.bucket,
-    [AIAAS_S3_ENDPOINT]: s3.endpoint,
-    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-    AWS_REGION: 'us-east-1',
-    POWERTOOLS_METRICS_DISABLED: 'true',
-    POWERTOOLS_LOG_LEVEL: 'WARN',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  };
-}
-
-export interface LocalS3 {
-  readonly endpoint: string;
-  readonly bucket: string;
-  readonly registry: ModelRegistry;
-  close(): Promise<void>;
-}
-
-/** Starts s3rver on loopback with the registry bucket, state kept in `directory`. */
-export async function startLocalS3(options: {
-  directory: string;
-  port?: number;
-  bucket?: string;
-}): Promise<LocalS3> {
-  const bucket = options.bucket ?? DEFAULT_BUCKET;
-  mkdirSync(options.directory, { recursive: true });
-  const server = new S3rver({
-    address: '127.0.0.1',
-    port: options.port ?? 0,
-    silent: true,
-    directory: options.directory,
-    configureBuckets: [{ name: bucket, configs: [] }],
-  });
-  const address = (await server.run()) as AddressInfo;
-  const endpoint = `http://127.0.0.1:${address.port}`;
-  const client = createS3Client({ endpoint, credentials: LOCAL_CREDENTIALS, region: 'us-east-1' });
-  return {
-    endpoint,
-    bucket,
-    registry: new ModelRegistry(new S3ObjectStore(client, bucket, endpoint)),
-    async close() {
-      client.destroy();
-      const http = (server as unknown as { httpServer?: Server }).httpServer;
-      http?.closeAllConnections();
-      await server.close();
-    },
-  };
-}
+import type { ModelRegistry } from '../../functions/shared/registry/registry.js';
+import { nextRequestId, toEvent } from './event.js';
+import { readBody, write } from './http-io.js';
+import { LOCAL_CREDENTIALS } from './s3.js';
 
 export interface FunctionUrlServerOptions {
   readonly port?: number;
@@ -213,8 +148,8 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
   });
   server.keepAliveTimeout = 65_000;
 
-  // Callbacks rather than async functions on the request path: a warm request is ~25 µs here and
-  // each promise and microtask hop showed up in its profile.
+  // Callbacks rather than async functions on the request path: each promise and microtask hop
+  // showed up in the warm profile (docs/benchmarks.md, round 2).
   function serve(req: IncomingMessage, res: ServerResponse): void {
     // The raw path and query, as a function URL passes them (no URL normalisation).
     const raw = req.url ?? '/';
@@ -350,124 +285,4 @@ function safeDecode(segment: string): string {
 
 function jsonResult(statusCode: number, body: unknown): FunctionUrlResult {
   return { statusCode, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
-}
-
-/**
- * Passes the request body, or 'too-large' past the function URL limit, to `done`. Events, not
- * `for await`: a warm request is ~25 µs, and the async iterator alone cost several (profiled).
- * The listeners are inline arrows on purpose: tsx names every arrow bound to a `const` with a
- * defineProperty call, per request.
- */
-function readBody(
-  req: IncomingMessage,
-  done: (body: Buffer | 'too-large') => void,
-  failed: (error: Error) => void,
-): void {
-  let first: Buffer | undefined;
-  let more: Buffer[] | undefined;
-  let size = 0;
-  req.on('data', (chunk: Buffer) => {
-    if (size > MAX_BODY_BYTES) return;
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) {
-      // Drained, not kept: the client is answered now and the rest of the body is dropped.
-      first = more = undefined;
-      done('too-large');
-    } else if (first === undefined) {
-      first = chunk;
-    } else {
-      more ??= [first];
-      more.push(chunk);
-    }
-  });
-  // 'end' and 'error' fire at most once: on() spares once()'s wrapper.
-  req.on('end', () => {
-    if (size <= MAX_BODY_BYTES) done(more ? Buffer.concat(more) : (first ?? EMPTY));
-  });
-  req.on('error', failed);
-}
-const EMPTY = Buffer.alloc(0);
-
-const TEXT_TYPES = /^(text\/|application\/(json|xml|x-www-form-urlencoded|javascript)|[^;]*\+json)/i;
-// Clients send the same content type again and again: remember the last answer.
-let lastType = { type: '', text: false };
-const isTextType = (type: string) => {
-  if (type !== lastType.type) lastType = { type, text: TEXT_TYPES.test(type) };
-  return lastType.text;
-};
-
-// Per request, a crypto UUID and a date formatted anew cost ~1.5 µs of a ~25 µs warm request
-// (profiled): ids are a random per-process prefix and a counter, in UUID form, unique all the same;
-// the time string is formatted once per millisecond.
-const REQUEST_ID_PREFIX = randomUUID().slice(0, 24);
-let requestCount = 0;
-const nextRequestId = () => REQUEST_ID_PREFIX + (++requestCount).toString(16).padStart(12, '0');
-const clock = { ms: 0, iso: '' };
-
-/** The payload-2.0 event a function URL would send for this request. */
-export function toEvent(req: IncomingMessage, path: string, query: string, body: Buffer): FunctionUrlEvent {
-  // Node has already lower-cased the names and joined repeated headers.
-  const headers: Record<string, string> = {};
-  for (const key in req.headers) {
-    const value = req.headers[key];
-    if (value !== undefined) headers[key] = Array.isArray(value) ? value.join(',') : value;
-  }
-  const contentType = headers['content-type'] ?? '';
-  // Function URLs pass text bodies as they are and base64-encode everything else.
-  const isBase64 = body.length > 0 && !isTextType(contentType);
-  const now = Date.now();
-  if (now !== clock.ms) {
-    clock.ms = now;
-    clock.iso = new Date(now).toISOString();
-  }
-  const event: LambdaFunctionURLEvent = {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath: path,
-    rawQueryString: query,
-    headers,
-    requestContext: {
-      accountId: 'anonymous',
-      apiId: 'local',
-      domainName: headers.host ?? 'localhost',
-      domainPrefix: 'local',
-      http: {
-        method: req.method ?? 'GET',
-        path,
-        protocol: `HTTP/${req.httpVersion}`,
-        sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
-        userAgent: headers['user-agent'] ?? '',
-      },
-      requestId: nextRequestId(),
-      routeKey: '$default',
-      stage: '$default',
-      time: clock.iso,
-      timeEpoch: now,
-    },
-    isBase64Encoded: isBase64,
-  };
-  // Set after the literal, not spread into it: a spread builds a throwaway object per request.
-  if (query) event.queryStringParameters = Object.fromEntries(new URLSearchParams(query));
-  if (body.length > 0) event.body = isBase64 ? body.toString('base64') : body.toString('utf8');
-  return event;
-}
-
-/** Writes one answer; one that cannot be written (a malformed header) becomes a 500. */
-function write(res: ServerResponse, result: FunctionUrlResult): void {
-  if (res.headersSent) return;
-  const body = result.body ?? '';
-  const headers = result.headers ?? {};
-  headers['content-length'] = String(Buffer.byteLength(body));
-  try {
-    res.writeHead(result.statusCode, headers);
-  } catch (error) {
-    const message = JSON.stringify({ error: `Local server error: ${String(error)}` });
-    res.writeHead(500, {
-      'content-type': 'application/json',
-      'content-length': String(Buffer.byteLength(message)),
-    });
-    res.end(message);
-    return;
-  }
-  res.end(body);
 }

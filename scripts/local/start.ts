@@ -4,6 +4,9 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { STACK_FILE } from '../../cli/context.js';
+import { ROOT } from '../../cli/paths.js';
+import { manifestPath, retrainWithProgress } from '../../cli/retrain.js';
 import {
   AIAAS_ALIAS_CHECK_SECONDS,
   AIAAS_S3_PORT,
@@ -13,13 +16,11 @@ import {
   readPort,
   readPositiveNumber,
   readString,
-} from '../functions/shared/env.js';
-import { datasetPrefix, loadManifest } from '../functions/shared/manifest.js';
-import { generateDiabetesCsv } from '../functions/shared/training/synthetic.js';
-import { STACK_FILE } from './cli/context.js';
-import { manifestPath, retrainWithProgress } from './cli/retrain.js';
-import { startFunctionUrlServer, startLocalS3 } from './lib/local-stack.js';
-import { ROOT } from './lib/paths.js';
+} from '../../functions/shared/env.js';
+import { datasetPrefix, loadManifest } from '../../functions/shared/manifest.js';
+import { generateDiabetesCsv } from '../../functions/shared/training/synthetic.js';
+import { startFunctionUrlServer } from './function-url-server.js';
+import { startLocalS3 } from './s3.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 

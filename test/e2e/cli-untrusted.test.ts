@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT } from '../../cli/paths.js';
 import { generateDiabetesCsv } from '../../functions/shared/training/synthetic.js';
-import { ROOT } from '../../scripts/lib/paths.js';
 import { buildZip, zerosDeflated } from '../support/zip.js';
 
 let work: string;

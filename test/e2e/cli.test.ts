@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT } from '../../cli/paths.js';
 import { artifactsToFiles, captureIOHandler } from '../../functions/shared/model/artifacts.js';
 import { generateDiabetesCsv } from '../../functions/shared/training/synthetic.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { LOCAL_CREDENTIALS } from '../../scripts/lib/local-stack.js';
-import { ROOT } from '../../scripts/lib/paths.js';
+import { LOCAL_CREDENTIALS } from '../../scripts/local/s3.js';
 import { SHARED, startTestStack, type TestStack } from '../support/stack.js';
 
 const H5 = join(SHARED, 'models/keras-h5-diabetes/model.h5');

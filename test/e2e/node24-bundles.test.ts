@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DIST, ROOT } from '../../cli/paths.js';
 import { loadManifest } from '../../functions/shared/manifest.js';
 import { generateDiabetesCsv } from '../../functions/shared/training/synthetic.js';
-import { type LocalS3, localFunctionEnv, startLocalS3 } from '../../scripts/lib/local-stack.js';
-import { node24 } from '../../scripts/lib/node24.js';
-import { DIST, ROOT } from '../../scripts/lib/paths.js';
+import { node24 } from '../../scripts/bench/node24.js';
+import { type LocalS3, localFunctionEnv, startLocalS3 } from '../../scripts/local/s3.js';
 
 const NODE = node24() ?? process.execPath;
 if (NODE === process.execPath)

@@ -5,12 +5,12 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT } from '../../cli/paths.js';
 import { loadManifest, type ModelSpec } from '../../functions/shared/manifest.js';
 import type { TfRuntime } from '../../functions/shared/runtime/types.js';
 import { retrain } from '../../functions/shared/training/retrain.js';
 import { generateDiabetesCsv } from '../../functions/shared/training/synthetic.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { ROOT } from '../../scripts/lib/paths.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
 
 let stack: TestStack;

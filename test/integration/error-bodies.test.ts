@@ -23,7 +23,7 @@ import type { Log } from '../../functions/inference/service.js';
 import { keys } from '../../functions/shared/registry/layout.js';
 import { S3ObjectReader } from '../../functions/shared/registry/s3-reader.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
+import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/local/s3.js';
 import { publishLinear } from '../support/models.js';
 
 const ACCOUNT = '123456789012';

@@ -9,12 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys } from '../../functions/shared/registry/layout.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import {
-  type FunctionUrlServer,
-  type LocalS3,
-  startFunctionUrlServer,
-  startLocalS3,
-} from '../../scripts/lib/local-stack.js';
+import { type FunctionUrlServer, startFunctionUrlServer } from '../../scripts/local/function-url-server.js';
+import { type LocalS3, startLocalS3 } from '../../scripts/local/s3.js';
 import { publishLinear } from '../support/models.js';
 import { eventually, sleep } from '../support/stack.js';
 

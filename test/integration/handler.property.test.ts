@@ -19,7 +19,7 @@ import {
 import { parseJsonWithNonFinite } from '../../functions/inference/json.js';
 import { S3ObjectReader } from '../../functions/shared/registry/s3-reader.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
+import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/local/s3.js';
 import { linear, publishLinear } from '../support/models.js';
 
 const MODEL = 'lin';

@@ -12,7 +12,7 @@ import { createHandler, type FunctionUrlEvent, type Handler } from '../../functi
 import type { Log } from '../../functions/inference/service.js';
 import { S3ObjectReader } from '../../functions/shared/registry/s3-reader.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
+import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/local/s3.js';
 import { localHandlerArgs } from '../support/handler.js';
 import { publishLinear } from '../support/models.js';
 import { captureOutput } from '../support/output.js';

@@ -24,7 +24,7 @@ import { S3ObjectReader } from '../../functions/shared/registry/s3-reader.js';
 import type { GetOptions } from '../../functions/shared/registry/store.js';
 import type { TfRuntime } from '../../functions/shared/runtime/types.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
+import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/local/s3.js';
 
 let dir: string;
 let s3: LocalS3;

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectGarbage, DEFAULT_GC_AGE_MS } from '../../functions/shared/registry/gc.js';
 import { keys } from '../../functions/shared/registry/layout.js';
 import type { ArtifactFile } from '../../functions/shared/registry/types.js';
-import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
+import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/local/s3.js';
 
 let s3: LocalS3;
 let dir: string;
@@ -39,7 +39,7 @@ const input = {
 async function cli(...args: string[]) {
   const { stdout, stderr } = await promisify(execFile)(
     join(process.cwd(), 'node_modules/.bin/tsx'),
-    ['scripts/cli/main.ts', ...args],
+    ['cli/main.ts', ...args],
     {
       env: {
         PATH: process.env.PATH,

@@ -10,7 +10,7 @@ import { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import { createS3Client, S3ObjectStore } from '../../functions/shared/registry/store.js';
 import type { AliasEvent, AliasPointer, ArtifactFile } from '../../functions/shared/registry/types.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
+import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/local/s3.js';
 import { startLossyProxy } from '../support/lossy-proxy.js';
 import { publishLinear } from '../support/models.js';
 

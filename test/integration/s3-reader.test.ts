@@ -31,7 +31,7 @@ import { ModelRegistry, RegistryReader } from '../../functions/shared/registry/r
 import { S3ObjectReader, type S3ReaderSettings } from '../../functions/shared/registry/s3-reader.js';
 import { createS3Client, type ObjectStore, S3ObjectStore } from '../../functions/shared/registry/store.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
+import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/local/s3.js';
 import { publishLinear } from '../support/models.js';
 
 /** RFC 3986 as SigV4 wants it, written independently of the reader's. */
@@ -587,7 +587,7 @@ describe('S3ObjectReader on s3rver', () => {
 async function startLegacyS3(
   directory: string,
 ): Promise<{ endpoint: string; bucket: string; close(): Promise<void> }> {
-  const localStack = fileURLToPath(new URL('../../scripts/lib/local-stack.ts', import.meta.url));
+  const localStack = fileURLToPath(new URL('../../scripts/local/s3.ts', import.meta.url));
   const code = [
     `const { startLocalS3 } = await import(${JSON.stringify(pathToFileURL(localStack).href)});`,
     `const s3 = await startLocalS3({ directory: ${JSON.stringify(directory)} });`,

@@ -18,8 +18,8 @@ import type { Log } from '../../functions/inference/service.js';
 import { S3ObjectReader } from '../../functions/shared/registry/s3-reader.js';
 import { createS3Client } from '../../functions/shared/registry/store.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { FaultProxy } from '../../scripts/lib/fault-proxy.js';
-import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
+import { FaultProxy } from '../../scripts/local/fault-proxy.js';
+import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/local/s3.js';
 import { publishLinear } from '../support/models.js';
 import { sleep } from '../support/stack.js';
 

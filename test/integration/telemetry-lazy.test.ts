@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Handler } from '../../functions/inference/handler.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { type LocalS3, startLocalS3 } from '../../scripts/lib/local-stack.js';
+import { type LocalS3, startLocalS3 } from '../../scripts/local/s3.js';
 import { localHandlerArgs } from '../support/handler.js';
 import { publishLinear } from '../support/models.js';
 import { captureOutput } from '../support/output.js';

@@ -11,14 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import { createS3Client, S3ObjectStore } from '../../functions/shared/registry/store.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { FaultProxy } from '../../scripts/lib/fault-proxy.js';
-import {
-  type FunctionUrlServer,
-  LOCAL_CREDENTIALS,
-  type LocalS3,
-  startFunctionUrlServer,
-  startLocalS3,
-} from '../../scripts/lib/local-stack.js';
+import { FaultProxy } from '../../scripts/local/fault-proxy.js';
+import { type FunctionUrlServer, startFunctionUrlServer } from '../../scripts/local/function-url-server.js';
+import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/local/s3.js';
 import { publishLinear } from '../support/models.js';
 
 const UNKNOWN = ['nope', 'ghost', 'missing-model', 'typo_diabetes', 'a', 'x1', 'later', 'zzz'];

@@ -4,7 +4,7 @@ import type { HandlerDeps } from '../../functions/inference/handler.js';
 import type { Log } from '../../functions/inference/service.js';
 import { S3ObjectReader } from '../../functions/shared/registry/s3-reader.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
-import { LOCAL_CREDENTIALS, type LocalS3 } from '../../scripts/lib/local-stack.js';
+import { LOCAL_CREDENTIALS, type LocalS3 } from '../../scripts/local/s3.js';
 
 /**
  * `createHandler`'s arguments for `model` (alias live) on a local S3: the cpu runtime, one attempt

@@ -4,7 +4,7 @@
  * process's peak RSS rose above its RSS just before. The peak only ever rises, so each figure is
  * an upper bound on that read's growth: a read that took more memory would show in it.
  */
-import { readArtifacts } from '../../scripts/cli/publish.js';
+import { readArtifacts } from '../../cli/publish.js';
 
 // Loaded before measuring: the converter's own code and wasm are not what is measured.
 await import('../../functions/shared/keras/convert.js');

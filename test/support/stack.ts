@@ -1,12 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  type FunctionUrlServer,
-  type LocalS3,
-  startFunctionUrlServer,
-  startLocalS3,
-} from '../../scripts/lib/local-stack.js';
+import { type FunctionUrlServer, startFunctionUrlServer } from '../../scripts/local/function-url-server.js';
+import { type LocalS3, startLocalS3 } from '../../scripts/local/s3.js';
 
 export const SHARED = join(import.meta.dirname, '../../../shared');
 

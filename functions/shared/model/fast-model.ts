@@ -7,10 +7,7 @@
  * precision and stored as float32 (within float32 rounding of every tfjs backend).
  */
 import type { Signature } from '../registry/types.js';
-import type { Weights } from './fast-path-weights.js';
-
-/** A model needs something the fast path lacks; compileFastPath turns it into a `reason`. */
-export class Unsupported extends Error {}
+import { Unsupported, type Weights } from './fast-path-weights.js';
 
 /** One input of a prediction, flattened row-major. */
 export interface FastInput {

@@ -2,7 +2,9 @@
  * The fast path's weights: counted from model.json's manifest (float32, unquantized, within the
  * parameter cap), then copied out of the shards by name, with tfjs-layers' own name lookup.
  */
-import { Unsupported } from './fast-model.js';
+
+/** Why a model is not for the fast path (it then runs on tfjs): thrown while compiling it. */
+export class Unsupported extends Error {}
 
 export interface WeightSpec {
   readonly name: string;

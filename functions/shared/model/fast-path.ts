@@ -26,9 +26,14 @@ import {
   map,
   type Step,
   softmax,
-  Unsupported,
 } from './fast-model.js';
-import { countWeights, type ModelJsonLike, readWeights, type Weights } from './fast-path-weights.js';
+import {
+  countWeights,
+  type ModelJsonLike,
+  readWeights,
+  Unsupported,
+  type Weights,
+} from './fast-path-weights.js';
 
 /** Above this many weights tfjs's vectorised kernels are faster than a plain loop, even at one row. */
 export const FAST_PATH_MAX_PARAMETERS = 65_536;

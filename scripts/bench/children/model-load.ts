@@ -63,8 +63,8 @@ const load = async () => {
   return ms;
 };
 
-// s3rver stalls after serving 52 MB (a 3 ms GET takes 15-20 ms right after one; S3 has no such
-// stall): every sample, floor and ours alike, starts with the server idle again.
+// s3rver stalls right after serving a large body, which S3 does not (docs/benchmarks.md, model
+// load): every sample, floor and ours alike, starts with the server idle again.
 const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
 
 // One warm-up of each (connections, JIT, the wasm heap's growth), then turns.

@@ -3,7 +3,7 @@
 import { AIAAS_BUCKET, AIAAS_S3_ENDPOINT, requireString } from '../../../functions/shared/env.js';
 import { ModelRegistry } from '../../../functions/shared/registry/registry.js';
 import { createS3Client, S3ObjectStore } from '../../../functions/shared/registry/store.js';
-import { startFunctionUrlServer } from '../../lib/local-stack.js';
+import { startFunctionUrlServer } from '../../local/function-url-server.js';
 
 const endpoint = requireString(process.env, AIAAS_S3_ENDPOINT);
 const bucket = requireString(process.env, AIAAS_BUCKET);
