@@ -99,16 +99,22 @@ export interface CheckEnd<Served> {
   readonly endedAt: number;
   /** A request waited for the whole re-check, so the process ran throughout: a failure is the registry's. */
   readonly waited: boolean;
+  /**
+   * The longest stretch of the re-check with no request arriving. A frozen function gets no
+   * requests, so a re-check that requests kept arriving during was running, however long it took.
+   * @default the re-check's whole duration
+   */
+  readonly quietMs?: number;
 }
 
 /**
- * Whether a failed re-check was frozen rather than failed by the registry: it took longer than it
- * possibly can while the process runs, and no request held the process running for it.
+ * Whether a failed re-check was frozen rather than failed by the registry: it went without any
+ * request for longer than it possibly can take while the process runs, and no request held the
+ * process running for it. (A slow load failing while requests arrive is the registry's failure.)
  */
 export function wasInterrupted(end: CheckEnd<unknown>, policy: RecheckPolicy): boolean {
-  return (
-    end.failed && !end.waited && policy.limitMs !== undefined && end.endedAt - end.startedAt > policy.limitMs
-  );
+  const quiet = end.quietMs ?? end.endedAt - end.startedAt;
+  return end.failed && !end.waited && policy.limitMs !== undefined && quiet > policy.limitMs;
 }
 
 /**

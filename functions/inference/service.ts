@@ -100,6 +100,9 @@ export class InferenceService {
   private reading: Promise<Served> | undefined;
   /** Bumped by dispose(): a read started before must not install what it read. */
   private epoch = 0;
+  /** When the last request arrived, and the longest wait for one during the re-check in flight. */
+  private lastRequestAt = Number.NEGATIVE_INFINITY;
+  private quietMs = 0;
   /** Pointer etags whose version failed verification, and why: versions are immutable, so don't retry them. */
   private readonly rejected = new Map<string, string>();
   private readonly now: () => number;
@@ -160,12 +163,20 @@ export class InferenceService {
    */
   handle(route: Route, body: string): ServiceResult | Promise<ServiceResult> {
     const state = this.state;
-    const step = nextStep(state, this.reading !== undefined, this.now(), this.policy);
+    const now = this.now();
+    if (this.reading !== undefined) this.quietMs = Math.max(this.quietMs, now - this.lastRequestAt);
+    this.lastRequestAt = now;
+    const step = nextStep(state, this.reading !== undefined, now, this.policy);
     if (step === 'answer') return answerFrom((state as Serving).served, route, body, this.by);
     if (step === 'answer-and-check' || step === 'check-then-answer') {
       const { served } = state as Serving;
       const check = this.recheck(served, step === 'check-then-answer');
-      if (step === 'check-then-answer') return check.then(() => this.answerNow(route, body));
+      if (step === 'check-then-answer') {
+        // Waited for in full (the function stays thawed), but never past what a running check takes.
+        const limit = this.policy.limitMs;
+        const waited = limit === undefined ? check : settledWithin(check, limit);
+        return waited.then(() => this.answerNow(route, body));
+      }
       if (!(this.waitMs > 0)) return answerFrom(served, route, body, this.by);
       return settledWithin(check, this.waitMs).then(() => this.answerNow(route, body));
     }
@@ -254,6 +265,7 @@ export class InferenceService {
    */
   private async check(served: Served, epoch: number, waited: boolean): Promise<Served> {
     const startedAt = this.now();
+    this.quietMs = 0;
     let next = served;
     let failure: unknown;
     try {
@@ -265,7 +277,14 @@ export class InferenceService {
     const failuresBefore = this.state.kind === 'serving' ? this.state.failures : 0;
     const state = afterCheck(
       failuresBefore,
-      { served: next, failed: failure !== undefined, startedAt, endedAt, waited },
+      {
+        served: next,
+        failed: failure !== undefined,
+        startedAt,
+        endedAt,
+        waited,
+        quietMs: Math.max(this.quietMs, endedAt - Math.max(startedAt, this.lastRequestAt)),
+      },
       this.policy,
     );
     if (failure !== undefined) this.logFailedCheck(failure, served, state, endedAt - startedAt);

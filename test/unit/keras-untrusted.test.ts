@@ -247,3 +247,33 @@ describe('a broken Keras file is refused naming the file and the problem', () =>
     );
   });
 });
+
+describe('an HDF5 file that names other files', () => {
+  // external.h5 stores its kernel in /tmp/aiaas-keras-external-secret.bin (HDF5 external storage;
+  // test/fixtures/keras/make_external.py). Read from the real disk, those bytes would be published.
+  const secretPath = '/tmp/aiaas-keras-external-secret.bin';
+  const secret = new Float32Array([1234.5, -777.25, 31337, 42.125, 9001, -0.5, 65536, 8.875]);
+
+  it('never reads them: the conversion fails or its weights hold none of their bytes', async () => {
+    writeFileSync(secretPath, new Uint8Array(secret.buffer));
+    try {
+      const bytes = new Uint8Array(readFileSync(join(fixtures, 'external.h5')));
+      const outcome = await convertKeras(bytes, 'external.h5').then(
+        (converted) => ({ converted }),
+        (error: unknown) => ({ error }),
+      );
+      if ('error' in outcome) {
+        expect(outcome.error).toBeInstanceOf(ValidationError);
+        expect((outcome.error as Error).message).toMatch(/^external\.h5 /);
+        return;
+      }
+      const data = outcome.converted.artifacts.weightData;
+      const weights = Buffer.concat(
+        (Array.isArray(data) ? data : data ? [data] : []).map((b) => Buffer.from(b)),
+      );
+      expect(weights.includes(Buffer.from(secret.buffer, 0, 8))).toBe(false);
+    } finally {
+      rmSync(secretPath, { force: true });
+    }
+  });
+});

@@ -146,6 +146,14 @@ describe('afterCheck: a re-check frozen mid-flight is not a failure', () => {
     expect(nextStep(state, true, 7_001, LIMITED)).toBe('answer');
   });
 
+  it('counts a failure that requests kept arriving during, however long it took (the function ran)', () => {
+    expect(afterCheck(1, end({ endedAt: 1e9, quietMs: 1_000 }), LIMITED).failures).toBe(2);
+    expect(afterCheck(1, end({ endedAt: 1e9, quietMs: 6_001 }), LIMITED)).toMatchObject({
+      failures: 1,
+      interrupted: true,
+    });
+  });
+
   it('counts a failure a request waited for in full, or with no time limit given, however long it took', () => {
     expect(afterCheck(0, end({ endedAt: 1e9, waited: true }), LIMITED).failures).toBe(1);
     expect(afterCheck(0, end({ endedAt: 1e9 }), POLICY).failures).toBe(1);
@@ -390,6 +398,26 @@ describe('InferenceService re-checks', () => {
     expect(store.checks).toBe(2);
     expect(lines).toContain('info alias check interrupted by a freeze; the next request checks again');
     expect(lines.filter((l) => l.startsWith('warn alias check failed'))).toEqual([]);
+  });
+
+  it('counts a slow re-check that fails while requests keep arriving: it was running, not frozen', async () => {
+    const { store, service, lines, now200, due, at } = await setup();
+    store.hold = true;
+    at(1_000);
+    expect(await due()).toBe(1);
+    // Requests every second, for far longer than the S3 time limit, all answered from memory.
+    for (let t = 2_000; t <= 1_000 + 20 * LIMIT_MS; t += 1_000) {
+      at(t);
+      expect(now200()).toBe(1);
+    }
+    store.held.shift()!.reject(new RegistryUnavailableError('Registry memory://test is unavailable'));
+    await service.settled();
+    expect(lines.filter((l) => l.startsWith('warn alias check failed'))).toHaveLength(1);
+    expect(lines).not.toContain('info alias check interrupted by a freeze; the next request checks again');
+    // Backed off: the next request answers at once and starts nothing.
+    at(1_000 + 20 * LIMIT_MS + 1);
+    expect(now200()).toBe(1);
+    expect(store.checks).toBe(1);
   });
 
   it('counts a failure of a re-check its request waited for in full, however long it took', async () => {

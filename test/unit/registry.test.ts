@@ -82,6 +82,47 @@ for (const [label, Store] of [
   });
 }
 
+/**
+ * Like S3 behind the SDK when an answer is lost: a create-only PUT lands, its answer never comes
+ * back, and the SDK's retry is refused (412) because the first attempt's object is there.
+ */
+class LostAnswerStore extends MemoryObjectStore {
+  override async put(key: string, body: Uint8Array | string, options: PutOptions = {}) {
+    const out = await super.put(key, body, options);
+    if (options.ifNoneMatch === '*' && /\/(versions|reports)\//.test(key)) {
+      return super.put(key, body, options); // the retry: ConflictError
+    }
+    return out;
+  }
+}
+
+describe('a create-only write whose answer was lost', () => {
+  it('is a success when the key holds our bytes: the publish commits and says so, once', async () => {
+    const store = new LostAnswerStore();
+    const registry = new ModelRegistry(store);
+    const meta = await registry.publish('m', files('a'), input, {
+      beforeCommit: async (version) => {
+        await registry.putReport('m', version, 'report.svg', '<svg/>', 'image/svg+xml');
+        return {};
+      },
+    });
+    expect(meta.version).toBe(1);
+    expect(await registry.listVersions('m')).toEqual([1]);
+    expect((await registry.readVersion('m', 1)).files.get('group1-shard1of1.bin')).toEqual(
+      new Uint8Array([1, 2, 3]),
+    );
+  });
+
+  it('is still a conflict when the key holds other bytes', async () => {
+    const store = new MemoryObjectStore();
+    const registry = new ModelRegistry(store);
+    await registry.putReport('m', 1, 'report.svg', '<svg/>', 'image/svg+xml');
+    await expect(
+      registry.putReport('m', 1, 'report.svg', '<svg>other</svg>', 'image/svg+xml'),
+    ).rejects.toThrow(ConflictError);
+  });
+});
+
 describe('registry', () => {
   it('records who, when, why; rolls back step by step; refuses a stale compare-and-swap', async () => {
     const registry = new ModelRegistry(new MemoryObjectStore(), { actor: 'tester' });

@@ -3,16 +3,18 @@
  * file and HDF5's reason (h5wasm's own errors say neither), HDF5's stderr is captured, and every
  * weight dataset is checked against a shared byte budget before it is read.
  */
+
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import h5wasm, { type File as H5File, type Group as H5Group } from 'h5wasm/node';
+import h5wasm, { type File as H5File, type Group as H5Group } from 'h5wasm';
 import { ValidationError } from '../errors.js';
 import { KerasFormatError, KerasWeightsError } from './errors.js';
 import { KERAS_MAX_BYTES_SETTING } from './limits.js';
 
 export type { H5File, H5Group };
+
+/** The stderr stream of the console h5wasm bound its error printer to (a test runner's, say). */
+const LOAD_CONSOLE_STDERR = (console as unknown as { _stderr?: NodeJS.WritableStream })._stderr;
 
 /** What the weights read so far may still take (KerasLimits.maxBytes, shared by every dataset read). */
 export interface Budget {
@@ -21,20 +23,20 @@ export interface Budget {
 }
 
 /**
- * h5wasm's Node build maps its file system straight onto the real one (NODERAWFS), so there is no
- * in-memory FS to write into: the bytes go to a private temporary file that is removed afterwards.
- * A file HDF5 cannot read is a KerasFormatError naming `what` and HDF5's reason; h5wasm's own
+ * The bytes are opened from h5wasm's in-memory file system, never from disk: h5wasm's Node build
+ * maps HDF5's file system onto the real one (NODERAWFS), and an HDF5 file can name other files
+ * (external storage, virtual datasets, external links) that HDF5 would then read and publish as
+ * weights. In memory there is nothing else to find. A file HDF5 cannot read is a KerasFormatError naming `what` and HDF5's reason; h5wasm's own
  * errors ("name not defined!") say neither.
  */
 export async function withHdf5<T>(bytes: Uint8Array, what: string, read: (file: H5File) => T): Promise<T> {
   const truncated = truncation(bytes);
   if (truncated)
     throw new KerasFormatError(`${what} is not a readable HDF5 file (truncated or damaged): ${truncated}`);
-  await h5wasm.ready;
-  const dir = await mkdtemp(join(tmpdir(), 'aiaas-keras-'));
+  const { FS } = await h5wasm.ready;
+  const path = `/aiaas-${randomUUID()}.h5`;
+  FS.writeFile(path, bytes);
   try {
-    const path = join(dir, 'model.h5');
-    await writeFile(path, bytes);
     const damaged = (detail: string, cause?: unknown) =>
       new KerasFormatError(`${what} is not a readable HDF5 file (truncated or damaged): ${detail}`, {
         cause,
@@ -65,15 +67,16 @@ export async function withHdf5<T>(bytes: Uint8Array, what: string, read: (file: 
       hdf5Call(() => file.close());
     }
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    FS.unlink(path);
   }
 }
 
 /**
  * Runs a synchronous h5wasm call with what HDF5 prints captured instead of written to stderr (the
- * CLI's errors are one line): its error stack, which it writes with fs.writeSync(2), and
- * Emscripten's "Aborted(...)" line, which goes through console.error. No other JavaScript runs
- * during a synchronous call, so only those lines are taken.
+ * CLI's errors are one line): its error stack and Emscripten's "Aborted(...)" line go through the
+ * console.error that h5wasm bound when it loaded, i.e. to that console's stderr stream (and, from
+ * a build on the real file system, fs.writeSync(2)). No other JavaScript runs during a synchronous
+ * call, so only those lines are taken.
  */
 function hdf5Call<T>(call: () => T): { value?: T; error?: unknown; diagnostics: string } {
   const lines: string[] = [];
@@ -85,7 +88,8 @@ function hdf5Call<T>(call: () => T): { value?: T; error?: unknown; diagnostics: 
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8', start, end);
   };
   const writeSync = fs.writeSync;
-  const stderrWrite = process.stderr.write;
+  const streams = [...new Set([process.stderr, LOAD_CONSOLE_STDERR].filter((s) => s !== undefined))];
+  const writes = streams.map((stream) => stream.write);
   fs.writeSync = ((fd: number, buffer: unknown, ...rest: unknown[]) => {
     if (fd !== 2) return (writeSync as (...args: unknown[]) => number)(fd, buffer, ...rest);
     const written = text(buffer, rest[0], rest[1]);
@@ -94,17 +98,21 @@ function hdf5Call<T>(call: () => T): { value?: T; error?: unknown; diagnostics: 
     const offset = typeof rest[0] === 'number' ? rest[0] : 0;
     return typeof rest[1] === 'number' ? rest[1] : (buffer as Uint8Array).byteLength - offset;
   }) as typeof fs.writeSync;
-  process.stderr.write = ((chunk: unknown) => {
-    lines.push(text(chunk));
-    return true;
-  }) as typeof process.stderr.write;
+  for (const stream of streams) {
+    stream.write = ((chunk: unknown) => {
+      lines.push(text(chunk));
+      return true;
+    }) as typeof stream.write;
+  }
   try {
     return { value: call(), diagnostics: summarize(lines.join('')) };
   } catch (error) {
     return { error, diagnostics: summarize(lines.join('')) };
   } finally {
     fs.writeSync = writeSync;
-    process.stderr.write = stderrWrite;
+    streams.forEach((stream, i) => {
+      stream.write = writes[i]!;
+    });
   }
 }
 

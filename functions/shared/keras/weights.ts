@@ -4,7 +4,7 @@
  * Every layer's first weight is checked against its config, so a wrong match is refused rather
  * than served as wrong outputs.
  */
-import h5wasm from 'h5wasm/node';
+import h5wasm from 'h5wasm';
 import { KerasWeightsError } from './errors.js';
 import { type Budget, type H5File, readDataset, stringListAttr } from './hdf5.js';
 import { expectedWeights, kernelWidth, type LayerInfo, RECURRENT } from './layer-catalog.js';

@@ -14,17 +14,8 @@ import { basename, dirname, isAbsolute, join, relative, sep, win32 } from 'node:
 import type { io } from '@tensorflow/tfjs-core';
 import { IntegrityError, ValidationError } from '../errors.js';
 import { artifactsOf, parseModelJson } from './artifacts.js';
+import { VALUE_BYTES } from './weights.js';
 
-/** Bytes per stored value, by dtype (a quantized weight is stored as its quantization dtype). */
-const VALUE_BYTES: Readonly<Record<string, number>> = {
-  float32: 4,
-  int32: 4,
-  bool: 1,
-  complex64: 8,
-  uint8: 1,
-  uint16: 2,
-  float16: 2,
-};
 
 type Entry = io.WeightsManifestEntry;
 

@@ -41,7 +41,8 @@ export interface DecodedWeights {
   readonly paths: Readonly<Record<string, WeightPath>>;
 }
 
-const VALUE_BYTES: Readonly<Record<string, number>> = {
+/** Bytes per stored value, by dtype (a quantized weight is stored as its quantization dtype). */
+export const VALUE_BYTES: Readonly<Record<string, number>> = {
   float32: 4,
   int32: 4,
   bool: 1,

@@ -8,6 +8,7 @@
 import { randomId, sha256 } from '../digest.js';
 import { IntegrityError } from '../errors.js';
 import { type Claimant, claimSlot, slotClaims, withClaimRetries } from './claim.js';
+import { putNew } from './create-only.js';
 import { assertFileName, assertModelName, keys } from './layout.js';
 import type { ObjectReader } from './store.js';
 import type { ArtifactFile, FileDigest, VersionMetadata } from './types.js';
@@ -69,10 +70,9 @@ export async function publish(
   options.onProgress?.(0, total);
   await Promise.all(
     files.map(async (file) => {
-      await store.put(keys.file(model, version, file.name), file.bytes, {
+      await putNew(store, keys.file(model, version, file.name), file.bytes, {
         contentType:
           file.contentType ?? (file.name.endsWith('.json') ? JSON_TYPE : 'application/octet-stream'),
-        ifNoneMatch: '*',
       });
       done += file.bytes.byteLength;
       options.onProgress?.(done, total);
@@ -96,9 +96,8 @@ export async function publish(
     ...(input.training ? { training: input.training } : {}),
     ...(report ? { report } : {}),
   };
-  await store.put(keys.metadata(model, version), JSON.stringify(metadata, null, 2), {
+  await putNew(store, keys.metadata(model, version), JSON.stringify(metadata, null, 2), {
     contentType: JSON_TYPE,
-    ifNoneMatch: '*',
   });
   return metadata;
 }

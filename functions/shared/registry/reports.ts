@@ -4,12 +4,13 @@
  * metadata's `report`. A report of a version that never committed is a leftover `aiaas gc` removes.
  */
 
+import { putNew } from './create-only.js';
 import { assertFileName, keys } from './layout.js';
-import type { ObjectWriter } from './store.js';
+import type { ObjectStore } from './store.js';
 
 /** Writes one report object; answers its key. */
 export async function putReport(
-  store: ObjectWriter,
+  store: ObjectStore,
   model: string,
   version: number,
   name: string,
@@ -17,6 +18,6 @@ export async function putReport(
   contentType: string,
 ): Promise<string> {
   const key = `${keys.reports(model, version)}${assertFileName(name)}`;
-  await store.put(key, body, { contentType, ifNoneMatch: '*' });
+  await putNew(store, key, body, { contentType });
   return key;
 }
