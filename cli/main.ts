@@ -250,7 +250,7 @@ export function buildProgram(): Command {
   program
     .command('promote')
     .description(
-      'point an alias (default live) at a version; functions serve it within their re-check interval',
+      'point an alias (default: the manifest alias, else live) at a version; functions serve it within their re-check interval',
     )
     .argument('<model>', 'model name', modelArg)
     .argument('<version>', 'version number', versionArg)

@@ -2,8 +2,9 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { io } from '@tensorflow/tfjs-core';
 import { tfjsExecutor, warmUp } from '../functions/inference/executor.js';
+import { AIAAS_KERAS_MAX_BYTES } from '../functions/shared/env.js';
 import { ValidationError } from '../functions/shared/errors.js';
-import { KERAS_MAX_BYTES_SETTING, type KerasLimits } from '../functions/shared/keras/limits.js';
+import type { KerasLimits } from '../functions/shared/keras/limits.js';
 import { artifactsToFiles, disposeModel, loadModel } from '../functions/shared/model/artifacts.js';
 import { readModelFromDisk } from '../functions/shared/model/folder.js';
 import type { ModelRegistry } from '../functions/shared/registry/registry.js';
@@ -23,11 +24,11 @@ export interface PublishOptions {
 
 /** The Keras limits the CLI runs with: the defaults, or AIAAS_KERAS_MAX_BYTES for the weights. */
 export function kerasLimits(env: NodeJS.ProcessEnv = process.env): Partial<KerasLimits> {
-  const raw = env[KERAS_MAX_BYTES_SETTING];
+  const raw = env[AIAAS_KERAS_MAX_BYTES];
   if (raw === undefined || raw === '') return {};
   const maxBytes = Number(raw);
   if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) {
-    throw new ValidationError(`${KERAS_MAX_BYTES_SETTING} must be a whole number of bytes, not "${raw}"`);
+    throw new ValidationError(`${AIAAS_KERAS_MAX_BYTES} must be a whole number of bytes, not "${raw}"`);
   }
   return { maxBytes };
 }

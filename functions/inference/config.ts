@@ -1,3 +1,8 @@
+/**
+ * The inference function's configuration, read once from its environment (functions/shared/env.ts
+ * names every variable): which model and alias it serves, the registry, the per-request limits and
+ * the S3 client's timeouts. A missing or unusable value is a ConfigurationError naming it.
+ */
 import {
   AIAAS_ALIAS,
   AIAAS_ALIAS_CHECK_SECONDS,

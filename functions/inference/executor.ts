@@ -1,3 +1,8 @@
+/**
+ * Executors: what computes a loaded version's predictions, the fast path or a tfjs backend, behind
+ * one synchronous `predict` (so no swap can dispose a model mid-flight). A tfjs executor frees
+ * every tensor a prediction made and checks a request's shapes against the model's layers first.
+ */
 import type { Tensor } from '@tensorflow/tfjs-core';
 import { ConfigurationError, ValidationError } from '../shared/errors.js';
 import { type AnyModel, disposeModel } from '../shared/model/artifacts.js';

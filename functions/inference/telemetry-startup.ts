@@ -41,6 +41,7 @@ function importPowertools(): Promise<typeof import('./telemetry.js')> {
   return powertools;
 }
 
+// A failed import is met again, and handled, by the first line that needs Powertools.
 if (mayPublishMetrics() || mayLog('info')) importPowertools().catch(() => undefined);
 
 type QueuedLine = readonly [LineLevel, string, Record<string, unknown> | undefined];

@@ -38,7 +38,7 @@ export async function loadVersion(
   const startRuntime = () => {
     if (!runtime) {
       runtime = source.runtime();
-      runtime.catch(() => undefined);
+      runtime.catch(() => undefined); // awaited below, where its failure is handled
     }
     return runtime;
   };

@@ -8,6 +8,7 @@ import { Aws } from 'aws-cdk-lib';
 import { Effect, Grant, type IGrantable, type PolicyStatementProps } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { keys } from '../../functions/shared/registry/layout.js';
 import { acknowledgeWildcardResources } from '../nag.js';
 
 /** Exactly which registry keys a grantee may use (see RegistryGrants.keys). */
@@ -72,6 +73,11 @@ export class RegistryGrants {
    * under `models/<name>/` and move its aliases, as conditional writes only (see `keys`); no deletes.
    */
   retrain(grantee: IGrantable, modelName: string, datasetPrefix: string): Grant {
+    if (!isOwnDatasetPrefix(modelName, datasetPrefix)) {
+      throw new Error(
+        `Retraining of "${modelName}" may read only ${keys.dataset(modelName)} or a folder below it, not "${datasetPrefix}"`,
+      );
+    }
     return this.keys(grantee, { read: [datasetPrefix], write: [`models/${modelName}/`] });
   }
 
@@ -187,4 +193,14 @@ function statement(
     if (props.effect) added.effect = props.effect;
   }
   return grant;
+}
+
+/** `datasets/<model>/` or a folder below it, with no wildcard or `..`: what retraining may read. */
+export function isOwnDatasetPrefix(modelName: string, prefix: string): boolean {
+  return (
+    prefix.startsWith(keys.dataset(modelName)) &&
+    prefix.endsWith('/') &&
+    !prefix.includes('..') &&
+    !/[*?]/.test(prefix)
+  );
 }

@@ -8,6 +8,7 @@ import { datasetPrefix, type ModelSpec } from '../../functions/shared/manifest.j
 import type { FunctionLogLevel } from '../constructs/function-defaults.js';
 import { assertFunctionUrlRegion } from '../constructs/function-url-regions.js';
 import { type ModelAccess, ModelFunction } from '../constructs/model-function.js';
+import { isOwnDatasetPrefix } from '../constructs/registry-grants.js';
 import { RetrainingFunction } from '../constructs/retraining-function.js';
 import { TfjsRuntimeLayer } from '../constructs/tfjs-runtime-layer.js';
 
@@ -41,9 +42,6 @@ export interface ModelStackProps extends StackProps {
   readonly alarmActions?: readonly IAlarmAction[];
 }
 
-/** Safe dataset prefixes: relative key prefixes outside `models/`, ending in `/`, no wildcards. */
-const DATASET_PREFIX = /^(?!models\/)(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._/-]*\/$/;
-
 /**
  * Everything one model needs, deployable alone (`cdk deploy <app>-Model-<name>`): the inference
  * function behind its alias and function URL, the tfjs runtime layer it uses, alarms, and
@@ -64,9 +62,9 @@ export class ModelStack extends Stack {
     Tags.of(this).add('aiaas:model', model.name);
 
     const dataset = datasetPrefix(model);
-    if (model.retrain && !DATASET_PREFIX.test(dataset)) {
+    if (model.retrain && !isOwnDatasetPrefix(model.name, dataset)) {
       throw new Error(
-        `Model "${model.name}": field "retrain.datasetPrefix": "${dataset}" must be a key prefix ending in "/", outside models/, without wildcards or ".."`,
+        `Model "${model.name}": field "retrain.datasetPrefix": "${dataset}" must be datasets/${model.name}/ or a folder below it, without wildcards or ".."`,
       );
     }
 

@@ -125,7 +125,8 @@ describe('local stack', () => {
   });
 
   it('answers pipelined and concurrent requests each with its own prediction, in order', async () => {
-    // Answers are written together at the end of an event-loop turn (local-stack.ts): each must
+    // Answers are written together at the end of an event-loop turn
+    // (scripts/local/function-url-server.ts): each must
     // still reach its own request, in order on a connection.
     const inputs = Array.from({ length: 12 }, (_, i) => [i, -i, 0.5 * i]);
     const { hostname: host, port } = new URL(stack.server.url);

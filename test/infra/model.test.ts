@@ -643,5 +643,20 @@ describe('the constructs with a registry bucket of the same stack', () => {
     expect(() => RegistryGrants.fromBucket(bucket).keys(role, { write: ['datasets/solo/'] })).toThrow(
       /must be a model root/,
     );
+    // Retraining reads its own model's data only: not every model's, not another model's keys.
+    for (const other of [
+      'datasets/',
+      'datasets/other/',
+      'models/other/',
+      'datasets/solo/../x/',
+      'datasets/solo/*/',
+    ]) {
+      expect(() => RegistryGrants.fromBucket(bucket).retrain(role, 'solo', other)).toThrow(
+        /may read only datasets\/solo\/ or a folder below it/,
+      );
+    }
+    expect(() =>
+      RegistryGrants.fromBucket(bucket).retrain(role, 'solo', 'datasets/solo/2024/'),
+    ).not.toThrow();
   });
 });

@@ -12,6 +12,7 @@
  */
 import type { io } from '@tensorflow/tfjs-core';
 import { strFromU8 } from 'fflate';
+import { AIAAS_KERAS_MAX_BYTES } from '../env.js';
 import { ValidationError } from '../errors.js';
 import { readZipEntries } from './archive.js';
 import { normalizeModel } from './config.js';
@@ -19,11 +20,10 @@ import { KerasFormatError } from './errors.js';
 import { type Budget, stringAttr, withHdf5 } from './hdf5.js';
 import { asObject, type JsonObject, parseJson } from './json.js';
 import type { NormalizedModel } from './layer-catalog.js';
-import { DEFAULT_KERAS_LIMITS, KERAS_MAX_BYTES_SETTING, type KerasLimits } from './limits.js';
+import { DEFAULT_KERAS_LIMITS, type KerasLimits } from './limits.js';
 import { h5Weights, kerasV3Weights, type NamedWeight } from './weights.js';
 
 export { KerasFormatError, KerasWeightsError, UnsupportedKerasLayerError } from './errors.js';
-export { DEFAULT_KERAS_LIMITS, KERAS_MAX_BYTES_SETTING, type KerasLimits } from './limits.js';
 
 export interface ConvertOptions {
   readonly limits?: Partial<KerasLimits>;
@@ -125,7 +125,7 @@ async function convertKerasV3(
       'metadata.json': limits.maxJsonBytes,
       'model.weights.h5': limits.maxBytes,
     },
-    { maxTotalBytes: limits.maxBytes, maxRatio: limits.maxRatio, setting: KERAS_MAX_BYTES_SETTING },
+    { maxTotalBytes: limits.maxBytes, maxRatio: limits.maxRatio, setting: AIAAS_KERAS_MAX_BYTES },
   );
   const configBytes = entries['config.json'];
   const weightBytes = entries['model.weights.h5'];

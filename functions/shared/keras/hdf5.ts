@@ -7,9 +7,9 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import h5wasm, { type File as H5File, type Group as H5Group } from 'h5wasm';
+import { AIAAS_KERAS_MAX_BYTES } from '../env.js';
 import { ValidationError } from '../errors.js';
 import { KerasFormatError, KerasWeightsError } from './errors.js';
-import { KERAS_MAX_BYTES_SETTING } from './limits.js';
 
 export type { H5File, H5Group };
 
@@ -172,7 +172,7 @@ export function readDataset(
   const declared = shape.reduce((n, d) => n * d, 1) * Math.max(4, dataset.metadata.size ?? 0);
   if (declared > budget.left) {
     throw new KerasWeightsError(
-      `${what}: weight ${path} declares shape [${shape.join(', ')}], which takes the weights over the ${budget.limit} bytes limit (${KERAS_MAX_BYTES_SETTING})`,
+      `${what}: weight ${path} declares shape [${shape.join(', ')}], which takes the weights over the ${budget.limit} bytes limit (${AIAAS_KERAS_MAX_BYTES})`,
     );
   }
   budget.left -= declared;

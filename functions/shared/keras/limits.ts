@@ -23,4 +23,3 @@ export const DEFAULT_KERAS_LIMITS: KerasLimits = {
 };
 
 /** Where the CLI reads `maxBytes` from (the environment contract's name), named in the refusals. */
-export { AIAAS_KERAS_MAX_BYTES as KERAS_MAX_BYTES_SETTING } from '../env.js';

@@ -1,3 +1,8 @@
+/**
+ * A version's files and tfjs's artifacts: model.json and weight shards to and from
+ * `io.ModelArtifacts`, a model's signature (with the checks that a model can compute at all), and
+ * loading a version through a tfjs IOHandler over the registry.
+ */
 import { basename } from 'node:path';
 import type { io } from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';

@@ -16,7 +16,6 @@ import { IntegrityError, ValidationError } from '../errors.js';
 import { artifactsOf, parseModelJson } from './artifacts.js';
 import { VALUE_BYTES } from './weights.js';
 
-
 type Entry = io.WeightsManifestEntry;
 
 function errno(cause: unknown): string {
@@ -253,6 +252,7 @@ export async function readModelFromDisk(path: string): Promise<io.ModelArtifacts
       ...(weightData.length > 0 ? { weightData: weightData.length === 1 ? weightData[0] : weightData } : {}),
     };
   } finally {
+    // Read-only handles: a failed close loses nothing, and must not hide the read's outcome.
     await Promise.all(opened.map((h) => h.close().catch(() => undefined)));
   }
 }

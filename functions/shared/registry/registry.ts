@@ -18,6 +18,7 @@
  * holds one. `ModelRegistry` adds the writes (the CLI, retraining, tests).
  */
 
+import { AIAAS_ACTOR, readString } from '../env.js';
 import * as aliases from './aliases.js';
 import type { RetryOptions } from './claim.js';
 import * as datasets from './datasets.js';
@@ -106,7 +107,8 @@ export class ModelRegistry extends RegistryReader {
 
   constructor(store: ObjectStore, options: RegistryOptions = {}) {
     super(store);
-    this.actor = options.actor ?? process.env.AIAAS_ACTOR ?? process.env.USER ?? 'aiaas';
+    this.actor =
+      options.actor ?? readString(process.env, AIAAS_ACTOR) ?? readString(process.env, 'USER') ?? 'aiaas';
     this.mover = { store, actor: this.actor, retry: options.retry, settleMs: options.settleMs };
   }
 

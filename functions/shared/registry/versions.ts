@@ -12,8 +12,6 @@ import { assertFileName, keys } from './layout.js';
 import type { BodySink, ObjectReader } from './store.js';
 import type { FileDigest, InlineVersion, VersionMetadata } from './types.js';
 
-export type { VersionFiles } from './inline.js';
-
 export interface ReadVersionOptions {
   /**
    * Sees each verified file as it arrives (a loader can start work before the last shard), and

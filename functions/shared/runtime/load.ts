@@ -1,3 +1,7 @@
+/**
+ * Finds and imports the tfjs runtime module a function runs on (the Lambda layer's, or one beside
+ * the bundle), as AIAAS_RUNTIME and AIAAS_RUNTIME_MODULE say; imported only when a version needs tfjs.
+ */
 import { dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {

@@ -1,3 +1,7 @@
+/**
+ * The tfjs runtime's shape, shared by the layer that provides it and the code that uses it: which
+ * backend runs (native, wasm, cpu), which was asked for, and the tfjs API as one object.
+ */
 import type * as tfconv from '@tensorflow/tfjs-converter';
 import type * as tfc from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';

@@ -80,6 +80,7 @@ export async function promoteVersion(request: PromotionRequest): Promise<Promoti
     return { alias, mode: promote, gate, promoted: true, reason: why, from, to: version };
   } catch (error) {
     if (!(error instanceof ConflictError)) throw error;
+    // Only to say where the alias went meanwhile; the refused move is reported either way.
     const now = await registry.getAlias(model, alias).catch(() => undefined);
     const reason =
       `${model}@${alias} moved from v${from ?? 'none'} to v${now?.version ?? '?'} while this run trained; ` +
