@@ -10,8 +10,8 @@
  *   (`aliasChange`), the state a re-check leaves (`afterCheck`);
  * - effects (here): reading the alias, loading a version (version-load.ts), installing it, logging;
  *   answering a route from the version served is served.ts's.
- * The effects stay in one file (a little over 400 lines): each changes the same state, and read
- * apart they would hide which transitions exist.
+ * One concept that reads better whole (a little over 400 lines): each effect changes the same
+ * state, and read apart they would hide which transitions exist.
  *
  * In Lambda, work left running when a response is returned is frozen with the environment and only
  * goes on while a later invocation runs, its S3 timers expiring meanwhile. So the request that
