@@ -4,43 +4,29 @@
  * registry it is pointed at is a closed loopback port, so any attempt to reach it would fail the
  * test with a different message.
  */
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../../cli/paths.js';
 import { generateDiabetesCsv } from '../../functions/shared/training/synthetic.js';
+import { type CliResult, runCli } from '../support/cli.js';
 import { buildZip, zerosDeflated } from '../support/zip.js';
 
 let work: string;
 
-async function aiaas(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(
-      process.execPath,
-      [join(ROOT, 'bin/aiaas.mjs'), ...args],
-      {
-        cwd: ROOT,
-        env: {
-          PATH: process.env.PATH,
-          AIAAS_S3_ENDPOINT: 'http://127.0.0.1:9',
-          AIAAS_BUCKET: 'aiaas-untrusted-test',
-          AWS_ACCESS_KEY_ID: 'test',
-          AWS_SECRET_ACCESS_KEY: 'test',
-          AWS_REGION: 'us-east-1',
-          AIAAS_MANIFEST: join(ROOT, 'models/manifest.json'),
-        },
-        encoding: 'utf8',
-        timeout: 120_000,
-      },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function aiaas(...args: string[]): Promise<CliResult> {
+  return runCli(
+    {
+      AIAAS_S3_ENDPOINT: 'http://127.0.0.1:9',
+      AIAAS_BUCKET: 'aiaas-untrusted-test',
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+      AWS_REGION: 'us-east-1',
+      AIAAS_MANIFEST: join(ROOT, 'models/manifest.json'),
+    },
+    args,
+  );
 }
 
 /** Expects a refusal: exit 2 and exactly one line on stderr, matching `pattern`. */

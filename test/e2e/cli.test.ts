@@ -3,17 +3,16 @@
  * publish (TF.js folder and Keras files), versions, promote, history, rollback, predict, dataset,
  * retrain, and one-line errors with a non-zero exit.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../../cli/paths.js';
 import { artifactsToFiles, captureIOHandler } from '../../functions/shared/model/artifacts.js';
 import { generateDiabetesCsv } from '../../functions/shared/training/synthetic.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
 import { LOCAL_CREDENTIALS } from '../../scripts/local/s3.js';
+import { type CliResult, runCli } from '../support/cli.js';
 import { SHARED, startTestStack, type TestStack } from '../support/stack.js';
 
 const H5 = join(SHARED, 'models/keras-h5-diabetes/model.h5');
@@ -24,32 +23,19 @@ if (!hasH5) console.warn(`[skipped] Keras fixture cases: ${H5} is absent (no ../
 let stack: TestStack;
 let work: string;
 
-async function aiaas(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(
-      process.execPath,
-      [join(ROOT, 'bin/aiaas.mjs'), ...args],
-      {
-        cwd: ROOT,
-        env: {
-          PATH: process.env.PATH,
-          AIAAS_S3_ENDPOINT: stack.s3.endpoint,
-          AIAAS_BUCKET: stack.s3.bucket,
-          AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-          AWS_REGION: 'us-east-1',
-          AIAAS_ACTOR: 'cli-test',
-          AIAAS_MANIFEST: join(work, 'manifest.json'),
-        },
-        encoding: 'utf8',
-        timeout: 120_000,
-      },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function aiaas(...args: string[]): Promise<CliResult> {
+  return runCli(
+    {
+      AIAAS_S3_ENDPOINT: stack.s3.endpoint,
+      AIAAS_BUCKET: stack.s3.bucket,
+      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+      AWS_REGION: 'us-east-1',
+      AIAAS_ACTOR: 'cli-test',
+      AIAAS_MANIFEST: join(work, 'manifest.json'),
+    },
+    args,
+  );
 }
 
 beforeAll(async () => {
