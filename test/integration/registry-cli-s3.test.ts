@@ -10,8 +10,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectGarbage, DEFAULT_GC_AGE_MS } from '../../functions/shared/registry/gc.js';
 import { keys } from '../../functions/shared/registry/layout.js';
-import type { ArtifactFile } from '../../functions/shared/registry/types.js';
 import { LOCAL_CREDENTIALS, type LocalS3, startLocalS3 } from '../../scripts/local/s3.js';
+import { PUBLISH_INPUT, versionFiles } from '../support/versions.js';
 
 let s3: LocalS3;
 let dir: string;
@@ -24,17 +24,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const files = (tag: string): ArtifactFile[] => [
-  { name: 'model.json', bytes: new TextEncoder().encode(JSON.stringify({ tag })) },
-  { name: 'group1-shard1of1.bin', bytes: new Uint8Array(64) },
-];
-const input = {
-  format: 'layers-model',
-  signature: { inputs: [], outputs: [] },
-  metrics: {},
-  source: { kind: 'publish' },
-  parent: null,
-} as const;
+const files = (tag: string) => versionFiles(tag, new Uint8Array(64));
+const input = PUBLISH_INPUT;
 
 async function cli(...args: string[]) {
   const { stdout, stderr } = await promisify(execFile)(

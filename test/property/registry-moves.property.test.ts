@@ -12,6 +12,7 @@ import { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import type { PutOptions } from '../../functions/shared/registry/store.js';
 import type { AliasPointer } from '../../functions/shared/registry/types.js';
 import { MemoryObjectStore } from '../support/memory-store.js';
+import { PUBLISH_INPUT, versionFiles } from '../support/versions.js';
 
 /** Fails the requests the schedule says: before applying them, or after (the answer is lost). */
 class FaultyStore extends MemoryObjectStore {
@@ -50,16 +51,8 @@ class FaultyStore extends MemoryObjectStore {
   }
 }
 
-const files = (tag: string) => [
-  { name: 'model.json', bytes: new TextEncoder().encode(JSON.stringify({ tag })) },
-];
-const input = {
-  format: 'layers-model',
-  signature: { inputs: [], outputs: [] },
-  metrics: {},
-  source: { kind: 'publish' },
-  parent: null,
-} as const;
+const files = (tag: string) => versionFiles(tag, null);
+const input = PUBLISH_INPUT;
 
 describe('alias moves under faults (property)', () => {
   it('keep history and pointer in agreement, and show only moves that happened', async () => {

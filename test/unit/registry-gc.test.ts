@@ -3,8 +3,8 @@ import { collectGarbage, DEFAULT_GC_AGE_MS, MIN_GC_AGE_MS } from '../../function
 import { keys } from '../../functions/shared/registry/layout.js';
 import { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import type { PutOptions } from '../../functions/shared/registry/store.js';
-import type { ArtifactFile } from '../../functions/shared/registry/types.js';
 import { MemoryObjectStore } from '../support/memory-store.js';
+import { PUBLISH_INPUT, versionFiles } from '../support/versions.js';
 
 const HOUR = 3_600_000;
 
@@ -22,17 +22,8 @@ class ClockedStore extends MemoryObjectStore {
   }
 }
 
-const files = (tag: string): ArtifactFile[] => [
-  { name: 'model.json', bytes: new TextEncoder().encode(JSON.stringify({ tag })) },
-  { name: 'group1-shard1of1.bin', bytes: new Uint8Array(100) },
-];
-const input = {
-  format: 'layers-model',
-  signature: { inputs: [], outputs: [] },
-  metrics: {},
-  source: { kind: 'publish' },
-  parent: null,
-} as const;
+const files = (tag: string) => versionFiles(tag, new Uint8Array(100));
+const input = PUBLISH_INPUT;
 
 /** A registry holding v1 (committed, promoted), v2 (killed after its shard) and v3 (committed). */
 async function withLeftovers() {

@@ -10,8 +10,8 @@ import { INLINE_LIMIT_BYTES } from '../../functions/shared/registry/inline.js';
 import { keys } from '../../functions/shared/registry/layout.js';
 import { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import type { PutOptions } from '../../functions/shared/registry/store.js';
-import type { ArtifactFile, Signature } from '../../functions/shared/registry/types.js';
 import { MemoryObjectStore } from '../support/memory-store.js';
+import { PUBLISH_INPUT, versionFiles } from '../support/versions.js';
 
 /** Like s3rver: ignores If-None-Match / If-Match, so only the claim protocol keeps writers apart. */
 class LaxStore extends MemoryObjectStore {
@@ -20,21 +20,8 @@ class LaxStore extends MemoryObjectStore {
   }
 }
 
-const signature: Signature = {
-  inputs: [{ name: 'x', dtype: 'float32', shape: [null, 1] }],
-  outputs: [{ name: 'y', dtype: 'float32', shape: [null, 1] }],
-};
-const files = (tag: string): ArtifactFile[] => [
-  { name: 'model.json', bytes: new TextEncoder().encode(JSON.stringify({ tag })) },
-  { name: 'group1-shard1of1.bin', bytes: new Uint8Array([1, 2, 3]) },
-];
-const input = {
-  format: 'layers-model',
-  signature,
-  metrics: {},
-  source: { kind: 'publish' },
-  parent: null,
-} as const;
+const files = (tag: string) => versionFiles(tag);
+const input = PUBLISH_INPUT;
 
 for (const [label, Store] of [
   ['a store that enforces conditional writes', MemoryObjectStore],
