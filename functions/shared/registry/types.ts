@@ -70,6 +70,35 @@ export interface AliasPointer {
    * own objects instead.
    */
   readonly inline?: InlineVersion;
+  /** A second version taking a share of the requests (rollouts): absent when none runs. */
+  readonly canary?: CanaryRoute;
+  /** A version run beside the served one on a sample of requests, its answers only compared. */
+  readonly shadow?: ShadowRoute;
+}
+
+/**
+ * A canary: `weight` percent (0-100, may be fractional) of the alias's predict requests are
+ * answered by `version`. `since` is when this weight was set (a rollout step starts then).
+ * `files`/`inline`: the same shortcuts as the pointer's own, for the canary's version.
+ */
+export interface CanaryRoute {
+  readonly version: number;
+  readonly weight: number;
+  readonly since: string;
+  readonly files?: Readonly<Record<string, FileDigest>>;
+  readonly inline?: InlineVersion;
+}
+
+/**
+ * A shadow: on `sample` percent (0-100) of predict requests, `version` also runs on the same input
+ * after the answer is computed; how the two differ is recorded, never returned.
+ */
+export interface ShadowRoute {
+  readonly version: number;
+  readonly sample: number;
+  readonly since: string;
+  readonly files?: Readonly<Record<string, FileDigest>>;
+  readonly inline?: InlineVersion;
 }
 
 /** A version carried by its alias pointer: see AliasPointer.inline. */
@@ -85,7 +114,12 @@ export interface AliasEvent {
   readonly seq: number;
   readonly model: string;
   readonly alias: string;
-  readonly kind: 'promote' | 'rollback' | 'retrain';
+  /**
+   * promote / rollback / retrain move the served version (`to`); canary and shadow change the
+   * routes beside it by hand; rollout is a move the rollout function made (a step, a promotion of
+   * the canary, an abort), with its numbers in `details`.
+   */
+  readonly kind: 'promote' | 'rollback' | 'retrain' | 'canary' | 'shadow' | 'rollout';
   readonly from: number | null;
   readonly to: number;
   readonly at: string;
@@ -99,6 +133,10 @@ export interface AliasEvent {
    * existed (then the previous slot's only entry is the one before).
    */
   readonly prev?: string | null;
+  /** The canary after this move (absent: none). */
+  readonly canary?: { readonly version: number; readonly weight: number; readonly since: string };
+  /** The shadow after this move (absent: none). */
+  readonly shadow?: { readonly version: number; readonly sample: number; readonly since: string };
 }
 
 export interface ArtifactFile {
