@@ -1,5 +1,6 @@
 /**
- * TF Serving's REST paths, for the one model a function serves: method and path to a `Route`, or a
+ * TF Serving's REST paths, for the one model a function serves, and aiaas's OpenAPI document beside
+ * them (`/openapi.json`, wherever `/metadata` may be): method and path to a `Route`, or a
  * NotFoundError / MethodNotAllowedError naming what is wrong. Pure.
  */
 import { MethodNotAllowedError, NotFoundError } from '../shared/errors.js';
@@ -9,10 +10,11 @@ import { truncate } from './error-text.js';
 export type Route =
   | { readonly kind: 'predict'; readonly model: string; readonly version?: number; readonly label?: string }
   | { readonly kind: 'status'; readonly model: string; readonly version?: number; readonly label?: string }
-  | { readonly kind: 'metadata'; readonly model: string; readonly version?: number; readonly label?: string };
+  | { readonly kind: 'metadata'; readonly model: string; readonly version?: number; readonly label?: string }
+  | { readonly kind: 'openapi'; readonly model: string; readonly version?: number; readonly label?: string };
 
 const MODEL_PATH =
-  /^\/v1\/models\/([^/:]+)(?:\/versions\/([^/:]+)|\/labels\/([^/:]+))?(?:(\/metadata)|:([A-Za-z]+))?\/?$/;
+  /^\/v1\/models\/([^/:]+)(?:\/versions\/([^/:]+)|\/labels\/([^/:]+))?(?:\/(metadata|openapi\.json)|:([A-Za-z]+))?\/?$/;
 
 /**
  * Maps method and path to a route of this function's model. `POST /` is predict and `GET /` the
@@ -34,10 +36,10 @@ export function route(method: string, rawPath: string, servedModel: string): Rou
   const match = MODEL_PATH.exec(path);
   if (!match) {
     throw new NotFoundError(
-      `No route for ${truncate(path)}: use POST /v1/models/<model>:predict, GET /v1/models/<model> or GET /v1/models/<model>/metadata`,
+      `No route for ${truncate(path)}: use POST /v1/models/<model>:predict, GET /v1/models/<model>, GET /v1/models/<model>/metadata or GET /v1/models/<model>/openapi.json`,
     );
   }
-  const [, rawName, rawVersion, rawLabel, metadata, verb] = match;
+  const [, rawName, rawVersion, rawLabel, document, verb] = match;
   const model = decodeSegment(rawName ?? '');
   // The served model's name is valid by construction; anything else is a 404 whatever its form.
   if (model !== servedModel) {
@@ -69,12 +71,12 @@ export function route(method: string, rawPath: string, servedModel: string): Rou
     if (method !== 'POST') throw new MethodNotAllowedError(`Use POST for :predict, not ${method}`, ['POST']);
     return { kind: 'predict', ...target };
   }
+  const kind = document === 'metadata' ? 'metadata' : document === 'openapi.json' ? 'openapi' : 'status';
   if (method !== 'GET' && method !== 'HEAD') {
-    throw new MethodNotAllowedError(`Use GET for ${metadata ? 'metadata' : 'model status'}, not ${method}`, [
-      'GET',
-    ]);
+    const what = { metadata: 'metadata', openapi: 'the OpenAPI document', status: 'model status' }[kind];
+    throw new MethodNotAllowedError(`Use GET for ${what}, not ${method}`, ['GET']);
   }
-  return { kind: metadata ? 'metadata' : 'status', ...target };
+  return { kind, ...target };
 }
 
 function decodeSegment(segment: string): string {
