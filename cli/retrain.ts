@@ -111,7 +111,9 @@ export function describeRetrain(model: string, result: RetrainResult): string[] 
   lines.push(
     d.promoted
       ? `  promoted ${model}@${d.alias}: ${d.from === null ? 'none' : `v${d.from}`} → v${d.to} (${d.reason})`
-      : `  not promoted: ${d.reason}`,
+      : d.canary
+        ? `  rollout started: ${model}@${d.alias} serves v${d.from} with canary v${d.canary.version} at ${d.canary.weight} % (${d.reason})`
+        : `  not promoted: ${d.reason}`,
   );
   lines.push(`  training report: ${result.reportKey}`);
   return lines;

@@ -46,6 +46,11 @@ export interface InferenceConfig {
   /** `auto`: small dense models run without tfjs (see fast-path.ts); `off`: every model on tfjs. */
   readonly fastPath?: 'auto' | 'off';
   readonly limits: Limits;
+  /**
+   * The function's memory (Lambda sets AWS_LAMBDA_FUNCTION_MEMORY_SIZE): a canary or shadow version
+   * that would not fit beside the live one is not loaded. @default no limit (the local stack)
+   */
+  readonly memoryMiB?: number;
 }
 
 /** The function's S3 client: timeouts per attempt, and attempts per request (S3ObjectReader's settings). */
@@ -70,6 +75,9 @@ export function recheckLimitMs(config: InferenceConfig): number {
   return s3.maxAttempts * (s3.connectionTimeoutMs + s3.requestTimeoutMs);
 }
 
+/** Set by Lambda: the function's configured memory in MiB. */
+const LAMBDA_MEMORY = 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE';
+
 /**
  * The inference function's variables (see shared/env.ts for each one's meaning and default); a
  * missing or unusable one is a ConfigurationError naming it.
@@ -79,6 +87,7 @@ export function configFromEnv(env: Environment = process.env): InferenceConfig {
   const model = requireString(env, AIAAS_MODEL);
   const fastPath = readChoice(env, AIAAS_FAST_PATH, ['auto', 'off'], 'auto');
   const endpoint = readString(env, AIAAS_S3_ENDPOINT);
+  const memory = readString(env, LAMBDA_MEMORY);
   return {
     bucket,
     model: assertModelName(model),
@@ -92,5 +101,6 @@ export function configFromEnv(env: Environment = process.env): InferenceConfig {
       maxElements: readPositiveNumber(env, AIAAS_MAX_ELEMENTS, DEFAULT_LIMITS.maxElements),
       maxBodyBytes: DEFAULT_LIMITS.maxBodyBytes,
     },
+    ...(memory !== undefined ? { memoryMiB: readPositiveNumber(env, LAMBDA_MEMORY, 0) } : {}),
   };
 }

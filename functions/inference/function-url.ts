@@ -1,7 +1,7 @@
 /**
  * HTTP as a Lambda function URL speaks it (payload format 2.0): what a request asks (method, path,
  * body) and how an answer is sent (status, headers, body). A model's answer names its version in
- * `x-aiaas-model-version`; an error is `{"error": "..."}` with the status errors.ts gives it, and
+ * `x-aiaas-model-version` (an error too, once a version was chosen for the request); an error is `{"error": "..."}` with the status errors.ts gives it, and
  * every 5xx is logged with the request id and its details; a HEAD answer has no body. Nothing is
  * cached: every answer is `no-store`. (Log fields left undefined are not written.)
  */
@@ -62,9 +62,15 @@ export function answered(result: ServiceResult): FunctionUrlResult {
 /**
  * Typed errors become their status (errorAnswer): a 4xx names the problem, a 5xx gives a generic
  * reason and the request id. Every 5xx is logged with that request id and its details (the
- * registry's, the cause), so a caller's id leads to what went wrong.
+ * registry's, the cause), so a caller's id leads to what went wrong. `version`: the version chosen
+ * for the request before it failed, named in `x-aiaas-model-version` as on any answer.
  */
-export function errorResponse(error: unknown, log: Log, requestId?: string): FunctionUrlResult {
+export function errorResponse(
+  error: unknown,
+  log: Log,
+  requestId?: string,
+  version?: number,
+): FunctionUrlResult {
   const answer = errorAnswer(error, requestId);
   if (answer.status >= 500) {
     if (error instanceof AiaasError) {
@@ -74,15 +80,19 @@ export function errorResponse(error: unknown, log: Log, requestId?: string): Fun
         error: error.name,
         reason: error.message,
         cause: error.cause ? describeError(error.cause) : undefined,
+        version,
       });
     } else {
       log.error('unexpected error', {
         requestId: requestId || undefined,
         error: error instanceof Error && error.stack ? sourceMappedStack(error.stack) : String(error),
+        version,
       });
     }
   }
-  return json(answer.status, { error: answer.message }, answer.headers);
+  const response = json(answer.status, { error: answer.message }, answer.headers);
+  if (version !== undefined) response.headers['x-aiaas-model-version'] = String(version);
+  return response;
 }
 
 /** The answer as sent for `method`: a HEAD answer has the headers of a GET and no body. */

@@ -5,11 +5,14 @@
  * warm invocations; a warm predict is answered with no promise or microtask hop of its own.
  */
 import type { Context } from 'aws-lambda';
+import { monotonicMs } from '../shared/clock.js';
 import { RegistryReader } from '../shared/registry/registry.js';
 import { S3ObjectReader } from '../shared/registry/s3-reader.js';
 import type { ObjectReader } from '../shared/registry/store.js';
+import type { VersionRole } from '../shared/rollout/figures.js';
 import { loadRuntimeModule } from '../shared/runtime/load.js';
 import type { TfRuntime } from '../shared/runtime/types.js';
+import { handleBatchEvent, isBatchEvent } from './batch.js';
 import { configFromEnv, type InferenceConfig, recheckLimitMs, s3ClientSettings } from './config.js';
 import {
   answered,
@@ -23,15 +26,24 @@ import {
 } from './function-url.js';
 import type { Log } from './log.js';
 import { lastRouteMemo } from './routes.js';
+import { ROUTE_KEY_HEADER } from './routing.js';
+import { choiceOf } from './served.js';
 import { InferenceService } from './service.js';
+import type { ShadowOutcome } from './shadow.js';
 import { LazyTelemetry, type TelemetryDeps } from './telemetry-startup.js';
+import type { InvocationCounters } from './version-counters.js';
 
+export { createBatchHandler } from './batch.js';
 export { errorResponse, type FunctionUrlEvent, type FunctionUrlResult } from './function-url.js';
 
 export interface HandlerDeps extends TelemetryDeps {
   /** The registry's objects. @default an S3ObjectReader with the config's endpoint and timeouts */
   readonly store?: ObjectReader;
   readonly runtime?: () => Promise<TfRuntime>;
+  /** Per-version counters of the predict requests (the local stack's; version-counters.ts). @default none */
+  readonly counters?: InvocationCounters;
+  /** Uniform in [0, 1): routes un-keyed requests to a canary, samples the shadow. @default Math.random */
+  readonly random?: () => number;
 }
 
 export type Handler = (event: FunctionUrlEvent, context?: Partial<Context>) => Promise<FunctionUrlResult>;
@@ -43,30 +55,52 @@ export type Handler = (event: FunctionUrlEvent, context?: Partial<Context>) => P
 export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): Handler {
   const telemetry = new LazyTelemetry(config.model, deps);
   const routeOf = lastRouteMemo(config.model);
+  const { counters } = deps;
   let service: InferenceService | undefined;
 
   return async (event) => {
     const method = methodOf(event);
     const started = telemetry.begin();
+    const counted = counters ? (started ?? monotonicMs()) : undefined;
     let response: FunctionUrlResult;
-    let predicted: number | undefined;
+    let version: number | undefined;
+    let role: VersionRole | undefined;
+    let shadow: ShadowOutcome | undefined;
     let failedStatus: number | undefined;
     try {
       const target = routeOf(method, pathOf(event));
       const body = bodyOf(event, target, config.limits);
       service ??= createService(config, deps, telemetry.log);
-      let result = service.handle(target, body);
+      let result = service.handle(target, body, event.headers?.[ROUTE_KEY_HEADER]);
       if (result instanceof Promise) {
         telemetry.startWhileWaiting();
         result = await result;
       }
       response = answered(result);
-      if (target.kind === 'predict') predicted = result.version;
+      if (target.kind === 'predict') {
+        version = result.version;
+        role = result.role;
+        shadow = result.shadow;
+      }
     } catch (error) {
-      response = errorResponse(error, telemetry.log, event.requestContext?.requestId);
+      const choice = choiceOf(error);
+      response = errorResponse(error, telemetry.log, event.requestContext?.requestId, choice?.version);
       failedStatus = response.statusCode;
+      if (choice) {
+        version = choice.version;
+        role = choice.role;
+      }
     }
-    const ending = telemetry.finish(started, predicted, failedStatus);
+    if (counted !== undefined && version !== undefined) {
+      counters!.record({
+        version,
+        role: role ?? 'live',
+        status: response.statusCode,
+        latencyMs: monotonicMs() - counted - (shadow !== undefined && shadow.kind !== 'slow' ? shadow.ms : 0),
+        shadow,
+      });
+    }
+    const ending = telemetry.finish(started, version, failedStatus, role, shadow);
     if (ending) await ending;
     return forMethod(method, response);
   };
@@ -102,6 +136,8 @@ function createService(config: InferenceConfig, deps: HandlerDeps, log: Log): In
     runtime: deps.runtime ?? loadRuntimeOnce,
     fastPath: config.fastPath ?? 'auto',
     log,
+    ...(deps.random ? { random: deps.random } : {}),
+    ...(config.memoryMiB !== undefined ? { memoryMiB: config.memoryMiB } : {}),
   });
 }
 
@@ -109,6 +145,8 @@ let envHandler: Handler | undefined;
 
 /** The Lambda entry point, configured from the environment on first invocation. */
 export const handler: Handler = async (event, context) => {
+  // A batch job's Distributed Map sends batches of rows to the same function (batch.ts, H4).
+  if (isBatchEvent(event)) return (await handleBatchEvent(event)) as unknown as FunctionUrlResult;
   try {
     envHandler ??= createHandler(configFromEnv());
   } catch (error) {

@@ -3,15 +3,24 @@
  * alias, swapped to a newly promoted version without a restart. A version that fails to load or
  * verify never replaces the one being served, and is not read again.
  *
+ * Beside the live version the function holds the alias's canary and shadow versions, when it
+ * carries them (served.ts routes requests between them). A re-check that reads a changed pointer
+ * loads only what it does not hold yet: a promoted canary becomes the live version as it is loaded,
+ * a weight or sample change loads nothing, and a version no longer named is freed. A canary or
+ * shadow that fails to load, or that would not fit in the function's memory beside the others
+ * (functions/shared/rollout/memory.ts), is logged and not served; the live version goes on
+ * answering everything.
+ *
  * Laid out as state + pure decisions + effects:
- * - state: `state` (cold / failed / serving, recheck.ts's ServingState), the one registry read in
- *   flight, and the alias pointers whose version was rejected;
- * - decisions (recheck.ts, pure): what a request does (`nextStep`), what a re-check's read means
- *   (`aliasChange`), the state a re-check leaves (`afterCheck`);
- * - effects (here): reading the alias, loading a version (version-load.ts), installing it, logging;
- *   answering a route from the version served is served.ts's.
- * One concept that reads better whole (a little over 400 lines): each effect changes the same
- * state, and read apart they would hide which transitions exist.
+ * - state: `state` (cold / failed / serving, recheck.ts's ServingState, serving a ServedSet), the
+ *   one registry read in flight, and the alias pointers whose version was rejected;
+ * - decisions (recheck.ts, routing.ts, pure): what a request does (`nextStep`), what a re-check's
+ *   read means (`aliasChange`), the state a re-check leaves (`afterCheck`), the routes a pointer
+ *   carries (`routesOf`);
+ * - effects (here): reading the alias, loading versions (version-load.ts), installing them,
+ *   freeing the ones no longer served, logging; answering a route is served.ts's.
+ * One concept that reads better whole: each effect changes the same state, and read apart they
+ * would hide which transitions exist.
  *
  * In Lambda, work left running when a response is returned is frozen with the environment and only
  * goes on while a later invocation runs, its S3 timers expiring meanwhile. So the request that
@@ -20,8 +29,11 @@
  */
 import { monotonicMs } from '../shared/clock.js';
 import { AiaasError, ModelUnavailableError, RegistryUnavailableError } from '../shared/errors.js';
+import { isInlineVersion } from '../shared/registry/inline.js';
+import { isFileList } from '../shared/registry/integrity.js';
 import type { RegistryReader } from '../shared/registry/registry.js';
-import type { AliasPointer } from '../shared/registry/types.js';
+import type { AliasPointer, CanaryRoute, FileDigest, ShadowRoute } from '../shared/registry/types.js';
+import { fitsInMemory } from '../shared/rollout/memory.js';
 import type { TfRuntime } from '../shared/runtime/types.js';
 import type { Log } from './log.js';
 import type { Limits } from './predict-request.js';
@@ -35,7 +47,9 @@ import {
   type ServingState,
 } from './recheck.js';
 import type { Route } from './routes.js';
-import { answerFrom, type Served, type ServedBy, type ServiceResult } from './served.js';
+import { routesOf } from './routing.js';
+import { answerFrom, type Served, type ServedBy, type ServedSet, type ServiceResult } from './served.js';
+import { ShadowRunner } from './shadow.js';
 import { loadVersion, type VersionSource } from './version-load.js';
 
 export type { Log } from './log.js';
@@ -81,9 +95,17 @@ export interface InferenceOptions {
   readonly now?: () => number;
   /** After a failed cold load, wait this long before the next attempt (answering 503 meanwhile). */
   readonly retryAfterMs?: number;
+  /** Uniform in [0, 1): routes un-keyed requests to a canary, samples the shadow. @default Math.random */
+  readonly random?: () => number;
+  /**
+   * The function's memory (Lambda's AWS_LAMBDA_FUNCTION_MEMORY_SIZE): a canary or shadow that would
+   * not fit beside the other versions held (functions/shared/rollout/memory.ts) is not loaded.
+   * @default no limit (the local stack)
+   */
+  readonly memoryMiB?: number;
 }
 
-type State = ServingState<Served, AiaasError>;
+type State = ServingState<ServedSet, AiaasError>;
 type Serving = Extract<State, { kind: 'serving' }>;
 const COLD: State = { kind: 'cold' };
 
@@ -99,7 +121,7 @@ interface Rejected {
 export class InferenceService {
   private state: State = COLD;
   /** The one registry read in flight: a cold load (requests wait for it) or a re-check (only the request that started it waits). */
-  private reading: Promise<Served> | undefined;
+  private reading: Promise<ServedSet> | undefined;
   /** Bumped by dispose(): a read started before must not install what it read. */
   private epoch = 0;
   /** When the last request arrived, and the longest wait for one during the re-check in flight. */
@@ -122,7 +144,13 @@ export class InferenceService {
       limitMs: options.recheckLimitMs,
     };
     this.waitMs = options.recheckWaitMs ?? 200;
-    this.by = { model: options.model, alias: options.alias, limits: options.limits };
+    this.by = {
+      model: options.model,
+      alias: options.alias,
+      limits: options.limits,
+      random: options.random ?? Math.random,
+      now: this.now,
+    };
     this.source = {
       registry: options.registry,
       model: options.model,
@@ -132,9 +160,26 @@ export class InferenceService {
     };
   }
 
-  /** The version being served, if any (for logs and metrics). */
+  /** The live version being served, if any (for logs and metrics). */
   get version(): number | undefined {
-    return this.state.kind === 'serving' ? this.state.served.version : undefined;
+    return this.state.kind === 'serving' ? this.state.served.live.version : undefined;
+  }
+
+  /** What is served: the live version, and the canary and shadow with their shares (for tests and logs). */
+  get serving():
+    | {
+        live: number;
+        canary?: { version: number; weight: number };
+        shadow?: { version: number; sample: number };
+      }
+    | undefined {
+    if (this.state.kind !== 'serving') return undefined;
+    const { live, canary, shadow } = this.state.served;
+    return {
+      live: live.version,
+      ...(canary ? { canary: { version: canary.served.version, weight: canary.weight } } : {}),
+      ...(shadow ? { shadow: { version: shadow.runner.version, sample: shadow.sample } } : {}),
+    };
   }
 
   /** Whether a registry read (a load or a re-check) is in flight. */
@@ -148,28 +193,29 @@ export class InferenceService {
   }
 
   /**
-   * Frees the loaded model (its tfjs tensors); the next request loads it again. For tests and
+   * Frees the loaded models (their tfjs tensors); the next request loads them again. For tests and
    * benchmarks: call it only when no request is in flight. A re-check still running ends unseen.
    */
   dispose(): void {
-    if (this.state.kind === 'serving') this.state.served.executor.dispose();
+    if (this.state.kind === 'serving')
+      for (const executor of executorsOf(this.state.served)) executor.dispose();
     this.state = COLD;
     this.reading = undefined;
     this.epoch++;
   }
 
   /**
-   * Answers a route. Synchronous once a version is loaded and no re-check is due (no promise, no
-   * microtask hop); a promise for the request that starts a re-check (it waits for it, see
-   * InferenceOptions.recheckWaitMs) and while the model loads.
+   * Answers a route (`routeKey`: the request's routing key, if any). Synchronous once a version is
+   * loaded and no re-check is due (no promise, no microtask hop); a promise for the request that
+   * starts a re-check (it waits for it, see InferenceOptions.recheckWaitMs) and while the model loads.
    */
-  handle(route: Route, body: string): ServiceResult | Promise<ServiceResult> {
+  handle(route: Route, body: string, routeKey?: string): ServiceResult | Promise<ServiceResult> {
     const state = this.state;
     const now = this.now();
     if (this.reading !== undefined) this.quietMs = Math.max(this.quietMs, now - this.lastRequestAt);
     this.lastRequestAt = now;
     const step = nextStep(state, this.reading !== undefined, now, this.policy);
-    if (step === 'answer') return answerFrom((state as Serving).served, route, body, this.by);
+    if (step === 'answer') return answerFrom((state as Serving).served, route, body, this.by, routeKey);
     if (step === 'answer-and-check' || step === 'check-then-answer') {
       const { served } = state as Serving;
       const check = this.recheck(served, step === 'check-then-answer');
@@ -177,26 +223,26 @@ export class InferenceService {
         // Waited for in full (the function stays thawed), but never past what a running check takes.
         const limit = this.policy.limitMs;
         const waited = limit === undefined ? check : settledWithin(check, limit);
-        return waited.then(() => this.answerNow(route, body));
+        return waited.then(() => this.answerNow(route, body, routeKey));
       }
-      if (!(this.waitMs > 0)) return answerFrom(served, route, body, this.by);
-      return settledWithin(check, this.waitMs).then(() => this.answerNow(route, body));
+      if (!(this.waitMs > 0)) return answerFrom(served, route, body, this.by, routeKey);
+      return settledWithin(check, this.waitMs).then(() => this.answerNow(route, body, routeKey));
     }
     if (step === 'fail') throw (state as Extract<State, { kind: 'failed' }>).failure;
-    return this.loadOnce().then((served) => answerFrom(served, route, body, this.by));
+    return this.loadOnce().then((served) => answerFrom(served, route, body, this.by, routeKey));
   }
 
   /** Answers from what is served now (a re-check may have swapped it), loading if nothing is. */
-  private answerNow(route: Route, body: string): ServiceResult | Promise<ServiceResult> {
+  private answerNow(route: Route, body: string, routeKey?: string): ServiceResult | Promise<ServiceResult> {
     return this.state.kind === 'serving'
-      ? answerFrom(this.state.served, route, body, this.by)
-      : this.handle(route, body);
+      ? answerFrom(this.state.served, route, body, this.by, routeKey)
+      : this.handle(route, body, routeKey);
   }
 
   /** The cold load every waiting request shares (one at a time). */
-  private loadOnce(): Promise<Served> {
+  private loadOnce(): Promise<ServedSet> {
     if (this.reading) return this.reading;
-    const reading: Promise<Served> = this.coldLoad(this.epoch).finally(() => {
+    const reading: Promise<ServedSet> = this.coldLoad(this.epoch).finally(() => {
       if (this.reading === reading) this.reading = undefined;
     });
     this.reading = reading;
@@ -207,8 +253,8 @@ export class InferenceService {
    * Starts a re-check; its outcome lands in `state`. `waited`: a request waits for all of it (the
    * process runs throughout, so a failure is the registry's).
    */
-  private recheck(served: Served, waited: boolean): Promise<Served> {
-    const reading: Promise<Served> = this.check(served, this.epoch, waited).finally(() => {
+  private recheck(set: ServedSet, waited: boolean): Promise<ServedSet> {
+    const reading: Promise<ServedSet> = this.check(set, this.epoch, waited).finally(() => {
       if (this.reading === reading) this.reading = undefined;
     });
     this.reading = reading;
@@ -217,11 +263,12 @@ export class InferenceService {
   }
 
   /**
-   * Loads the version the alias names, with nothing loaded yet. Its failure is the answer (503)
-   * for `retryAfterMs`, then the next request tries again. Callers see a message that names the
-   * model and the version, never the registry's details (logged here, once per attempt).
+   * Loads the version the alias names, with nothing loaded yet, then its canary and shadow. The
+   * live version's failure is the answer (503) for `retryAfterMs`, then the next request tries
+   * again; a canary's or shadow's is only logged. Callers see a message that names the model and
+   * the version, never the registry's details (logged here, once per attempt).
    */
-  private async coldLoad(epoch: number): Promise<Served> {
+  private async coldLoad(epoch: number): Promise<ServedSet> {
     const { registry, model, alias, log } = this.options;
     try {
       const pointer = await registry.getAlias(model, alias);
@@ -236,16 +283,18 @@ export class InferenceService {
           cause: new Error(rejectedWhy),
         });
       }
-      const next = await this.tryLoad(pointer);
-      if ('rejected' in next) {
-        throw new ModelUnavailableError(unservable(model, pointer.version), { cause: next.error });
+      const live = await this.tryLoad(pointer);
+      if ('rejected' in live) {
+        throw new ModelUnavailableError(unservable(model, pointer.version), { cause: live.error });
       }
+      const next = await this.withRoutes(pointer, live, undefined);
       if (epoch !== this.epoch) {
-        next.executor.dispose();
+        for (const executor of executorsOf(next)) executor.dispose();
         throw new ModelUnavailableError(`Model "${model}" was unloaded while it loaded; retry`);
       }
       this.state = { kind: 'serving', served: next, checkedAt: this.now(), failures: 0 };
-      log.info('model loaded', { alias, version: next.version, runtime: next.executor.runtime });
+      log.info('model loaded', { alias, version: live.version, runtime: live.executor.runtime });
+      this.logRoutes(undefined, next);
       return next;
     } catch (error) {
       const failure = coldFailure(error, model);
@@ -260,18 +309,19 @@ export class InferenceService {
   }
 
   /**
-   * One re-check of the alias: keeps the loaded version unless a newly promoted one loads and
-   * verifies. Never throws. A re-check that cannot reach the registry counts as a failure (the next
-   * waits longer) unless it was frozen (recheck.ts: afterCheck); one that finds a bad version does
-   * not (the registry answered; the version is remembered as rejected and not read again).
+   * One re-check of the alias: keeps what is loaded unless the pointer changed, and then installs
+   * what it names, loading only the versions not held yet. Never throws. A re-check that cannot
+   * reach the registry counts as a failure (the next waits longer) unless it was frozen
+   * (recheck.ts: afterCheck); one that finds a bad version does not (the registry answered; the
+   * version is remembered as rejected and not read again).
    */
-  private async check(served: Served, epoch: number, waited: boolean): Promise<Served> {
+  private async check(set: ServedSet, epoch: number, waited: boolean): Promise<ServedSet> {
     const startedAt = this.now();
     this.quietMs = 0;
-    let next = served;
+    let next = set;
     let failure: unknown;
     try {
-      next = await this.readAlias(served);
+      next = await this.readAlias(set);
     } catch (error) {
       failure = error ?? new Error('unknown failure');
     }
@@ -289,51 +339,188 @@ export class InferenceService {
       },
       this.policy,
     );
-    if (failure !== undefined) this.logFailedCheck(failure, served, state, endedAt - startedAt);
-    const swapped = next.executor !== served.executor;
+    if (failure !== undefined) this.logFailedCheck(failure, set, state, endedAt - startedAt);
     if (epoch !== this.epoch) {
-      if (swapped) next.executor.dispose();
-      return served;
+      disposeUnused(next, set);
+      return set;
     }
     this.state = state;
-    if (swapped) {
-      served.executor.dispose();
-      this.options.log.info('now serving a newly promoted version', {
-        alias: this.options.alias,
-        from: served.version,
-        to: next.version,
-      });
+    if (next !== set) {
+      disposeUnused(set, next);
+      if (next.live !== set.live) {
+        this.options.log.info('now serving a newly promoted version', {
+          alias: this.options.alias,
+          from: set.live.version,
+          to: next.live.version,
+        });
+      }
+      this.logRoutes(set, next);
     }
     return next;
   }
 
   /** What serves once the alias is read again (aliasChange decides). Throws when the registry cannot be read. */
-  private async readAlias(served: Served): Promise<Served> {
+  private async readAlias(set: ServedSet): Promise<ServedSet> {
     const { registry, model, alias, log } = this.options;
-    const pointer = await registry.getAliasIfChanged(model, alias, served.etag);
-    switch (aliasChange(pointer, served.version, (etag) => this.rejected.has(etag))) {
+    // A set missing a route the registry failed to give reads the pointer whole, to retry it.
+    const pointer = set.incomplete
+      ? await registry.getAlias(model, alias)
+      : await registry.getAliasIfChanged(model, alias, set.etag);
+    switch (aliasChange(pointer, set.live.version, (etag) => this.rejected.has(etag))) {
       case 'unchanged':
       case 'rejected-before':
-        return served;
+        return set;
       case 'gone':
         log.warn('alias no longer exists; still serving the loaded version', {
           alias,
-          version: served.version,
+          version: set.live.version,
         });
-        return served;
+        return set;
       case 'retagged':
-        return { ...served, etag: (pointer as Pointer).etag };
+        // The same live version; its canary or shadow may have changed.
+        return this.withRoutes(pointer as Pointer, set.live, set);
       case 'promoted': {
-        const next = await this.tryLoad(pointer as Pointer);
-        if (!('rejected' in next)) return next;
+        const target = pointer as Pointer;
+        // A promoted canary (or shadow) is already loaded: it becomes the live version as it is.
+        const held = heldVersion(set, target.version);
+        const next = held ?? (await this.tryLoad(target));
+        if (!('rejected' in next)) return this.withRoutes(target, next, set);
         log.error('new version failed to load; still serving the previous one', {
           alias,
-          serving: served.version,
-          rejected: (pointer as Pointer).version,
+          serving: set.live.version,
+          rejected: target.version,
           reason: next.rejected,
         });
-        return served;
+        return set;
       }
+    }
+  }
+
+  /**
+   * The set `pointer` names around its `live` version: its canary and shadow, taken from `held`
+   * (what the function holds now) when there, else loaded. A route that does not fit in memory,
+   * or whose version does not load, is left out (and logged); one the registry failed to give
+   * leaves the set `incomplete`, so the next re-check tries again.
+   */
+  private async withRoutes(pointer: Pointer, live: Served, held: ServedSet | undefined): Promise<ServedSet> {
+    const { log, alias } = this.options;
+    const routes = routesOf(pointer);
+    for (const reason of routes.dropped) log.warn('alias route ignored', { alias, reason });
+    const kept: Served[] = [live];
+    let incomplete = false;
+    let canary: ServedSet['canary'];
+    if (routes.canary) {
+      const side = await this.side('canary', routes.canary, kept, held);
+      if (side === 'retry') incomplete = true;
+      else if (side) {
+        canary = { served: side, weight: routes.canary.weight };
+        kept.push(side);
+      }
+    }
+    let shadow: ServedSet['shadow'];
+    if (routes.shadow) {
+      const side = await this.side('shadow', routes.shadow, kept, held);
+      if (side === 'retry') incomplete = true;
+      else if (side) {
+        // The same shadow keeps its runner: its timings and log budget carry over.
+        const runner =
+          held?.shadow?.runner.served === side ? held.shadow.runner : new ShadowRunner(side, log, this.now);
+        shadow = { runner, sample: routes.shadow.sample };
+      }
+    }
+    return { etag: pointer.etag, live, canary, shadow, ...(incomplete ? { incomplete: true } : {}) };
+  }
+
+  /**
+   * A canary's or shadow's version, beside `kept`: held already, or loaded; undefined when it does
+   * not fit in memory or does not load (logged), 'retry' when the registry failed.
+   */
+  private async side(
+    role: 'canary' | 'shadow',
+    route: CanaryRoute | ShadowRoute,
+    kept: readonly Served[],
+    held: ServedSet | undefined,
+  ): Promise<Served | undefined | 'retry'> {
+    const { log, alias, model, registry, memoryMiB } = this.options;
+    const { version } = route;
+    const shared = kept.find((s) => s.version === version);
+    if (shared) return shared;
+    const files = isFileList(route.files) ? route.files : undefined;
+    const inline =
+      route.inline !== undefined && isInlineVersion(route.inline, model, version, files)
+        ? route.inline
+        : undefined;
+    try {
+      if (memoryMiB !== undefined) {
+        const listed = files ?? inline?.metadata.files ?? (await registry.getMetadata(model, version)).files;
+        const sizes = [...kept.map((s) => bytesOf(s.metadata.files)), bytesOf(listed)];
+        const fit = fitsInMemory(sizes, memoryMiB);
+        if (!fit.fits) {
+          log.error(
+            `${role} version not loaded: it does not fit in the function's memory beside the others`,
+            {
+              alias,
+              [role]: version,
+              versions: [...kept.map((s) => s.version), version],
+              needMiB: fit.needMiB,
+              memoryMiB,
+            },
+          );
+          return undefined;
+        }
+      }
+      const loaded = heldVersion(held, version);
+      if (loaded) return loaded;
+      return await loadVersion(
+        {
+          model,
+          alias,
+          version,
+          seq: 0,
+          eventId: '',
+          updatedAt: route.since,
+          etag: `${role}:${version}`,
+          ...(files ? { files } : {}),
+          ...(inline ? { inline } : {}),
+        },
+        this.source,
+      );
+    } catch (error) {
+      if (error instanceof RegistryUnavailableError) {
+        log.warn(`${role} version not loaded yet: the registry failed; the next check tries again`, {
+          alias,
+          [role]: version,
+          reason: error.message,
+          cause: describeCause(error),
+        });
+        return 'retry';
+      }
+      log.error(`${role} version failed to load; not served (the live version answers everything)`, {
+        alias,
+        [role]: version,
+        reason: failureReason(error),
+        cause: describeCause(error),
+      });
+      return undefined;
+    }
+  }
+
+  /** One line per route that started, changed or stopped between `before` and `after`. */
+  private logRoutes(before: ServedSet | undefined, after: ServedSet): void {
+    const { log, alias } = this.options;
+    const c0 = before?.canary;
+    const c1 = after.canary;
+    if (c1 && (c0?.served !== c1.served || c0.weight !== c1.weight)) {
+      log.info('canary routed', { alias, canary: c1.served.version, weight: c1.weight });
+    } else if (c0 && !c1) {
+      log.info('canary stopped', { alias, canary: c0.served.version, live: after.live.version });
+    }
+    const s0 = before?.shadow;
+    const s1 = after.shadow;
+    if (s1 && (s0?.runner !== s1.runner || s0.sample !== s1.sample)) {
+      log.info('shadow running', { alias, shadow: s1.runner.version, sample: s1.sample });
+    } else if (s0 && !s1) {
+      log.info('shadow stopped', { alias, shadow: s0.runner.version });
     }
   }
 
@@ -352,10 +539,10 @@ export class InferenceService {
     }
   }
 
-  private logFailedCheck(failure: unknown, served: Served, state: Serving, tookMs: number): void {
+  private logFailedCheck(failure: unknown, set: ServedSet, state: Serving, tookMs: number): void {
     const { log } = this.options;
     const details = {
-      version: served.version,
+      version: set.live.version,
       reason: (failure as Error).message,
       cause: describeCause(failure),
       tookMs: Math.round(tookMs),
@@ -374,6 +561,36 @@ export class InferenceService {
       });
     }
   }
+}
+
+/** The versions a set holds (a canary that is also the shadow once). */
+function servedOf(set: ServedSet): Served[] {
+  const out = [set.live];
+  if (set.canary && !out.includes(set.canary.served)) out.push(set.canary.served);
+  if (set.shadow && !out.includes(set.shadow.runner.served)) out.push(set.shadow.runner.served);
+  return out;
+}
+
+function executorsOf(set: ServedSet) {
+  return servedOf(set).map((s) => s.executor);
+}
+
+/** The loaded version `version` of `set`, if it holds it. */
+function heldVersion(set: ServedSet | undefined, version: number): Served | undefined {
+  return set ? servedOf(set).find((s) => s.version === version) : undefined;
+}
+
+/** Frees what `from` holds and `keep` does not. */
+function disposeUnused(from: ServedSet, keep: ServedSet): void {
+  const kept = executorsOf(keep);
+  for (const executor of executorsOf(from)) if (!kept.includes(executor)) executor.dispose();
+}
+
+/** A version's size: its files' bytes together. */
+function bytesOf(files: Readonly<Record<string, FileDigest>>): number {
+  let total = 0;
+  for (const digest of Object.values(files)) total += digest.size;
+  return total;
 }
 
 /**

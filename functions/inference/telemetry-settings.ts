@@ -9,7 +9,9 @@
  * either; in any doubt they answer "maybe", and Powertools, once loaded, decides. A property test
  * (`test/property/telemetry-settings.property.test.ts`) checks them against Powertools itself.
  */
+import type { VersionRole } from '../shared/rollout/figures.js';
 import type { Log } from './log.js';
+import type { ShadowOutcome } from './shadow.js';
 
 /** The function's logger, and how it publishes an invocation's metrics (when it publishes any). */
 export interface Telemetry {
@@ -19,11 +21,19 @@ export interface Telemetry {
 
 /** What one invocation did, for its metrics. */
 export interface Invocation {
-  /** The version that answered a prediction. */
-  readonly predicted?: number | undefined;
+  /**
+   * The version that answered a prediction, or that was chosen for a predict request that then
+   * failed (absent when the request failed before a version was chosen, or was not a prediction).
+   */
+  readonly version?: number | undefined;
+  /** Its role in the alias. @default 'live' */
+  readonly role?: VersionRole | undefined;
   /** The status of an error answer. */
   readonly failedStatus?: number | undefined;
+  /** What the shadow did, on a sampled request. */
+  readonly shadow?: ShadowOutcome | undefined;
   readonly coldStart: boolean;
+  /** The answer's latency, the shadow's run left out. */
   readonly latencyMs: number;
 }
 

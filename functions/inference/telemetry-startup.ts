@@ -12,13 +12,15 @@
  * - Lines logged before it is up are queued and written in order once it is; `finish` returns a
  *   promise until then, so they are written before the invocation that logged them answers.
  * - Metrics: an invocation is timed only when its metrics may be published (`begin`), and recorded
- *   by `finish`. A given `log` or `metrics` (tests, the local stack) replaces Powertools' own.
+ *   by `finish` (per version and role, telemetry.ts). A given `log` or `metrics` (tests, the local stack) replaces Powertools' own.
  * - Once Powertools is up, or when it is not needed, `begin` and `finish` are synchronous: a warm
  *   invocation gets no promise and no microtask hop from telemetry. Nothing here throws.
  */
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { monotonicMs } from '../shared/clock.js';
+import type { VersionRole } from '../shared/rollout/figures.js';
 import type { Log } from './log.js';
+import type { ShadowOutcome } from './shadow.js';
 import {
   fallbackTelemetry,
   type LineLevel,
@@ -84,17 +86,22 @@ export class LazyTelemetry {
 
   /**
    * An invocation ends: records its metrics when `begin` timed it, with the version that answered a
-   * prediction or the status of an error answer. A promise only while Powertools is starting.
+   * prediction (or was chosen for a request that failed) and its role, the status of an error
+   * answer, and what a shadow did. A promise only while Powertools is starting.
    */
   finish(
     started: number | undefined,
-    predicted: number | undefined,
+    version: number | undefined,
     failedStatus: number | undefined,
+    role?: VersionRole,
+    shadow?: ShadowOutcome,
   ): Promise<void> | undefined {
     if (started !== undefined) {
       const up = this.telemetry;
-      if (up) return this.record(up, started, predicted, failedStatus);
-      return this.start().then((telemetry) => this.record(telemetry, started, predicted, failedStatus));
+      if (up) return this.record(up, started, version, failedStatus, role, shadow);
+      return this.start().then((telemetry) =>
+        this.record(telemetry, started, version, failedStatus, role, shadow),
+      );
     }
     if (this.starting && !this.telemetry) return this.starting.then(this.warm);
     this.coldStart = false;
@@ -104,15 +111,25 @@ export class LazyTelemetry {
   private record(
     telemetry: Telemetry,
     started: number,
-    predicted: number | undefined,
+    version: number | undefined,
     failedStatus: number | undefined,
+    role: VersionRole | undefined,
+    shadow: ShadowOutcome | undefined,
   ): undefined {
-    telemetry.record?.({
-      predicted,
-      failedStatus,
-      coldStart: this.coldStart,
-      latencyMs: monotonicMs() - started,
-    });
+    // The version's own latency: a shadow's run (inside the invocation) is its own figure.
+    const shadowMs = shadow !== undefined && shadow.kind !== 'slow' ? shadow.ms : 0;
+    try {
+      telemetry.record?.({
+        version,
+        failedStatus,
+        role,
+        shadow,
+        coldStart: this.coldStart,
+        latencyMs: monotonicMs() - started - shadowMs,
+      });
+    } catch {
+      // Metrics must never fail an answer.
+    }
     this.coldStart = false;
     return undefined;
   }

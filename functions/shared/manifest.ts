@@ -64,9 +64,52 @@ const definitionSchema = z.strictObject({
       minImprovement: z.number().default(0),
       /** ...or, when negative differences are tolerated, lose by at most this much. */
       maxRegression: z.number().min(0).default(0),
+      /**
+       * What a passing candidate gets: `promote` moves the alias to it at once; `rollout` makes it
+       * the canary at the first step of the model's `rollout` plan (required then), and the
+       * rollout function steps it up, promotes or aborts it by its figures. @default 'promote'
+       */
+      onPass: z.enum(['promote', 'rollout']).optional(),
     })
     .default({ metric: 'val_accuracy', minImprovement: 0, maxRegression: 0 }),
 });
+
+/**
+ * A rollout plan: how a canary is stepped up by the rollout function (functions/shared/rollout/
+ * decide.ts). Each step lasts at least `stepMinutes` and `minRequests` canary requests; the canary
+ * is aborted when its error rate exceeds the live version's by more than `maxErrorRateIncrease`,
+ * or its p99 latency exceeds `maxP99Ratio` times the live version's. The last step is 100: reaching
+ * it promotes the canary.
+ */
+export const rolloutSchema = z.strictObject({
+  /** Canary weights in percent, ascending, ending at 100 (promotion). */
+  steps: z
+    .array(z.number().gt(0, 'each step must be above 0 %').max(100, 'each step must be at most 100 %'))
+    .min(1)
+    .max(20)
+    .refine((steps) => steps.every((s, i) => i === 0 || s > steps[i - 1]!), {
+      message: 'must be strictly ascending percentages (e.g. [10, 50, 100])',
+    })
+    .refine((steps) => steps.at(-1) === 100, {
+      message: 'must end at 100 (the step that promotes the canary)',
+    })
+    .default([10, 50, 100]),
+  /** Least time a step lasts before the next. */
+  stepMinutes: z.number().gt(0).max(1440).default(10),
+  /** Least canary requests in a step before it may pass (fewer: the rollout waits). */
+  minRequests: z.number().int().min(1).max(1_000_000).default(100),
+  /** Largest tolerated canary error rate minus the live one's, absolute (0.01: one point). */
+  maxErrorRateIncrease: z.number().min(0).max(1).default(0.01),
+  /** Largest tolerated canary p99 latency over the live one's. */
+  maxP99Ratio: z.number().min(1, 'must be at least 1 (the canary as fast as live)').default(1.5),
+  /** How often the rollout function looks (EventBridge Scheduler expression). */
+  schedule: z
+    .string()
+    .regex(/^(rate|cron)\(.+\)$/, 'must be an EventBridge rate(...) or cron(...) expression')
+    .default('rate(1 minute)'),
+});
+
+export type RolloutPlan = z.output<typeof rolloutSchema>;
 
 const modelSchema = z
   .strictObject({
@@ -110,9 +153,34 @@ const modelSchema = z
         reservedConcurrency: z.number().int().min(1).optional(),
       })
       .optional(),
+    /**
+     * Batch jobs over data in S3 (`aiaas batch`): a Step Functions Distributed Map for the model
+     * (infra/constructs/batch-job.ts). Absent: no state machine is deployed (the local stack runs
+     * jobs with these defaults). `maxConcurrency`: batches scored at once (each a Lambda
+     * invocation; 10 fits a new account's concurrency quota); `rowsPerBatch`: rows per invocation
+     * (a batch is also cut at 240 KiB, under Step Functions' 256 KiB payload limit);
+     * `toleratedFailurePercent`: share of rows in batches that failed as a whole (after retries)
+     * the job tolerates before it fails. A malformed row never counts: it lands in the failures.
+     */
+    batch: z
+      .strictObject({
+        maxConcurrency: z.number().int().min(1).max(10_000).default(10),
+        rowsPerBatch: z.number().int().min(1).max(10_000).default(500),
+        toleratedFailurePercent: z.number().min(0).max(100).default(0),
+      })
+      .optional(),
     definition: definitionSchema.optional(),
+    /** Canary rollouts of this model (see rolloutSchema); absent: canaries are only moved by hand. */
+    rollout: rolloutSchema.optional(),
   })
   .superRefine((m, ctx) => {
+    if (m.definition?.gate.onPass === 'rollout' && !m.rollout) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['definition', 'gate', 'onPass'],
+        message: '"rollout" needs a "rollout" plan for the model (e.g. "rollout": {"steps": [10, 50, 100]})',
+      });
+    }
     if (m.cors && m.auth !== 'NONE') {
       ctx.addIssue({
         code: 'custom',
@@ -200,6 +268,20 @@ export function parseManifest(input: unknown, source = 'manifest'): Manifest {
     seen.add(model.name);
   }
   return result.data;
+}
+
+/**
+ * One model's manifest entry passed as JSON (a function's AIAAS_MODEL_SPEC, named by `source`),
+ * validated like the manifest; a ConfigurationError names the variable and the problem.
+ */
+export function parseModelSpec(raw: string, source: string): ModelSpec {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (cause) {
+    throw new ConfigurationError(`${source} is not valid JSON: ${(cause as Error).message}`, { cause });
+  }
+  return parseManifest({ models: [json] }, source).models[0]!;
 }
 
 /** Reads and validates a manifest file. */

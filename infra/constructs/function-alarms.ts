@@ -4,10 +4,12 @@ import {
   ComparisonOperator,
   type IAlarmAction,
   type IMetric,
+  MathExpression,
   TreatMissingData,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
+import { METRIC_DIMENSIONS, METRICS } from '../../functions/shared/rollout/metric-names.js';
 
 export interface FunctionAlarmsProps {
   /** The function watched. */
@@ -97,4 +99,82 @@ export class FunctionAlarms extends Construct {
       );
     }
   }
+}
+
+export interface VersionAlarmsProps {
+  /** The model whose versions are watched (the `model` dimension of the inference function's metrics). */
+  readonly modelName: string;
+  /** Used in alarm descriptions, e.g. `model "diabetes"`. */
+  readonly subject: string;
+  /**
+   * CloudWatch namespace of the inference function's metrics.
+   *
+   * @default 'aiaas'
+   */
+  readonly namespace?: string;
+  /**
+   * Alarm when one version (in one role) answers at least this many requests with a 5xx in 5 minutes.
+   *
+   * @default 1
+   */
+  readonly faultThreshold?: number;
+  /**
+   * Where the alarm (and its return to OK) is sent.
+   *
+   * @default - no actions; the alarm is visible in CloudWatch only
+   */
+  readonly actions?: readonly IAlarmAction[];
+}
+
+/**
+ * Alarms per model version, on the inference function's own metrics (functions/shared/rollout/
+ * metric-names.ts): one CloudWatch Metrics Insights alarm whose query groups a model's `Faults` by
+ * version and role, so every version that serves (live, canary) is its own contributor, evaluated
+ * on its own, and a version set after deployment is watched without a redeploy. A static alarm
+ * could not do this: a metric's identity includes its `version` dimension, whose values come and
+ * go with each rollout.
+ *
+ * Limits (CloudWatch's): 200 Metrics Insights alarms per account and region by default; alarms
+ * evaluate the last 3 hours only; one query per alarm, so an error *rate* per version (faults over
+ * predictions) is not an alarm but the rollout function's rule.
+ */
+export class VersionAlarms extends Construct {
+  /** Faults per version and role (a multi time series alarm: each version is a contributor). */
+  readonly faults: Alarm;
+  /** The Metrics Insights query the alarm evaluates. */
+  readonly faultsQuery: string;
+
+  constructor(scope: Construct, id: string, props: VersionAlarmsProps) {
+    super(scope, id);
+    const threshold = props.faultThreshold ?? 1;
+    this.faultsQuery = versionQuery(METRICS.faults, props.modelName, props.namespace ?? 'aiaas');
+    this.faults = new Alarm(this, 'Faults', {
+      metric: new MathExpression({
+        expression: this.faultsQuery,
+        period: Duration.minutes(5),
+        label: `${METRICS.faults} by version`,
+      }),
+      threshold,
+      evaluationPeriods: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+      alarmDescription: `${props.subject}: a version answered ${threshold}+ requests with a server error (5xx) in 5 minutes; the contributor names the version and its role (live, canary)`,
+    });
+    for (const action of props.actions ?? []) {
+      this.faults.addAlarmAction(action);
+      this.faults.addOkAction(action);
+    }
+  }
+}
+
+/**
+ * `SELECT SUM(<metric>)` over exactly the per-version metrics of one model (SCHEMA with all four
+ * dimensions, so no aggregate without a version joins in as "Other"), one series per version and role.
+ */
+export function versionQuery(metric: string, modelName: string, namespace: string): string {
+  if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(modelName)) throw new Error(`Invalid model name "${modelName}"`);
+  if (!/^[A-Za-z0-9._/#:-]+$/.test(namespace)) throw new Error(`Invalid metrics namespace "${namespace}"`);
+  const { model, version, role, service } = METRIC_DIMENSIONS;
+  const schema = [model, role, service, version].map((name) => `"${name}"`).join(', ');
+  return `SELECT SUM("${metric}") FROM SCHEMA("${namespace}", ${schema}) WHERE "${model}" = '${modelName}' GROUP BY "${version}", "${role}" ORDER BY SUM() DESC`;
 }

@@ -1,8 +1,9 @@
 /**
  * Grants on the model registry bucket, one model's keys at a time, returning `iam.Grant` as CDK's
  * own grants do (shaped like aws-s3's `BucketGrants`): `serve` for an inference function,
- * `retrain` for a retraining function, `keys` for any other exact set of prefixes. Nothing is ever
- * granted on the whole bucket, and nothing outside this account's bucket of that name.
+ * `retrain` for a retraining function, `rollout` for a rollout function (one alias's moves),
+ * `keys` for any other exact set of prefixes. Nothing is ever granted on the whole bucket, and
+ * nothing outside this account's bucket of that name.
  */
 import { Aws } from 'aws-cdk-lib';
 import { Effect, Grant, type IGrantable, type PolicyStatementProps } from 'aws-cdk-lib/aws-iam';
@@ -34,10 +35,22 @@ export interface RegistryKeys {
    * @default - no writes
    */
   readonly write?: readonly string[];
+  /**
+   * Alias pointers (`models/<name>/aliases/<alias>.json`) the grantee may move, and nothing else
+   * of their model: it may create the pointer (`If-None-Match`) or replace it (`If-Match`), and
+   * append to that alias's history (`models/<name>/aliases/<alias>/history/`, create-only); it
+   * reads both (implies read). Other aliases, versions, claims and reports stay read-only or
+   * out of reach.
+   *
+   * @default - no alias moves
+   */
+  readonly moveAliases?: readonly string[];
 }
 
 /** A registry key prefix of one model: `models/<name>/`. */
 const MODEL_ROOT = /^models\/[a-z0-9][a-z0-9_-]{0,62}\/$/;
+/** One alias pointer of one model: `models/<name>/aliases/<alias>.json`. */
+const ALIAS_POINTER = /^models\/[a-z0-9][a-z0-9_-]{0,62}\/aliases\/[a-z0-9][a-z0-9_-]{0,62}\.json$/;
 
 /**
  * The registry's grants. Every statement requires the bucket to belong to this account
@@ -82,21 +95,44 @@ export class RegistryGrants {
   }
 
   /**
+   * What stepping a rollout of one alias needs: read the model's versions (metadata and files, which
+   * a pointer copies) and that alias's pointer and history; move that alias only (create or
+   * compare-and-swap its pointer, append to its history, see `keys`); nothing else is written and
+   * nothing deleted.
+   */
+  rollout(grantee: IGrantable, modelName: string, aliasName: string): Grant {
+    return this.keys(grantee, {
+      read: [`models/${modelName}/versions/`],
+      moveAliases: [keys.alias(modelName, aliasName)],
+    });
+  }
+
+  /**
    * Exactly these keys: GetObject on the read prefixes and keys; under each model root written,
    * PutObject only as a conditional write (`s3:if-none-match` present: create-only, so published
    * versions, number claims, reports and the append-only alias history can be added to but never
    * overwritten; `s3:if-match` present: compare-and-swap, for the alias pointers only), with an
    * explicit deny on any history write that is not create-only; no DeleteObject at all (the
    * registry's protocols never delete; `aiaas gc` runs with an operator's credentials); and
-   * ListBucket only with an `s3:prefix` inside what may be read.
+   * ListBucket only with an `s3:prefix` inside what may be read. An alias of `moveAliases` gets
+   * the same conditions on its pointer and its history only.
    *
    * Writers must upload with single PUTs: multipart uploads carry no conditional header until
    * completed, so this policy refuses them.
    */
   keys(grantee: IGrantable, keys: RegistryKeys): Grant {
     const write = [...(keys.write ?? [])];
-    const read = [...new Set([...(keys.read ?? []), ...write])];
-    const readKeys = [...new Set(keys.readKeys ?? [])];
+    const pointers = [...new Set(keys.moveAliases ?? [])];
+    for (const pointer of pointers) {
+      if (!ALIAS_POINTER.test(pointer)) {
+        throw new Error(
+          `Registry alias "${pointer}" must be an alias pointer, models/<name>/aliases/<alias>.json`,
+        );
+      }
+    }
+    const histories = pointers.map((pointer) => `${pointer.slice(0, -'.json'.length)}/history/`);
+    const read = [...new Set([...(keys.read ?? []), ...write, ...histories])];
+    const readKeys = [...new Set([...(keys.readKeys ?? []), ...pointers])];
     for (const prefix of read) {
       if (!prefix.endsWith('/')) throw new Error(`Registry prefix "${prefix}" must end with "/"`);
     }
@@ -149,6 +185,37 @@ export class RegistryGrants {
           }),
         );
     }
+    if (pointers.length) {
+      const pointerArns = pointers.map((pointer) => this.bucket.arnForObjects(pointer));
+      grant = grant
+        .combine(
+          statement(grantee, {
+            sid: 'CreateOnlyOwnAliasObjects',
+            actions: ['s3:PutObject'],
+            resources: [...objects(histories), ...pointerArns],
+            conditions: { ...sameAccount, Null: { 's3:if-none-match': 'false' } },
+          }),
+        )
+        .combine(
+          statement(grantee, {
+            sid: 'SwapOwnAliasPointer',
+            actions: ['s3:PutObject'],
+            resources: pointerArns,
+            conditions: { ...sameAccount, Null: { 's3:if-match': 'false' } },
+          }),
+        )
+        // Nothing above lets a history entry be replaced; the Deny keeps it so whatever else the
+        // grantee's role is given.
+        .combine(
+          statement(grantee, {
+            sid: 'AliasHistoryIsAppendOnly',
+            effect: Effect.DENY,
+            actions: ['s3:PutObject'],
+            resources: objects(histories),
+            conditions: { Null: { 's3:if-none-match': 'true' } },
+          }),
+        );
+    }
     grant = grant.combine(
       statement(grantee, {
         sid: 'ListOwnPrefixes',
@@ -165,7 +232,7 @@ export class RegistryGrants {
       acknowledgeWildcardResources(
         principal,
         [...objects(read), ...objects(write, 'aliases/'), ...objects(write, 'aliases/*/history/')],
-        "The wildcard is the trailing key wildcard of this model's own registry prefix (models/<name>/, a folder of it, or its dataset prefix): object ARNs cannot be enumerated in advance, and no other prefix is granted.",
+        "The wildcard is the trailing key wildcard of this model's own registry prefix (models/<name>/, a folder of it such as one alias's history, or its dataset prefix): object ARNs cannot be enumerated in advance, and no other prefix is granted.",
       );
     }
     return grant;

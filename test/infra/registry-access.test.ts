@@ -7,6 +7,7 @@
 import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { buildApp, exampleManifest } from './helpers.js';
+import { ROLLOUT_ALIAS, ROLLOUT_MODEL, rolloutManifest } from './rollout-manifest.js';
 
 interface Statement {
   Sid?: string;
@@ -31,8 +32,8 @@ function text(value: unknown): string {
   return JSON.stringify(value);
 }
 
-function statementsOf(rolePrefix: string): Statement[] {
-  return Object.values(template.findResources('AWS::IAM::Policy'))
+function statementsOf(rolePrefix: string, of: Template = template): Statement[] {
+  return Object.values(of.findResources('AWS::IAM::Policy'))
     .filter((policy) =>
       (policy.Properties.Roles as { Ref: string }[]).some((role) => role.Ref.startsWith(rolePrefix)),
     )
@@ -190,5 +191,97 @@ describe('the inference role and the registry', () => {
         allowed(inference, { action, key: `${m}/aliases/live.json`, ifMatch: true, ifNoneMatch: true }),
       ).toBe(false);
     }
+  });
+});
+
+describe('the rollout role and the registry', () => {
+  const rollout = statementsOf(
+    'RolloutRole',
+    Template.fromStack(buildApp(rolloutManifest()).models.get(ROLLOUT_MODEL)!),
+  );
+  const r = `models/${ROLLOUT_MODEL}`;
+  const pointer = `${r}/aliases/${ROLLOUT_ALIAS}.json`;
+  const history = `${r}/aliases/${ROLLOUT_ALIAS}/history`;
+  const headers = [{}, { ifNoneMatch: true }, { ifMatch: true }, { ifNoneMatch: true, ifMatch: true }];
+
+  it("appends to its alias's history, create-only, and never replaces an entry", () => {
+    for (const key of [`${history}/0000000004/abc.json`, `${history}/0000000004/abc.lost`]) {
+      expect(allowed(rollout, put(key, { ifNoneMatch: true })), key).toBe(true);
+      expect(allowed(rollout, put(key)), `overwrite ${key}`).toBe(false);
+      expect(allowed(rollout, put(key, { ifMatch: true })), `swap ${key}`).toBe(false);
+    }
+  });
+
+  it('moves its alias pointer only by compare-and-swap (or creates it), never blindly', () => {
+    expect(allowed(rollout, put(pointer, { ifMatch: true }))).toBe(true);
+    expect(allowed(rollout, put(pointer, { ifNoneMatch: true }))).toBe(true);
+    expect(allowed(rollout, put(pointer))).toBe(false);
+  });
+
+  it("writes nothing else: not its model's versions, claims, reports or other aliases, nor other models", () => {
+    for (const key of [
+      `${r}/versions/7/model.json`,
+      `${r}/versions/7/metadata.json`,
+      `${r}/claims/7/abc.json`,
+      `${r}/reports/7/training-report.svg`,
+      `${r}/aliases/live.json`,
+      `${r}/aliases/live/history/0000000004/abc.json`,
+      `${r}/aliases/${ROLLOUT_ALIAS}-2.json`,
+      `${r}/aliases/${ROLLOUT_ALIAS}.json.bak`,
+      `${r}/aliases/${ROLLOUT_ALIAS}/other/x.json`,
+      `models/plain/aliases/${ROLLOUT_ALIAS}.json`,
+      `models/plain/aliases/${ROLLOUT_ALIAS}/history/0000000001/abc.json`,
+      `datasets/${ROLLOUT_MODEL}/x.csv`,
+    ]) {
+      for (const header of headers) {
+        expect(allowed(rollout, put(key, header)), `${key} ${JSON.stringify(header)}`).toBe(false);
+      }
+    }
+  });
+
+  it('may delete nothing', () => {
+    expect(rollout.flatMap((s) => [s.Action].flat())).not.toContain('s3:DeleteObject');
+    for (const key of [pointer, `${history}/0000000001/abc.json`, `${r}/versions/1/model.json`]) {
+      expect(allowed(rollout, { action: 's3:DeleteObject', key })).toBe(false);
+    }
+  });
+
+  it("reads its model's versions and its alias's pointer and history, and nothing else", () => {
+    const get = (key: string) => allowed(rollout, { action: 's3:GetObject', key });
+    for (const key of [
+      pointer,
+      `${history}/0000000004/abc.json`,
+      `${r}/versions/3/metadata.json`,
+      `${r}/versions/3/group1-shard1of1.bin`,
+    ]) {
+      expect(get(key), key).toBe(true);
+    }
+    for (const key of [
+      `${r}/aliases/live.json`,
+      `${r}/claims/3/x.json`,
+      `${r}/reports/3/training-report.svg`,
+      'models/plain/versions/1/model.json',
+      `datasets/${ROLLOUT_MODEL}/x.csv`,
+    ]) {
+      expect(get(key), key).toBe(false);
+    }
+    const list = (prefix: string) => allowed(rollout, { action: 's3:ListBucket', prefix });
+    expect(list(`${history}/`)).toBe(true);
+    expect(list(`${r}/versions/`)).toBe(true);
+    expect(list(pointer)).toBe(true);
+    expect(list(`${r}/`)).toBe(false);
+    expect(list(`${r}/aliases/`)).toBe(false);
+    expect(list('models/plain/versions/')).toBe(false);
+  });
+
+  it('states the conditions with the S3 condition keys', () => {
+    const bySid = Object.fromEntries(rollout.map((s) => [s.Sid, s]));
+    expect(bySid.CreateOnlyOwnAliasObjects?.Condition?.Null).toEqual({ 's3:if-none-match': 'false' });
+    expect(bySid.SwapOwnAliasPointer?.Condition?.Null).toEqual({ 's3:if-match': 'false' });
+    expect(bySid.AliasHistoryIsAppendOnly).toMatchObject({
+      Effect: 'Deny',
+      Action: 's3:PutObject',
+      Condition: { Null: { 's3:if-none-match': 'true' } },
+    });
   });
 });

@@ -6,14 +6,22 @@
  * IntegrityError naming the object; `readPointer` reports it instead, and a promote writes a fresh
  * pointer over it). Shortcuts that are not well formed are dropped, never trusted and never fatal:
  * readers re-derive them from the version. Only moves.ts writes pointers.
+ *
+ * The canary and shadow routes (routes.ts) are checked the same way: one that is not well formed
+ * (version not a positive integer or the served one, weight or sample outside 0-100, no `since`)
+ * is dropped, and the alias serves its version alone until the next move rewrites the pointer
+ * from the history, which holds the routes as recorded. Dropping fails safe: every request goes
+ * to the version the alias serves, instead of a damaged pointer stopping a function from learning
+ * of moves at all. A route's own `files`/`inline` shortcuts are dropped like the pointer's.
  */
 
 import { IntegrityError } from '../errors.js';
 import { isInlineVersion } from './inline.js';
 import { isFileList, parseJson } from './integrity.js';
 import { DEFAULT_ALIAS, isAliasName, keys } from './layout.js';
+import { canaryRoute, shadowRoute } from './routes.js';
 import type { ObjectReader, StoredObject } from './store.js';
-import type { AliasPointer } from './types.js';
+import type { AliasPointer, CanaryRoute, FileDigest, InlineVersion, ShadowRoute } from './types.js';
 
 /** An alias pointer as stored: absent, readable, or there but not a pointer (then `reason` says why). */
 export type PointerRead =
@@ -117,5 +125,30 @@ function parsePointer(object: StoredObject, model: string, alias: string): Alias
     const { inline: _ignored, ...rest } = checked;
     checked = rest;
   }
-  return checked;
+  const { canary: rawCanary, shadow: rawShadow, ...plain } = checked;
+  const canary = canaryRoute(rawCanary, pointer.version);
+  const shadow = shadowRoute(rawShadow, pointer.version);
+  return {
+    ...plain,
+    ...(canary
+      ? { canary: { ...canary, ...shortcuts(rawCanary, model, canary.version) } as CanaryRoute }
+      : {}),
+    ...(shadow && shadow.version !== canary?.version
+      ? { shadow: { ...shadow, ...shortcuts(rawShadow, model, shadow.version) } as ShadowRoute }
+      : {}),
+  };
+}
+
+/** A route's well-formed shortcuts for its version (see the pointer's own). */
+function shortcuts(
+  route: unknown,
+  model: string,
+  version: number,
+): { files?: Readonly<Record<string, FileDigest>>; inline?: InlineVersion } {
+  const { files, inline } = route as { files?: unknown; inline?: unknown };
+  const listed = files !== undefined && isFileList(files) ? (files as Record<string, FileDigest>) : undefined;
+  return {
+    ...(listed ? { files: listed } : {}),
+    ...(inline !== undefined && isInlineVersion(inline, model, version, listed) ? { inline } : {}),
+  };
 }

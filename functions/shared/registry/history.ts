@@ -12,7 +12,8 @@
  *   (a slot's only unmarked claim), and the next mover repairs the pointer;
  * - entries written before `prev` existed link to the only claim of the slot below.
  *
- * Everything here only reads; moves.ts writes.
+ * Each entry also carries the canary and shadow the alias has after it (routes.ts), so the chain's
+ * head alone says everything a pointer holds. Everything here only reads; moves.ts writes.
  */
 
 import { isChained, type PointerRead, readPointer } from './aliases.js';

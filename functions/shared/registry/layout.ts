@@ -11,6 +11,10 @@ import { InvalidNameError } from '../errors.js';
  *                                                   move's claim of slot <seq> (<id>.lost: it lost)
  *   models/<model>/reports/<n>/...                  training reports
  *   datasets/<model>/...                            training data (CSV)
+ *   batch/<model>/<job>/input.csv|jsonl             a batch job's input (or any key under batch/<model>/)
+ *   batch/<model>/<job>/job.json                    what started the job (written by the CLI)
+ *   batch/<model>/<job>/results/<map run>/...       Step Functions ResultWriter's files
+ *   batch/<model>/<job>/output.csv|jsonl, failures.csv, manifest.json   the job's final step
  *
  * Every name that reaches a key passes through these checks, so no request or CLI argument can
  * reach another model's keys or leave the layout.
@@ -71,6 +75,44 @@ function assertSeq(seq: number): number {
   return seq;
 }
 
+/**
+ * Batch job ids: the Step Functions execution name too (≤ 80 of [A-Za-z0-9-_]), kept to the
+ * registry's own name rule so a job id is a single, safe key segment.
+ */
+export function assertJobId(job: unknown): string {
+  if (typeof job !== 'string' || !NAME_PATTERN.test(job)) {
+    throw new InvalidNameError(
+      `Invalid batch job id ${JSON.stringify(job)}: use 1-63 characters of a-z, 0-9, '-' or '_', starting with a letter or digit`,
+    );
+  }
+  return job;
+}
+
+/** Batch input and output formats: the file extension of the job's input and output objects. */
+export function assertBatchFormat(format: unknown): 'csv' | 'jsonl' {
+  if (format !== 'csv' && format !== 'jsonl') {
+    throw new InvalidNameError(`Invalid batch format ${JSON.stringify(format)}: use "csv" or "jsonl"`);
+  }
+  return format;
+}
+
+/**
+ * Whether `key` is an object key under `batch/<model>/` (the only place a model's batch jobs may
+ * read): no empty, `.` or `..` segment, no backslash or control character.
+ */
+export function isBatchKey(model: string, key: string): boolean {
+  const root = `batch/${assertModelName(model)}/`;
+  if (!key.startsWith(root) || key.length === root.length || key.length > 1024) return false;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+  if (/[\\\u0000-\u001f\u007f]/.test(key)) return false;
+  return key
+    .slice(root.length)
+    .split('/')
+    .every((segment) => segment !== '' && segment !== '.' && segment !== '..');
+}
+
+const batchJob = (model: string, job: string) => `batch/${assertModelName(model)}/${assertJobId(job)}/`;
+
 export const keys = {
   modelsRoot: 'models/',
   model: (model: string) => `models/${assertModelName(model)}/`,
@@ -94,6 +136,17 @@ export const keys = {
   reports: (model: string, version: number) =>
     `models/${assertModelName(model)}/reports/${parseVersion(version)}/`,
   dataset: (model: string) => `datasets/${assertModelName(model)}/`,
+  batchRoot: (model: string) => `batch/${assertModelName(model)}/`,
+  batchJob,
+  batchInput: (model: string, job: string, format: string) =>
+    `${batchJob(model, job)}input.${assertBatchFormat(format)}`,
+  batchJobRecord: (model: string, job: string) => `${batchJob(model, job)}job.json`,
+  /** ResultWriter's prefix (it adds `/<map run id>/manifest.json`, `SUCCEEDED_0.json`, ...). */
+  batchResults: (model: string, job: string) => `${batchJob(model, job)}results`,
+  batchOutput: (model: string, job: string, format: string) =>
+    `${batchJob(model, job)}output.${assertBatchFormat(format)}`,
+  batchFailures: (model: string, job: string) => `${batchJob(model, job)}failures.csv`,
+  batchManifest: (model: string, job: string) => `${batchJob(model, job)}manifest.json`,
 };
 
 /**

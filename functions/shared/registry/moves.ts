@@ -1,25 +1,39 @@
 /**
  * Moving an alias: record the move in the history first (claim the next slot, history.ts), then
- * write the pointer. The history is the truth; the pointer is what functions poll. Concurrent
+ * write the pointer. The history is the truth; the pointer is what functions poll, written from
+ * its event alone (served version, canary and shadow routes: routes.ts). Concurrent
  * moves are serialized, each in its own slot, none lost. Before moving, a mover finishes what it
  * finds left over: a move whose mover died before writing the pointer (after `settleMs`, so it
  * never blocks the alias for longer), or a damaged pointer (at once). Finishing a move twice
  * writes the same pointer. Pointer writes are conditional on the pointer read (If-Match, or
  * If-None-Match when there is none), so where S3 enforces them a stale write never lands.
+ *
+ * Two kinds of move: `setAlias`/`rollback` set the served version (and end any canary and shadow:
+ * they set exactly what is served), `changeRoutes` changes the canary or shadow beside it (and
+ * promoting the canary makes it the served version). Both compute the new state from the move they
+ * are made on, inside the slot claim, so concurrent changes serialize and none is lost.
  */
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { monotonicMs } from '../clock.js';
 import { randomId } from '../digest.js';
-import { ConflictError, IntegrityError, NotFoundError, RegistryUnavailableError } from '../errors.js';
+import {
+  ConflictError,
+  IntegrityError,
+  NotFoundError,
+  RegistryUnavailableError,
+  ValidationError,
+} from '../errors.js';
+import { fitsInMemory, formatMiB, MEMORY_RULE } from '../rollout/memory.js';
 import { isChained, readPointer } from './aliases.js';
 import { type Claimant, claimSlot, withClaimRetries } from './claim.js';
 import { history, inChain, moveState } from './history.js';
 import { readInlineCopy } from './inline.js';
 import { assertAliasName, assertModelName, DEFAULT_ALIAS, keys, parseVersion } from './layout.js';
 import { JSON_TYPE } from './publish.js';
+import { applyChange, type RouteChange, type RouteState, versionsOf } from './routes.js';
 import type { ObjectReader } from './store.js';
-import type { AliasEvent, AliasPointer, InlineVersion, VersionMetadata } from './types.js';
+import type { AliasEvent, AliasPointer, FileDigest, InlineVersion, VersionMetadata } from './types.js';
 import { getMetadata } from './versions.js';
 
 /**
@@ -42,9 +56,25 @@ export interface MoveAliasOptions {
   /** Compare-and-swap: fail with ConflictError unless the alias still points here (null: unset). */
   readonly expectedVersion?: number | null;
   readonly details?: Record<string, unknown>;
+  /**
+   * Compare-and-swap on the whole move: fail with ConflictError unless the alias is still at this
+   * move (the `eventId` of the pointer the caller read), i.e. nothing changed it meanwhile.
+   */
+  readonly expectedEventId?: string;
 }
 
-/** Moves an alias to a committed version; answers the recorded move. */
+export interface RouteChangeOptions extends MoveAliasOptions {
+  /**
+   * The function's memory (the manifest's `memoryMiB`): a canary or shadow whose versions do not
+   * fit beside the others by the memory rule (rollout/memory.ts) is refused. @default not checked
+   */
+  readonly memoryMiB?: number;
+}
+
+/**
+ * Moves an alias to a committed version; answers the recorded move. Any canary and shadow end:
+ * a plain move sets exactly what is served (an emergency rollback must not leave a canary on).
+ */
 export async function setAlias(
   mover: Mover,
   model: string,
@@ -52,11 +82,101 @@ export async function setAlias(
   version: number,
   options: MoveAliasOptions = {},
 ): Promise<AliasEvent> {
-  const { store } = mover;
   assertModelName(model);
   assertAliasName(alias);
   parseVersion(version);
-  const target = await getMetadata(store, model, version); // the target must be a committed version
+  const target = await getMetadata(mover.store, model, version); // the target must be a committed version
+  return move(mover, model, alias, options, async () => ({ to: version }), target);
+}
+
+/**
+ * Changes the canary or shadow of an alias (routes.ts says which changes make sense where), as a
+ * move recorded in its history: kind 'canary' or 'shadow' unless `options.kind` says otherwise
+ * (the rollout function's 'rollout'). A new route's version must be committed and, with
+ * `memoryMiB`, fit beside the others.
+ */
+export async function changeRoutes(
+  mover: Mover,
+  model: string,
+  alias: string,
+  change: RouteChange,
+  options: RouteChangeOptions = {},
+): Promise<AliasEvent> {
+  assertModelName(model);
+  assertAliasName(alias);
+  const name = `${model}@${alias}`;
+  const sizes = new Map<number, Promise<number>>();
+  const sizeOf = (version: number) => {
+    let size = sizes.get(version);
+    if (!size) {
+      size = getMetadata(mover.store, model, version).then(totalBytes);
+      sizes.set(version, size);
+    }
+    return size;
+  };
+  if (change.op === 'set-canary' || change.op === 'set-shadow') {
+    parseVersion(change.version);
+    await sizeOf(change.version); // the route's version must be a committed version
+  }
+  const kind =
+    options.kind ?? (change.op === 'set-shadow' || change.op === 'stop-shadow' ? 'shadow' : 'canary');
+  return move(mover, model, alias, { ...options, kind }, async (head, at) => {
+    const state = applyChange(head, change, at, name);
+    if (options.memoryMiB !== undefined && (change.op === 'set-canary' || change.op === 'set-shadow')) {
+      await assertFits(
+        state,
+        change.op === 'set-canary' ? 'canary' : 'shadow',
+        sizeOf,
+        options.memoryMiB,
+        name,
+      );
+    }
+    return state;
+  });
+}
+
+/** The bytes of a version's files. */
+function totalBytes(metadata: VersionMetadata): number {
+  return Object.values(metadata.files).reduce((n, f) => n + (Number.isFinite(f.size) ? f.size : 0), 0);
+}
+
+/** Refuses a state whose versions do not fit in the function's memory together, naming them all. */
+async function assertFits(
+  state: RouteState,
+  added: 'canary' | 'shadow',
+  sizeOf: (version: number) => Promise<number>,
+  memoryMiB: number,
+  name: string,
+): Promise<void> {
+  const versions = versionsOf(state);
+  const bytes = await Promise.all(versions.map(sizeOf));
+  const fit = fitsInMemory(bytes, memoryMiB);
+  if (fit.fits) return;
+  const roles = ['live', state.canary ? 'canary' : undefined, state.shadow ? 'shadow' : undefined].filter(
+    (r): r is string => r !== undefined,
+  );
+  const listed = versions.map((v, i) => `${roles[i]} v${v} (${formatMiB(bytes[i]!)})`).join(', ');
+  throw new ValidationError(
+    `${name}: refusing the ${added}: ${listed} need ${fit.needMiB} MiB together ` +
+      `(${MEMORY_RULE.baseMiB} MiB for the runtime + ${MEMORY_RULE.weightMultiplier} × their files), ` +
+      `more than the function's ${memoryMiB} MiB; raise the model's memoryMiB in the manifest` +
+      (state.canary && state.shadow ? `, or end the ${added === 'canary' ? 'shadow' : 'canary'} first` : ''),
+  );
+}
+
+/**
+ * Records a move computed by `next` from the move it is made on (undefined: the alias was never
+ * set) and writes its pointer; answers the recorded move.
+ */
+async function move(
+  mover: Mover,
+  model: string,
+  alias: string,
+  options: MoveAliasOptions,
+  next: (head: AliasEvent | undefined, at: string) => Promise<RouteState>,
+  target?: VersionMetadata,
+): Promise<AliasEvent> {
+  const { store } = mover;
   const mine = new Set<string>(); // ids of this call's claims: one finished by another mover is ours
   const skip = new Set<number>();
   const waiting = new Map<string, number>();
@@ -86,6 +206,13 @@ export async function setAlias(
             `${model}@${alias} points to ${from ?? 'nothing'}, not ${options.expectedVersion}: it was moved meanwhile`,
           );
         }
+        if (options.expectedEventId !== undefined && options.expectedEventId !== head?.id) {
+          throw new ConflictError(
+            `${model}@${alias} was changed meanwhile (it is at move ${head?.seq ?? 'none'})`,
+          );
+        }
+        const at = new Date().toISOString();
+        const routes = await next(head, at);
         // A fresh id each attempt: a claim once marked lost must never be taken for a new one.
         const id = randomId();
         mine.add(id);
@@ -97,12 +224,14 @@ export async function setAlias(
           alias,
           kind: options.kind ?? 'promote',
           from,
-          to: version,
-          at: new Date().toISOString(),
+          to: routes.to,
+          at,
           who: options.who ?? mover.actor,
           why: options.why ?? '',
           ...(options.details ? { details: options.details } : {}),
           prev: head?.id ?? null,
+          ...(routes.canary ? { canary: routes.canary } : {}),
+          ...(routes.shadow ? { shadow: routes.shadow } : {}),
         };
         const claim = await claimSlot(
           store,
@@ -117,8 +246,8 @@ export async function setAlias(
     if (await writePointer(mover, event, target)) return event;
     // Another mover finished a different move in this slot first (it waited out ours): this
     // move was not made. Made again on top of it, unless the caller asked for a compare-and-swap.
-    if (options.expectedVersion !== undefined) {
-      throw new ConflictError(`${model}@${alias} was moved meanwhile; v${version} was not promoted`);
+    if (options.expectedVersion !== undefined || options.expectedEventId !== undefined) {
+      throw new ConflictError(`${model}@${alias} was moved meanwhile; this ${event.kind} was not made`);
     }
   }
   throw new ConflictError(`Gave up on moving ${model}@${alias}: it kept being moved meanwhile; try again`);
@@ -126,7 +255,9 @@ export async function setAlias(
 
 /**
  * Moves the alias back to the version it served before its current one (undo; repeated
- * rollbacks walk further back).
+ * rollbacks walk further back). Only moves that changed the served version are steps back: a
+ * canary or shadow change that left it (a weight, an abort) is not one. Like every plain move, it
+ * ends any canary and shadow.
  */
 export async function rollback(
   mover: Mover,
@@ -135,11 +266,7 @@ export async function rollback(
   options: Omit<MoveAliasOptions, 'kind'> = {},
 ): Promise<AliasEvent> {
   const events = await history(mover.store, model, alias);
-  const stack: number[] = [];
-  for (const e of events) {
-    if (e.kind === 'rollback') stack.pop();
-    else stack.push(e.to);
-  }
+  const stack = servedVersions(events);
   const current = stack[stack.length - 1];
   const previous = stack[stack.length - 2];
   if (current === undefined || previous === undefined) {
@@ -150,6 +277,16 @@ export async function rollback(
     kind: 'rollback',
     expectedVersion: options.expectedVersion ?? current,
   });
+}
+
+/** The versions the alias served, oldest first, rollbacks undone: what a rollback walks back through. */
+export function servedVersions(events: readonly AliasEvent[]): number[] {
+  const stack: number[] = [];
+  for (const e of events) {
+    if (e.kind === 'rollback') stack.pop();
+    else if (e.to !== e.from) stack.push(e.to); // a move that left the served version is no step
+  }
+  return stack;
 }
 
 /** Whether a wait on `key` is over: it is older than settleMs, or this mover has waited that long. */
@@ -176,6 +313,7 @@ async function writePointer(mover: Mover, event: AliasEvent, known?: VersionMeta
   const { store } = mover;
   let metadata = known?.version === event.to ? known : undefined;
   let inline: InlineVersion | null | undefined; // null: read, and not carried
+  let routes: Pick<AliasPointer, 'canary' | 'shadow'> | undefined;
   for (let attempt = 0; attempt < 10; attempt++) {
     const read = await readPointer(store, event.model, event.alias);
     const at = read.state === 'ok' && isChained(read.pointer) ? read.pointer : undefined;
@@ -187,6 +325,7 @@ async function writePointer(mover: Mover, event: AliasEvent, known?: VersionMeta
     }
     metadata ??= await getMetadata(store, event.model, event.to).catch(withoutShortcut);
     if (metadata && inline === undefined) inline = await inlineCopyOrNone(store, metadata);
+    routes ??= await routeShortcuts(store, event);
     // Written as JSON: a shortcut left undefined is left out.
     const pointer: AliasPointer = {
       model: event.model,
@@ -197,6 +336,7 @@ async function writePointer(mover: Mover, event: AliasEvent, known?: VersionMeta
       updatedAt: event.at,
       files: metadata?.files,
       inline: inline ?? undefined,
+      ...routes,
     };
     try {
       await store.put(keys.alias(event.model, event.alias), JSON.stringify(pointer), {
@@ -213,6 +353,44 @@ async function writePointer(mover: Mover, event: AliasEvent, known?: VersionMeta
   throw new ConflictError(
     `${event.model}@${event.alias}: the move was recorded, but the alias pointer kept changing; run the command again`,
   );
+}
+
+/** The event's canary and shadow as the pointer carries them: each with its version's shortcuts. */
+async function routeShortcuts(
+  store: ObjectReader,
+  event: AliasEvent,
+): Promise<Pick<AliasPointer, 'canary' | 'shadow'>> {
+  const shortcuts = async (version: number) => {
+    const metadata = await getMetadata(store, event.model, version).catch(withoutShortcut);
+    const inline = metadata ? await inlineCopyOrNone(store, metadata) : null;
+    return {
+      ...(metadata ? { files: metadata.files as Readonly<Record<string, FileDigest>> } : {}),
+      ...(inline ? { inline } : {}),
+    };
+  };
+  const { canary, shadow } = event;
+  return {
+    ...(canary
+      ? {
+          canary: {
+            version: canary.version,
+            weight: canary.weight,
+            since: canary.since,
+            ...(await shortcuts(canary.version)),
+          },
+        }
+      : {}),
+    ...(shadow
+      ? {
+          shadow: {
+            version: shadow.version,
+            sample: shadow.sample,
+            since: shadow.since,
+            ...(await shortcuts(shadow.version)),
+          },
+        }
+      : {}),
+  };
 }
 
 /**

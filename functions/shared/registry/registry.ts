@@ -6,7 +6,9 @@
  *   publish.ts    publishing a version (number claim, files, metadata.json last)
  *   aliases.ts    alias pointers as stored (absent, ok, damaged)
  *   history.ts    the alias history: the chain of moves, unfinished and undecided slots
- *   moves.ts      moving an alias (promote, rollback), finishing and repairing on the way
+ *   moves.ts      moving an alias (promote, rollback, canary and shadow changes), finishing and
+ *                 repairing on the way
+ *   routes.ts     an alias's canary and shadow: what each change makes of them
  *   inline.ts     small versions carried whole by their pointers
  *   datasets.ts   training data;  reports.ts  training reports;  gc.ts  leftovers of killed publishes
  *
@@ -26,6 +28,7 @@ import * as aliasHistory from './history.js';
 import * as moves from './moves.js';
 import * as publishing from './publish.js';
 import * as reports from './reports.js';
+import type { RouteChange } from './routes.js';
 import type { ObjectReader, ObjectStore } from './store.js';
 import type { AliasEvent, ArtifactFile, VersionMetadata } from './types.js';
 import * as versions from './versions.js';
@@ -128,6 +131,16 @@ export class ModelRegistry extends RegistryReader {
     options?: moves.MoveAliasOptions,
   ): Promise<AliasEvent> {
     return moves.setAlias(this.mover, model, alias, version, options);
+  }
+
+  /** Changes the canary or shadow of an alias (see moves.changeRoutes, routes.ts). */
+  changeRoutes(
+    model: string,
+    alias: string,
+    change: RouteChange,
+    options?: moves.RouteChangeOptions,
+  ): Promise<AliasEvent> {
+    return moves.changeRoutes(this.mover, model, alias, change, options);
   }
 
   rollback(

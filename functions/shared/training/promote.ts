@@ -2,8 +2,13 @@
  * Moving the alias to a retrained version: only when the gate passed (or the run says always),
  * and compare-and-swap against the version the gate compared with, so a run that lost a race
  * publishes its version but leaves the alias to the winner and says so.
+ *
+ * With the gate's `onPass: 'rollout'`, a passing version is not promoted: it becomes the alias's
+ * canary at the rollout plan's first step (a 'retrain' event that leaves the served version), and
+ * the rollout function takes it from there. With no live version yet there is nothing to compare
+ * a canary with, so it is promoted directly; `always` promotes directly too (it skips the gate).
  */
-import { ConflictError } from '../errors.js';
+import { ConflictError, ValidationError } from '../errors.js';
 import type { ModelRegistry } from '../registry/registry.js';
 import type { BaselineScore } from './baseline.js';
 import type { GateDecision } from './gate.js';
@@ -21,6 +26,8 @@ export interface PromotionDecision {
   readonly to: number | null;
   /** True when another writer moved the alias while this run trained. */
   readonly conflict?: boolean;
+  /** Set when the version became the canary (gate `onPass: 'rollout'`) instead of being promoted. */
+  readonly canary?: { readonly version: number; readonly weight: number };
 }
 
 export interface PromotionRequest {
@@ -38,6 +45,11 @@ export interface PromotionRequest {
   readonly baseline: BaselineScore | undefined;
   readonly dataFingerprint: string;
   readonly reportKey: string;
+  /**
+   * Start a rollout instead of promoting (the gate's `onPass: 'rollout'`): the canary's first
+   * weight, and the function's memory the canary must fit in beside the live version.
+   */
+  readonly rollout?: { readonly weight: number; readonly memoryMiB: number };
 }
 
 const round = (n: number) => Math.round(n * 1e4) / 1e4;
@@ -50,35 +62,62 @@ export async function promoteVersion(request: PromotionRequest): Promise<Promoti
     const reason = promote === 'never' ? 'promotion disabled for this run' : `gate refused: ${gate.reason}`;
     return { alias, mode: promote, gate, promoted: false, reason, from, to: from };
   }
+  const rollout = promote === 'gate' && from !== null ? request.rollout : undefined;
   const why =
     promote === 'always'
       ? `retrained v${version}, promoted without gate (${gate.reason})`
-      : `retrained v${version}: ${gate.reason}`;
+      : rollout
+        ? `retrained v${version}: ${gate.reason}; rollout started: canary at ${rollout.weight} %`
+        : `retrained v${version}: ${gate.reason}`;
+  const details = {
+    gate: {
+      metric: gate.thresholds.metric,
+      candidate: round(gate.candidate),
+      baseline: gate.baseline === null ? null : round(gate.baseline),
+      delta: gate.delta === null ? null : round(gate.delta),
+      improvement: gate.improvement === null ? null : round(gate.improvement),
+      pass: gate.pass,
+      thresholds: gate.thresholds,
+    },
+    mode: promote,
+    metrics,
+    baseline: baseline ?? null,
+    dataFingerprint: request.dataFingerprint,
+    report: request.reportKey,
+    ...(rollout ? { onPass: 'rollout', rollout } : {}),
+  };
   try {
+    if (rollout) {
+      await registry.changeRoutes(
+        model,
+        alias,
+        { op: 'set-canary', version, weight: rollout.weight },
+        { who, why, kind: 'retrain', expectedVersion: from, details, memoryMiB: rollout.memoryMiB },
+      );
+      const canary = { version, weight: rollout.weight };
+      return { alias, mode: promote, gate, promoted: false, reason: why, from, to: from, canary };
+    }
     await registry.setAlias(model, alias, version, {
       who,
       why,
       kind: 'retrain',
       expectedVersion: from,
-      details: {
-        gate: {
-          metric: gate.thresholds.metric,
-          candidate: round(gate.candidate),
-          baseline: gate.baseline === null ? null : round(gate.baseline),
-          delta: gate.delta === null ? null : round(gate.delta),
-          improvement: gate.improvement === null ? null : round(gate.improvement),
-          pass: gate.pass,
-          thresholds: gate.thresholds,
-        },
-        mode: promote,
-        metrics,
-        baseline: baseline ?? null,
-        dataFingerprint: request.dataFingerprint,
-        report: request.reportKey,
-      },
+      details,
     });
     return { alias, mode: promote, gate, promoted: true, reason: why, from, to: version };
   } catch (error) {
+    if (error instanceof ValidationError && rollout) {
+      // The canary does not fit beside the live version (memory): published, the alias left alone.
+      return {
+        alias,
+        mode: promote,
+        gate,
+        promoted: false,
+        reason: `gate passed, but ${error.message}`,
+        from,
+        to: from,
+      };
+    }
     if (!(error instanceof ConflictError)) throw error;
     // Only to say where the alias went meanwhile; the refused move is reported either way.
     const now = await registry.getAlias(model, alias).catch(() => undefined);

@@ -273,6 +273,13 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
             validation: split.validation.rows,
           },
           epochs: trained.epochs,
+          // Per-epoch curves, for the console to draw (6 significant digits: the picture needs no more).
+          history: Object.fromEntries(
+            Object.entries(trained.history).map(([name, values]) => [
+              name,
+              values.map((v) => Number(v.toPrecision(6))),
+            ]),
+          ),
           durationMs: trained.durationMs,
           ...(trained.standardization ? { standardization: trained.standardization } : {}),
           baseline: baseline ?? null,
@@ -305,7 +312,8 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
     const version = published.version;
     log('published', { version, parent: from, metrics });
 
-    // 7. The alias, compare-and-swap against the version the gate compared with.
+    // 7. The alias, compare-and-swap against the version the gate compared with (or, with the
+    // gate's onPass 'rollout', the canary beside it).
     const decision = await promoteVersion({
       registry,
       model,
@@ -319,6 +327,9 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
       baseline,
       dataFingerprint: dataset.fingerprint,
       reportKey,
+      ...(definition.gate.onPass === 'rollout' && spec.rollout
+        ? { rollout: { weight: spec.rollout.steps[0]!, memoryMiB: spec.memoryMiB } }
+        : {}),
     });
     log('decision', { version, ...decision });
 

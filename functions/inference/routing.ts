@@ -1,0 +1,129 @@
+/**
+ * Which version answers a request when the alias carries a canary (and which requests a shadow
+ * runs on). Pure.
+ *
+ * - A predict request with a routing key (header `x-aiaas-route-key`) goes to the canary when its
+ *   key's bucket, `routeBucket(key)` (0-9999, a hash of the key alone), is below `weight × 100`.
+ *   The bucket depends on nothing but the key, so the same key gets the same version on every
+ *   instance, and a key in the canary stays in it as the weight grows.
+ * - Without a key, the choice is a random draw (`random() × 100 < weight`).
+ * - A shadow runs on a request when a random draw falls under its sample rate.
+ * - `routesOf` reads the canary and shadow of an alias pointer as untrusted input: a route that is
+ *   not well formed, or that names the live version itself, is dropped with the reason.
+ */
+import type { AliasPointer, CanaryRoute, ShadowRoute } from '../shared/registry/types.js';
+
+/** The header naming a routing key; function URLs pass header names lower-cased. */
+export const ROUTE_KEY_HEADER = 'x-aiaas-route-key';
+
+/** Buckets a key falls into: weights resolve to 0.01 %. */
+export const ROUTE_BUCKETS = 10_000;
+
+/**
+ * The key's bucket, 0 to ROUTE_BUCKETS - 1: FNV-1a (32-bit) over the key's UTF-8 bytes, then
+ * MurmurHash3's finalizer so keys that differ in one character spread over all buckets. Stable
+ * across processes, machines and versions of aiaas (callers may rely on it).
+ */
+export function routeBucket(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    let c = key.charCodeAt(i);
+    if (c < 0x80) {
+      h = Math.imul(h ^ c, 0x01000193);
+      continue;
+    }
+    // UTF-8 bytes of the code point, without allocating (a lone surrogate as U+FFFD, as encoders do).
+    if (c >= 0xd800 && c <= 0xdfff) {
+      const low = c <= 0xdbff && i + 1 < key.length ? key.charCodeAt(i + 1) : 0;
+      if (low >= 0xdc00 && low <= 0xdfff) {
+        c = 0x10000 + ((c - 0xd800) << 10) + (low - 0xdc00);
+        i++;
+      } else {
+        c = 0xfffd;
+      }
+    }
+    if (c < 0x800) {
+      h = Math.imul(h ^ (0xc0 | (c >> 6)), 0x01000193);
+    } else if (c < 0x10000) {
+      h = Math.imul(h ^ (0xe0 | (c >> 12)), 0x01000193);
+      h = Math.imul(h ^ (0x80 | ((c >> 6) & 0x3f)), 0x01000193);
+    } else {
+      h = Math.imul(h ^ (0xf0 | (c >> 18)), 0x01000193);
+      h = Math.imul(h ^ (0x80 | ((c >> 12) & 0x3f)), 0x01000193);
+      h = Math.imul(h ^ (0x80 | ((c >> 6) & 0x3f)), 0x01000193);
+    }
+    h = Math.imul(h ^ (0x80 | (c & 0x3f)), 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) % ROUTE_BUCKETS;
+}
+
+/**
+ * Whether a predict request goes to a canary of `weight` percent: by its routing key when it has
+ * one (a non-empty header), else by a draw of `random` (uniform in [0, 1)).
+ */
+export function choosesCanary(weight: number, key: string | undefined, random: () => number): boolean {
+  if (!(weight > 0)) return false;
+  if (weight >= 100) return true;
+  if (key !== undefined && key !== '') return routeBucket(key) < weight * 100;
+  return random() * 100 < weight;
+}
+
+/** Whether a request is in a shadow's sample of `sample` percent (a draw of `random`). */
+export function sampled(sample: number, random: () => number): boolean {
+  if (!(sample > 0)) return false;
+  return sample >= 100 || random() * 100 < sample;
+}
+
+/** The routes of a pointer that can be served, and why any other was dropped. */
+export interface Routes {
+  readonly canary?: CanaryRoute;
+  readonly shadow?: ShadowRoute;
+  /** Why a route the pointer carries is not used (for the log). */
+  readonly dropped: readonly string[];
+}
+
+/** The canary and shadow of `pointer`, each kept only when well formed (see the module comment). */
+export function routesOf(pointer: Pick<AliasPointer, 'version' | 'canary' | 'shadow'>): Routes {
+  const dropped: string[] = [];
+  const canary = checked(pointer.canary, 'canary', 'weight', pointer.version, dropped);
+  const shadow = checked(pointer.shadow, 'shadow', 'sample', pointer.version, dropped);
+  return {
+    ...(canary ? { canary: canary as CanaryRoute } : {}),
+    ...(shadow ? { shadow: shadow as ShadowRoute } : {}),
+    dropped,
+  };
+}
+
+function checked(
+  route: unknown,
+  role: 'canary' | 'shadow',
+  share: 'weight' | 'sample',
+  live: number,
+  dropped: string[],
+): CanaryRoute | ShadowRoute | undefined {
+  if (route === undefined || route === null) return undefined;
+  if (typeof route !== 'object' || Array.isArray(route)) {
+    dropped.push(`the ${role} is not an object`);
+    return undefined;
+  }
+  const { version } = route as { version?: unknown };
+  const percent = (route as Record<string, unknown>)[share];
+  if (!Number.isSafeInteger(version) || (version as number) < 1) {
+    dropped.push(`the ${role} does not name a version (${JSON.stringify(version)})`);
+    return undefined;
+  }
+  if (typeof percent !== 'number' || !(percent >= 0 && percent <= 100)) {
+    dropped.push(`the ${role}'s ${share} is not a percentage from 0 to 100 (${JSON.stringify(percent)})`);
+    return undefined;
+  }
+  if (version === live) {
+    dropped.push(`the ${role} names the live version ${live} itself`);
+    return undefined;
+  }
+  return route as CanaryRoute | ShadowRoute;
+}
