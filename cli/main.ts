@@ -16,11 +16,15 @@ import {
   parseVersion,
 } from '../functions/shared/registry/layout.js';
 import type { ModelRegistry } from '../functions/shared/registry/registry.js';
+import { describeMove } from '../functions/shared/registry/routes.js';
 import { createRuntime } from '../layers/tfjs-runtime/runtime.js';
+import { batchCommand } from './batch.js';
+import { consoleCommand } from './console-command.js';
 import { resolveTarget } from './context.js';
 import { gcCommand } from './gc.js';
 import { publishFromDisk } from './publish.js';
 import { manifestEntry, retrainCommand } from './retrain.js';
+import { rolloutCommands } from './rollout.js';
 import { regionOfFunctionUrl, signedFetchInit } from './sign.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -301,11 +305,11 @@ export function buildProgram(): Command {
       out(
         table([
           ['SEQ', 'WHEN', 'KIND', 'MOVE', 'WHO', 'WHY'],
-          ...events.map((e) => [
+          ...events.map((e, i) => [
             String(e.seq),
             e.at.replace('T', ' ').slice(0, 19),
             e.kind,
-            `${e.from === null ? 'none' : `v${e.from}`} → v${e.to}`,
+            describeMove(e, events[i - 1]),
             e.who,
             e.why,
           ]),
@@ -364,7 +368,10 @@ export function buildProgram(): Command {
     });
 
   retrainCommand(program, { out, note, modelArg });
+  batchCommand(program, { out, note, modelArg });
   gcCommand(program, { out, note, modelArg });
+  rolloutCommands(program, { out, note, modelArg, aliasArg, versionArg });
+  consoleCommand(program, { out });
   return program;
 }
 

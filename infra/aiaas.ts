@@ -115,6 +115,7 @@ export function defineAiaas(app: App, options: AiaasAppOptions): AiaasStacks {
     const stack = new ModelStack(app, name, {
       description: `aiaas (${manifest.app}): model ${model.name}`,
       model,
+      appName: manifest.app,
       bucketName: registry.bucketName,
       ...(options.logRetention ? { logRetention: options.logRetention } : {}),
       ...(options.logLevel ? { logLevel: options.logLevel } : {}),
@@ -130,6 +131,12 @@ export function defineAiaas(app: App, options: AiaasAppOptions): AiaasStacks {
             alarm?.addAlarmAction(action);
             alarm?.addOkAction(action);
           }
+        }
+      }
+      for (const alarm of stack.rollout?.allAlarms ?? []) {
+        for (const action of actions) {
+          alarm.addAlarmAction(action);
+          alarm.addOkAction(action);
         }
       }
     }

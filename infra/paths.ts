@@ -9,6 +9,7 @@ export const paths = {
   lockFile: join(ROOT, 'package-lock.json'),
   inferenceEntry: ENTRY_POINTS.inference,
   retrainEntry: ENTRY_POINTS.retrain,
+  rolloutEntry: ENTRY_POINTS.rollout,
   runtimeLayerSource: join(ROOT, 'layers/tfjs-runtime'),
   /** Relative to the Docker build context (the repository root). */
   nativeDockerfile: NATIVE_IMAGE.dockerfile,

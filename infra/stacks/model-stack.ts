@@ -4,17 +4,26 @@ import { type CfnFunction, FunctionUrlAuthType, HttpMethod } from 'aws-cdk-lib/a
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Bucket, type IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import { batchStateMachineName } from '../../functions/shared/batch/events.js';
 import { datasetPrefix, type ModelSpec } from '../../functions/shared/manifest.js';
+import { BatchJob } from '../constructs/batch-job.js';
 import type { FunctionLogLevel } from '../constructs/function-defaults.js';
 import { assertFunctionUrlRegion } from '../constructs/function-url-regions.js';
 import { type ModelAccess, ModelFunction } from '../constructs/model-function.js';
 import { isOwnDatasetPrefix } from '../constructs/registry-grants.js';
 import { RetrainingFunction } from '../constructs/retraining-function.js';
+import { RolloutFunction } from '../constructs/rollout-function.js';
 import { TfjsRuntimeLayer } from '../constructs/tfjs-runtime-layer.js';
 
 export interface ModelStackProps extends StackProps {
   /** The model's manifest entry (validated). */
   readonly model: ModelSpec;
+  /**
+   * The manifest's `app`: names the model's batch state machine (batchStateMachineName).
+   *
+   * @default 'aiaas'
+   */
+  readonly appName?: string;
   /**
    * Name of the registry bucket (RegistryStack.bucketName: a plain name, or one built from
    * `AWS::AccountId`/`AWS::Region`). The stack imports the bucket by this name rather than taking
@@ -45,12 +54,16 @@ export interface ModelStackProps extends StackProps {
 /**
  * Everything one model needs, deployable alone (`cdk deploy <app>-Model-<name>`): the inference
  * function behind its alias and function URL, the tfjs runtime layer it uses, alarms, and
- * retraining with its schedule when the manifest asks for it.
+ * retraining and the rollout function, each with its schedule, when the manifest asks for them.
  */
 export class ModelStack extends Stack {
   readonly inference: ModelFunction;
   readonly retraining?: RetrainingFunction;
+  /** The rollout function, its schedule and alarms, when the manifest has a `rollout` plan. */
+  readonly rollout?: RolloutFunction;
   readonly runtimeLayer?: TfjsRuntimeLayer;
+  /** The model's batch jobs, when the manifest has `batch`. */
+  readonly batch?: BatchJob;
   /** The registry bucket, imported by name into this stack (see ModelStackProps.bucketName). */
   readonly registryBucket: IBucket;
 
@@ -112,11 +125,27 @@ export class ModelStack extends Stack {
       });
     }
 
+    if (model.rollout) {
+      this.rollout = new RolloutFunction(this, 'Rollout', {
+        modelName: model.name,
+        aliasName: model.alias,
+        registryBucket: this.registryBucket,
+        modelSpec: model,
+        schedule: model.rollout.schedule,
+        ...(props.logRetention ? { logRetention: props.logRetention } : {}),
+        ...(props.logLevel ? { logLevel: props.logLevel } : {}),
+        ...(props.alarmActions ? { alarmActions: props.alarmActions } : {}),
+      });
+    }
+
     // Fixed logical ids (one of each per stack), so `sam local invoke -t cdk.out/<stack>.template.json
     // InferenceFunction` and the docs do not depend on CDK's hash suffixes.
     (this.inference.function.node.defaultChild as CfnFunction).overrideLogicalId('InferenceFunction');
     if (this.retraining) {
       (this.retraining.function.node.defaultChild as CfnFunction).overrideLogicalId('RetrainingFunction');
+    }
+    if (this.rollout) {
+      (this.rollout.function.node.defaultChild as CfnFunction).overrideLogicalId('RolloutFunction');
     }
 
     new CfnOutput(this, 'FunctionUrl', {
@@ -127,6 +156,25 @@ export class ModelStack extends Stack {
       value: this.inference.function.functionName,
       description: 'Inference function (for logs and metrics)',
     });
+
+    if (model.batch) {
+      // Batches go to the alias, so they run the code the function URL runs.
+      this.batch = new BatchJob(this, 'Batch', {
+        modelName: model.name,
+        registryBucket: this.registryBucket,
+        scorer: this.inference.alias,
+        scorerTimeout: Duration.seconds(model.timeoutSeconds),
+        settings: model.batch,
+        stateMachineName: batchStateMachineName(props.appName ?? 'aiaas', model.name),
+        stateMachineLogicalId: 'BatchStateMachine',
+        ...(props.logRetention ? { logRetention: props.logRetention } : {}),
+        ...(props.logLevel ? { logLevel: props.logLevel } : {}),
+      });
+      new CfnOutput(this, 'BatchStateMachineArn', {
+        value: this.batch.stateMachine.stateMachineArn,
+        description: `Batch jobs of model ${model.name} (aiaas batch)`,
+      });
+    }
   }
 }
 

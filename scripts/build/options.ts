@@ -14,10 +14,12 @@ export const ENTRY_POINTS = {
   runtime: join(ROOT, 'layers/tfjs-runtime/runtime.ts'),
   inference: join(ROOT, 'functions/inference/handler.ts'),
   retrain: join(ROOT, 'functions/retrain/handler.ts'),
+  rollout: join(ROOT, 'functions/rollout/handler.ts'),
+  batch: join(ROOT, 'functions/batch/assemble.ts'),
   cli: join(ROOT, 'cli/main.ts'),
 } as const;
 
-export type FunctionName = 'inference' | 'retrain';
+export type FunctionName = 'inference' | 'retrain' | 'rollout' | 'batch';
 
 /** Folder name of the runtime inside the layer: the layer mounts at /opt, so /opt/aiaas-runtime. */
 export const RUNTIME_DIR_NAME = 'aiaas-runtime';

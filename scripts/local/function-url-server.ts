@@ -11,7 +11,8 @@ import { pathToFileURL } from 'node:url';
 import { DIST } from '../../cli/paths.js';
 import { MAX_BODY_BYTES } from '../../functions/inference/api.js';
 import type { InferenceConfig } from '../../functions/inference/config.js';
-import type { FunctionUrlResult, Handler } from '../../functions/inference/handler.js';
+import type { FunctionUrlResult, Handler, HandlerDeps } from '../../functions/inference/handler.js';
+import { VersionCounters } from '../../functions/inference/version-counters.js';
 import { RETRY_AFTER_SECONDS, RegistryUnavailableError } from '../../functions/shared/errors.js';
 import { keys, NAME_PATTERN } from '../../functions/shared/registry/layout.js';
 import type { ModelRegistry } from '../../functions/shared/registry/registry.js';
@@ -34,6 +35,11 @@ export interface FunctionUrlServerOptions {
   readonly aliases?: Readonly<Record<string, string>>;
   /** Fast path setting per model (the manifest's `fastPath`); models not listed use `auto`. */
   readonly fastPath?: Readonly<Record<string, 'auto' | 'off'>>;
+  /**
+   * Memory per model (the manifest's `memoryMiB`, as Lambda gives it): a canary or shadow that
+   * would not fit beside the live version is not loaded. Models not listed: no limit.
+   */
+  readonly memoryMiB?: Readonly<Record<string, number | undefined>>;
 }
 
 export interface FunctionUrlServer {
@@ -45,12 +51,15 @@ export interface FunctionUrlServer {
 }
 
 const MODEL_IN_PATH = /^\/v1\/models\/([^/:?]+)/;
+/** The local stack's per-version figures (figuresAnswer). */
+export const FIGURES_PATH = '/_aiaas/figures/';
 const FUNCTION_PREFIX = /^\/fn\/([^/]+)(\/.*)?$/;
 
 /**
  * Serves every model of the registry the way its function URL would: `/v1/models/<model>...` goes
  * to that model's function, `/fn/<model>/<path>` gives the function's own URL root (so `POST /`
- * works too), `GET /v1/models` lists the models.
+ * works too), `GET /v1/models` lists the models, `GET /_aiaas/figures/<model>` gives its
+ * per-version figures (figuresAnswer).
  */
 export async function startFunctionUrlServer(options: FunctionUrlServerOptions): Promise<FunctionUrlServer> {
   // Lambda gives the function its credentials in the environment; so does the local stack.
@@ -61,26 +70,34 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
   process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
   const bundle = options.bundle ?? join(DIST, 'functions/inference/index.mjs');
   const mod = (await import(pathToFileURL(bundle).href)) as {
-    createHandler: (config: InferenceConfig) => Handler;
+    createHandler: (config: InferenceConfig, deps?: Pick<HandlerDeps, 'counters'>) => Handler;
   };
   const handlers = new Map<string, Handler>();
+  // Each function's per-version counters: what CloudWatch holds when deployed (FIGURES_PATH).
+  const counters = new Map<string, VersionCounters>();
   const handlerFor = (model: string) => {
     let handler = handlers.get(model);
     if (!handler) {
-      handler = mod.createHandler({
-        bucket: options.bucket,
-        model,
-        alias: options.aliases?.[model] ?? 'live',
-        fastPath: options.fastPath?.[model] ?? 'auto',
-        endpoint: options.endpoint,
-        aliasCheckSeconds: options.aliasCheckSeconds ?? 2,
-        limits: {
-          maxInstances: 10_000,
-          maxElements: 1_000_000,
-          maxBodyBytes: MAX_BODY_BYTES,
-          ...options.env?.limits,
+      const counted = new VersionCounters();
+      counters.set(model, counted);
+      handler = mod.createHandler(
+        {
+          bucket: options.bucket,
+          model,
+          alias: options.aliases?.[model] ?? 'live',
+          fastPath: options.fastPath?.[model] ?? 'auto',
+          endpoint: options.endpoint,
+          aliasCheckSeconds: options.aliasCheckSeconds ?? 2,
+          ...(options.memoryMiB?.[model] !== undefined ? { memoryMiB: options.memoryMiB[model] } : {}),
+          limits: {
+            maxInstances: 10_000,
+            maxElements: 1_000_000,
+            maxBodyBytes: MAX_BODY_BYTES,
+            ...options.env?.limits,
+          },
         },
-      });
+        { counters: counted },
+      );
       handlers.set(model, handler);
     }
     return handler;
@@ -147,17 +164,44 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
     }
   });
   server.keepAliveTimeout = 65_000;
+  // The registry console (cli/console) answers first on paths outside /v1/, /fn/ and /_aiaas/;
+  // made at its first request, when this server's own URL is known.
+  let registryConsole: Promise<(req: IncomingMessage, res: ServerResponse) => Promise<boolean>> | undefined;
+  const consoleFor = (req: IncomingMessage) =>
+    (registryConsole ??= import('../../cli/console/mount.js').then((m) =>
+      m.localConsole(options.registry, `http://127.0.0.1:${req.socket.localPort}`),
+    ));
 
   // Callbacks rather than async functions on the request path: each promise and microtask hop
   // showed up in the warm profile (docs/benchmarks.md, round 2).
   function serve(req: IncomingMessage, res: ServerResponse): void {
     // The raw path and query, as a function URL passes them (no URL normalisation).
     const raw = req.url ?? '/';
+    if (!raw.startsWith('/v1/') && !raw.startsWith('/fn/') && !raw.startsWith('/_aiaas/')) {
+      consoleFor(req)
+        .then((handle) => handle(req, res))
+        .then(
+          (handled) =>
+            handled ||
+            send(
+              res,
+              jsonResult(404, {
+                error: `No route for ${raw.split('?')[0]}: use /v1/models/<model>:predict, /v1/models/<model>, /v1/models, /fn/<model>/ or the console at /`,
+              }),
+            ),
+          (error) => fail(res, error),
+        );
+      return;
+    }
     const q = raw.indexOf('?');
     let path = q < 0 ? raw : raw.slice(0, q);
     const query = q < 0 ? '' : raw.slice(q + 1);
     let model: string | undefined;
     const fn = path.startsWith('/fn/') ? FUNCTION_PREFIX.exec(path) : null;
+    if (path.startsWith(FIGURES_PATH)) {
+      send(res, figuresAnswer(req, path.slice(FIGURES_PATH.length), query, counters));
+      return;
+    }
     if (fn) {
       model = safeDecode(fn[1] ?? '');
       path = fn[2] ?? '/';
@@ -242,6 +286,53 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * `GET /_aiaas/figures/<model>?since=<ISO>&until=<ISO>` (until defaults to now): the model's
+ * per-version figures over [since, until), `{ model, figures: VersionFigures[] }`, from its
+ * function's counters (none yet: an empty list). The local stack's FiguresSource reads it. Answered
+ * to loopback callers only.
+ */
+function figuresAnswer(
+  req: IncomingMessage,
+  rawModel: string,
+  query: string,
+  counters: ReadonlyMap<string, VersionCounters>,
+): FunctionUrlResult {
+  if (!isLoopback(req.socket.remoteAddress)) {
+    return jsonResult(403, { error: 'The figures are served to loopback callers only' });
+  }
+  if (req.method !== 'GET') return jsonResult(405, { error: `Use GET for ${FIGURES_PATH}<model>` });
+  const model = safeDecode(rawModel);
+  if (!NAME_PATTERN.test(model)) {
+    return jsonResult(404, {
+      error: `No model ${JSON.stringify(model.slice(0, 80))}: use ${FIGURES_PATH}<model>`,
+    });
+  }
+  const params = new URLSearchParams(query);
+  const since = readDate(params, 'since');
+  const until = params.has('until') ? readDate(params, 'until') : new Date();
+  if (typeof since === 'string') return jsonResult(400, { error: since });
+  if (typeof until === 'string') return jsonResult(400, { error: until });
+  if (until.getTime() < since.getTime()) {
+    return jsonResult(400, { error: 'Query parameter "until" is before "since"' });
+  }
+  return jsonResult(200, { model, figures: counters.get(model)?.figures(since, until) ?? [] });
+}
+
+/** A query parameter as a date (ISO 8601), or why it is not one. */
+function readDate(params: URLSearchParams, name: string): Date | string {
+  const raw = params.get(name);
+  if (raw === null || raw === '') return `Query parameter "${name}" is required (an ISO 8601 time)`;
+  const date = new Date(raw);
+  return Number.isNaN(date.getTime())
+    ? `Query parameter "${name}" is not an ISO 8601 time: ${JSON.stringify(raw.slice(0, 80))}`
+    : date;
+}
+
+function isLoopback(address: string | undefined): boolean {
+  return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
 }
 
 /** The models and their aliases; a damaged alias object is listed under `damaged` with the reason. */

@@ -18,9 +18,12 @@ import {
   readString,
 } from '../../functions/shared/env.js';
 import { datasetPrefix, loadManifest } from '../../functions/shared/manifest.js';
+import { LocalFigures } from '../../functions/shared/rollout/local.js';
+import { rolloutTick } from '../../functions/shared/rollout/tick.js';
 import { generateDiabetesCsv } from '../../functions/shared/training/synthetic.js';
 import { startFunctionUrlServer } from './function-url-server.js';
 import { startLocalS3 } from './s3.js';
+import { startStepFunctionsApi } from './step-functions-api.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -33,6 +36,8 @@ const aliasCheckSeconds = readPositiveNumber(
   LOCAL_ALIAS_CHECK_SECONDS,
 );
 const say = (line = '') => process.stdout.write(`${line}\n`);
+/** How often `npm start` looks at each rollout (the deployed function runs on its schedule). */
+const LOCAL_ROLLOUT_TICK_MS = 5_000;
 
 const manifest = loadManifest(manifestPath());
 const s3 = await startLocalS3({ directory: stateDir, port: s3Port }).catch((error: NodeJS.ErrnoException) => {
@@ -89,14 +94,24 @@ const server = await startFunctionUrlServer({
   throw error;
 });
 
+// Batch jobs (`aiaas batch`): the Step Functions calls, answered by the local executor.
+const stepFunctions = await startStepFunctionsApi({ s3, registry: s3.registry, manifest });
+
 mkdirSync(join(ROOT, '.local'), { recursive: true });
 writeFileSync(
   STACK_FILE,
-  JSON.stringify({ endpoint: s3.endpoint, bucket: s3.bucket, url: server.url, pid: process.pid }),
+  JSON.stringify({
+    endpoint: s3.endpoint,
+    bucket: s3.bucket,
+    url: server.url,
+    stepFunctions: stepFunctions.url,
+    pid: process.pid,
+  }),
 );
 
 const models = await s3.registry.listModels();
 say(`functions  ${server.url}  (one function per model; alias re-checked every ${aliasCheckSeconds} s)`);
+say(`console    ${server.url}/  (the registry in a browser: versions, curves, history, try it, promote)`);
 for (const model of models)
   say(`  ${model}: ${server.url}/v1/models/${model}   function URL root: ${server.url}/fn/${model}/`);
 say();
@@ -107,6 +122,38 @@ say(
 );
 say(`  curl -s ${server.url}/v1/models/diabetes/metadata`);
 say('  npx aiaas versions diabetes');
+// The rollout function, locally: every few seconds for each model with a rollout plan, reading the
+// local server's own per-version counters (a deployed stack runs it on its schedule instead).
+const rollouts = manifest.models.filter((m) => m.rollout);
+let rolloutTimer: NodeJS.Timeout | undefined;
+if (rollouts.length > 0) {
+  const figures = new LocalFigures(server.url);
+  let busy = false;
+  rolloutTimer = setInterval(async () => {
+    if (busy) return; // a slow look is not overlapped by the next
+    busy = true;
+    for (const spec of rollouts) {
+      try {
+        const tick = await rolloutTick({
+          registry: s3.registry,
+          model: spec.name,
+          alias: spec.alias,
+          plan: spec.rollout!,
+          figures,
+        });
+        if (tick.action !== 'idle' && tick.action !== 'wait')
+          say(`rollout ${spec.name}: ${tick.action}: ${tick.reason}`);
+      } catch (error) {
+        say(`rollout ${spec.name}: failed: ${(error as Error).message}`);
+      }
+    }
+    busy = false;
+  }, LOCAL_ROLLOUT_TICK_MS);
+  say(
+    `rollouts   ${rollouts.map((m) => m.name).join(', ')}: looked at every ${LOCAL_ROLLOUT_TICK_MS / 1000} s`,
+  );
+}
+
 say();
 say('Ctrl-C stops everything.');
 
@@ -116,7 +163,8 @@ async function stop(signal: string) {
   stopping = true;
   say(`\n${signal}: stopping`);
   rmSync(STACK_FILE, { force: true });
-  await Promise.allSettled([server.close(), s3.close()]);
+  clearInterval(rolloutTimer);
+  await Promise.allSettled([server.close(), stepFunctions.close(), s3.close()]);
   process.exit(0);
 }
 process.on('SIGINT', () => void stop('SIGINT'));

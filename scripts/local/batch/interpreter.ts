@@ -1,0 +1,580 @@
+/**
+ * Runs a batch state machine's definition (ASL, JSONPath) locally: the states the batch
+ * definition uses (Choice on StringEquals / IsPresent, Task, Distributed Map, Fail, Succeed) with
+ * their Retry, Catch, TimeoutSeconds, Parameters and ResultPath; the Distributed Map with its
+ * ItemReader (CSV, JSON Lines from the local S3), ItemSelector, ItemBatcher, MaxConcurrency,
+ * ToleratedFailurePercentage / Count and ResultWriter (Step Functions' manifest.json and
+ * SUCCEEDED_n / FAILED_n / PENDING_n files). Tasks call in-process handlers by their Resource ARN
+ * with JSON copies of their input and output (as Lambda passes them), and the 256 KiB payload
+ * limit is enforced. Anything else in a definition throws NotEmulatedError: what runs here is the
+ * deployed definition or nothing. What it does not emulate: NOT_EMULATED (executor.ts).
+ */
+import { randomUUID } from 'node:crypto';
+import type { ObjectStore } from '../../../functions/shared/registry/store.js';
+import { readItems } from './item-reader.js';
+import {
+  applyResultPath,
+  compileTemplate,
+  evaluateTemplate,
+  isPresent,
+  NotEmulatedError,
+  readPath,
+  StatesError,
+} from './json-path.js';
+
+/** Step Functions' largest state input or output, and so a batch's. */
+export const PAYLOAD_LIMIT_BYTES = 256 * 1024;
+/** ResultWriter cuts its files here locally (Step Functions: 5 GB), so no file nears V8's string limit. */
+export const RESULT_FILE_BYTES = 64 * 1024 * 1024;
+
+type Json = Record<string, unknown>;
+export type TaskHandler = (input: unknown) => Promise<unknown>;
+
+/** How a child execution (one batch) ended. */
+export interface ChildOutcome {
+  readonly items: number;
+  readonly status: 'SUCCEEDED' | 'FAILED';
+  /** The child's output, parsed (SUCCEEDED only). */
+  readonly output?: unknown;
+}
+
+export interface InterpreterOptions {
+  /** Handlers by the Task Resource ARN they stand for. */
+  readonly tasks: Readonly<Record<string, TaskHandler>>;
+  /** The registry bucket (ItemReader and ResultWriter must name it). */
+  readonly store: ObjectStore;
+  readonly bucket: string;
+  readonly stateMachineName: string;
+  readonly executionName: string;
+  /** Told when a Map has read its items (their number), and after each child execution. */
+  readonly onMapStart?: (items: number) => void;
+  readonly onChild?: (outcome: ChildOutcome) => void;
+  /** How long a Distributed Map spent reading and batching, running its children, writing results. */
+  readonly onPhase?: (phase: 'read' | 'children' | 'results', ms: number) => void;
+  /** Retry waits, scaled (tests): the definition's seconds times this. @default 1 */
+  readonly retryDelayScale?: number;
+  /**
+   * Hand tasks a parsed copy of their JSON input and take back a parsed copy of their output, as
+   * Lambda does (the JSON text is made anyway, for the payload limit and ResultWriter). `false`
+   * passes the objects themselves (the bench measures both). @default true
+   */
+  readonly copyPayloads?: boolean;
+}
+
+export interface ExecutionResult {
+  readonly status: 'SUCCEEDED' | 'FAILED';
+  readonly output?: unknown;
+  readonly error?: string;
+  readonly cause?: string;
+  readonly startDate: Date;
+  readonly stopDate: Date;
+}
+
+/** Runs one execution of `definition` with `input`. */
+export async function execute(
+  definition: { StartAt: string; States: Record<string, Json> },
+  input: unknown,
+  options: InterpreterOptions,
+): Promise<ExecutionResult> {
+  if (((definition as Json).QueryLanguage ?? 'JSONPath') !== 'JSONPath') {
+    throw new NotEmulatedError(`QueryLanguage ${String((definition as Json).QueryLanguage)}`);
+  }
+  const startDate = new Date();
+  const context = {
+    Execution: {
+      Id: `arn:aws:states:us-east-1:000000000000:execution:${options.stateMachineName}:${options.executionName}`,
+      Name: options.executionName,
+      Input: input,
+      StartTime: startDate.toISOString(),
+    },
+    StateMachine: {
+      Id: `arn:aws:states:us-east-1:000000000000:stateMachine:${options.stateMachineName}`,
+      Name: options.stateMachineName,
+    },
+  };
+  try {
+    const output = await runStates(definition, copy(input), context, options, false);
+    return { status: 'SUCCEEDED', output, startDate, stopDate: new Date() };
+  } catch (error) {
+    if (error instanceof NotEmulatedError) throw error;
+    const { name, cause } = errorOf(error);
+    return { status: 'FAILED', error: name, cause, startDate, stopDate: new Date() };
+  }
+}
+
+async function runStates(
+  machine: { StartAt: string; States: Record<string, Json> },
+  input: unknown,
+  context: Json,
+  options: InterpreterOptions,
+  child: boolean,
+): Promise<unknown> {
+  let name = machine.StartAt;
+  let data = input;
+  // A bound on transitions: the batch definition has no loops.
+  for (let transitions = 0; transitions < 1000; transitions++) {
+    const state = machine.States[name];
+    if (!state) throw new NotEmulatedError(`state ${name} is not in the definition`);
+    if ((state.QueryLanguage ?? 'JSONPath') !== 'JSONPath') {
+      throw new NotEmulatedError(`QueryLanguage ${String(state.QueryLanguage)} (state ${name})`);
+    }
+    for (const field of ['InputPath', 'OutputPath']) {
+      if (field in state && state[field] !== '$' && !(state.Type === 'Succeed' && field === 'OutputPath')) {
+        throw new NotEmulatedError(`${field} of state ${name}`);
+      }
+    }
+    switch (state.Type) {
+      case 'Choice':
+        name = choose(name, state, data, context);
+        continue;
+      case 'Fail': {
+        const error = state.ErrorPath ? readPath(String(state.ErrorPath), data, context) : state.Error;
+        const cause = state.CausePath ? readPath(String(state.CausePath), data, context) : state.Cause;
+        throw new StatesError(String(error ?? 'States.Fail'), String(cause ?? ''));
+      }
+      case 'Succeed':
+        return state.OutputPath ? readPath(String(state.OutputPath), data, context) : data;
+      case 'Task':
+      case 'Map': {
+        let result: unknown;
+        try {
+          result =
+            state.Type === 'Task'
+              ? (await runTask(name, state, data, context, options)).output
+              : await runDistributedMap(name, state, data, context, options, child);
+        } catch (error) {
+          if (error instanceof NotEmulatedError) throw error;
+          const { name: errorName, cause } = errorOf(error);
+          const catcher = ((state.Catch as Json[] | undefined) ?? []).find((c) =>
+            matches(c.ErrorEquals as string[], errorName),
+          );
+          if (!catcher) throw error;
+          data = applyResultPath(data, { Error: errorName, Cause: cause }, catcher.ResultPath);
+          name = String(catcher.Next);
+          continue;
+        }
+        data = applyResultPath(data, result, state.ResultPath);
+        if (state.End === true) return data;
+        name = String(state.Next);
+        continue;
+      }
+      default:
+        throw new NotEmulatedError(`state type ${String(state.Type)} (state ${name})`);
+    }
+  }
+  throw new NotEmulatedError('more than 1000 transitions');
+}
+
+function choose(name: string, state: Json, data: unknown, context: unknown): string {
+  for (const rule of (state.Choices as Json[] | undefined) ?? []) {
+    const keys = Object.keys(rule).filter((k) => k !== 'Next' && k !== 'Variable');
+    const variable = String(rule.Variable);
+    let hit: boolean;
+    if (keys.length === 1 && keys[0] === 'StringEquals') {
+      // A missing variable is a runtime error in Step Functions.
+      hit = readPath(variable, data, context) === rule.StringEquals;
+    } else if (keys.length === 1 && keys[0] === 'IsPresent') {
+      hit = isPresent(variable, data, context) === rule.IsPresent;
+    } else {
+      throw new NotEmulatedError(`Choice rule ${keys.join(', ')} (state ${name})`);
+    }
+    if (hit) return String(rule.Next);
+  }
+  if (state.Default === undefined)
+    throw new StatesError('States.NoChoiceMatched', `No choice of ${name} matched`);
+  return String(state.Default);
+}
+
+/** A Task: its payload and result cross as JSON (as Lambda's do), within the payload limit. */
+async function runTask(
+  name: string,
+  state: Json,
+  data: unknown,
+  context: unknown,
+  options: InterpreterOptions,
+): Promise<{ output: unknown; inputText: string; outputText: string }> {
+  const handler = options.tasks[String(state.Resource)];
+  if (!handler)
+    throw new NotEmulatedError(
+      `Task resource ${String(state.Resource)} (state ${name}) has no local handler`,
+    );
+  const payload = state.Parameters ? evaluateTemplate(state.Parameters, data, context) : data;
+  const inputText = jsonText(payload);
+  limit(inputText, `The input of state ${name}`);
+  const retriers = (state.Retry as Json[] | undefined) ?? [];
+  const attempts = new Map<Json, number>();
+  for (;;) {
+    try {
+      const copying = options.copyPayloads ?? true;
+      const output = await withTimeout(
+        handler(copying ? JSON.parse(inputText) : payload),
+        state.TimeoutSeconds,
+        name,
+      );
+      const outputText = JSON.stringify(output ?? null);
+      limit(outputText, `The output of state ${name}`);
+      return { output: copying ? parsedCopy(outputText) : (output ?? null), inputText, outputText };
+    } catch (error) {
+      const { name: errorName } = errorOf(error);
+      const retrier = retriers.find((r) => matches(r.ErrorEquals as string[], errorName));
+      const done = retrier ? (attempts.get(retrier) ?? 0) : 0;
+      if (!retrier || done >= Number(retrier.MaxAttempts ?? 3)) throw error;
+      attempts.set(retrier, done + 1);
+      const seconds = Number(retrier.IntervalSeconds ?? 1) * Number(retrier.BackoffRate ?? 2) ** done;
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000 * (options.retryDelayScale ?? 1)));
+    }
+  }
+}
+
+async function runDistributedMap(
+  name: string,
+  state: Json,
+  data: unknown,
+  context: Json,
+  options: InterpreterOptions,
+  child: boolean,
+): Promise<unknown> {
+  const processor = state.ItemProcessor as {
+    ProcessorConfig?: Json;
+    StartAt: string;
+    States: Record<string, Json>;
+  };
+  if (child || processor?.ProcessorConfig?.Mode !== 'DISTRIBUTED') {
+    throw new NotEmulatedError(`Map state ${name}: only a top-level Distributed Map is emulated`);
+  }
+  for (const field of [
+    'ItemsPath',
+    'Parameters',
+    'ResultSelector',
+    'MaxConcurrencyPath',
+    'ToleratedFailurePercentagePath',
+    'ToleratedFailureCountPath',
+  ]) {
+    if (field in state) throw new NotEmulatedError(`${field} of Map state ${name}`);
+  }
+  let phaseStart = performance.now();
+  const phase = (name: 'read' | 'children' | 'results') => {
+    const now = performance.now();
+    options.onPhase?.(name, now - phaseStart);
+    phaseStart = now;
+  };
+  const reader = state.ItemReader as Json | undefined;
+  if (reader?.Resource !== 'arn:aws:states:::s3:getObject') {
+    throw new NotEmulatedError(
+      `Map state ${name}: only an ItemReader of arn:aws:states:::s3:getObject is emulated`,
+    );
+  }
+  const source = evaluateTemplate(reader.Parameters, data, context) as { Bucket?: unknown; Key?: unknown };
+  if (source.Bucket !== options.bucket) {
+    throw new StatesError(
+      'States.ItemReaderFailed',
+      `The local stack has bucket ${options.bucket}, not ${String(source.Bucket)}`,
+    );
+  }
+  const object = await options.store.get(String(source.Key)).catch((error: Error) => {
+    throw new StatesError(
+      'States.ItemReaderFailed',
+      `Cannot read s3://${options.bucket}/${String(source.Key)}: ${error.message}`,
+    );
+  });
+  if (!object) {
+    throw new StatesError(
+      'States.ItemReaderFailed',
+      `The specified key does not exist: s3://${options.bucket}/${String(source.Key)}`,
+    );
+  }
+  const values = readItems(new TextDecoder().decode(object.body), (reader.ReaderConfig as Json) ?? {});
+  const selector = state.ItemSelector === undefined ? undefined : compileTemplate(state.ItemSelector);
+  // Each item's context: the execution's, plus $$.Map.Item.
+  const itemContext = Object.create(context) as Json;
+  const items = values.map((value, index) => {
+    if (!selector) return value;
+    itemContext.Map = { Item: { Index: index, Value: value } };
+    return selector(data, itemContext);
+  });
+  options.onMapStart?.(items.length);
+  const batches = batchItems(items, state.ItemBatcher as Json | undefined, data, context);
+  phase('read');
+
+  const mapRunId = randomUUID();
+  const label = String(state.Label ?? name);
+  const mapRunArn = `arn:aws:states:us-east-1:000000000000:mapRun:${options.stateMachineName}/${label}:${mapRunId}`;
+  const childType = String(processor.ProcessorConfig.ExecutionType ?? 'STANDARD');
+  const entries: { succeeded: Json[]; failed: Json[]; pending: Json[] } = {
+    succeeded: [],
+    failed: [],
+    pending: [],
+  };
+  const total = items.length;
+  const percent = state.ToleratedFailurePercentage as number | undefined;
+  const count = state.ToleratedFailureCount as number | undefined;
+  let failedItems = 0;
+  const exceeded = () =>
+    (percent !== undefined && failedItems * 100 > percent * total) ||
+    (count !== undefined && failedItems > count) ||
+    (percent === undefined && count === undefined && failedItems > 0);
+
+  const concurrency = Math.max(1, Math.min(Number(state.MaxConcurrency ?? 0) || 10_000, batches.length || 1));
+  let next = 0;
+  const worker = async () => {
+    while (next < batches.length && !exceeded()) {
+      const index = next++;
+      const batch = batches[index]!;
+      const childName = `${mapRunId.slice(0, 8)}-${index}`;
+      const started = new Date();
+      const meta = {
+        ExecutionArn: `arn:aws:states:us-east-1:000000000000:${childType === 'EXPRESS' ? 'express' : 'execution'}:${options.stateMachineName}/${label}:${childName}`,
+        Name: childName,
+        StateMachineArn: `arn:aws:states:us-east-1:000000000000:stateMachine:${options.stateMachineName}/${label}`,
+        StartDate: started.toISOString(),
+        RedriveCount: 0,
+      };
+      const inputText = batch.text;
+      try {
+        limit(inputText, `The input of a child execution of ${name}`);
+        // The batch itself, not a copy: nothing here changes it, and its task gets its own copy.
+        const output = await runStates(processor, batch.input, context, options, true);
+        const outputText = jsonText(output ?? null);
+        limit(outputText, `The output of a child execution of ${name}`);
+        entries.succeeded.push({
+          ...meta,
+          Input: inputText,
+          InputDetails: { Included: true },
+          Output: outputText,
+          OutputDetails: { Included: true },
+          Status: 'SUCCEEDED',
+          StopDate: new Date().toISOString(),
+        });
+        options.onChild?.({ items: batch.items, status: 'SUCCEEDED', output });
+      } catch (error) {
+        if (error instanceof NotEmulatedError) throw error;
+        const { name: errorName, cause } = errorOf(error);
+        failedItems += batch.items;
+        entries.failed.push({
+          ...meta,
+          Input: inputText,
+          InputDetails: { Included: true },
+          Error: errorName,
+          Cause: cause,
+          Status: 'FAILED',
+          StopDate: new Date().toISOString(),
+        });
+        options.onChild?.({ items: batch.items, status: 'FAILED' });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  phase('children');
+  for (let index = next; index < batches.length; index++) {
+    entries.pending.push({
+      Input: batches[index]!.text,
+      InputDetails: { Included: true },
+      Status: 'PENDING',
+    });
+  }
+
+  const manifestKey = await writeResults(state, data, context, options, mapRunArn, mapRunId, entries);
+  phase('results');
+  if (exceeded()) {
+    throw new StatesError(
+      'States.ExceedToleratedFailureThreshold',
+      `The specified tolerated failure threshold was exceeded: ${failedItems} of ${total} items failed (${mapRunArn})`,
+    );
+  }
+  return { MapRunArn: mapRunArn, ResultWriterDetails: { Bucket: options.bucket, Key: manifestKey } };
+}
+
+/** A child's input: its items, and its JSON text (made once: the payload limit and ResultWriter need it). */
+interface Batch {
+  readonly input: unknown;
+  readonly text: string;
+  readonly items: number;
+}
+
+/** ItemBatcher: consecutive items, cut at MaxItemsPerBatch or MaxInputBytesPerBatch. */
+function batchItems(items: unknown[], batcher: Json | undefined, data: unknown, context: unknown): Batch[] {
+  if (!batcher) return items.map((item) => ({ input: item, text: JSON.stringify(item), items: 1 }));
+  for (const field of Object.keys(batcher)) {
+    if (!['MaxItemsPerBatch', 'MaxInputBytesPerBatch', 'BatchInput'].includes(field)) {
+      throw new NotEmulatedError(`ItemBatcher field ${field}`);
+    }
+  }
+  const maxItems = Number(batcher.MaxItemsPerBatch ?? Number.POSITIVE_INFINITY);
+  const maxBytes = Number(batcher.MaxInputBytesPerBatch ?? PAYLOAD_LIMIT_BYTES);
+  const batchInput =
+    batcher.BatchInput === undefined ? undefined : evaluateTemplate(batcher.BatchInput, data, context);
+  // {"Items":[...],"BatchInput":...}: what JSON.stringify writes for the batch, built from each item's text.
+  const tail = batchInput === undefined ? ']}' : `],"BatchInput":${JSON.stringify(batchInput)}}`;
+  const overhead = Buffer.byteLength(`{"Items":[${tail}`);
+  const batches: Batch[] = [];
+  let current: unknown[] = [];
+  let texts: string[] = [];
+  let bytes = overhead;
+  const flush = () => {
+    if (current.length === 0) return;
+    const input = { Items: current, ...(batchInput === undefined ? {} : { BatchInput: batchInput }) };
+    const text = `{"Items":[${texts.join(',')}${tail}`;
+    knownTexts.set(input, text);
+    batches.push({ input, text, items: current.length });
+    current = [];
+    texts = [];
+    bytes = overhead;
+  };
+  for (const item of items) {
+    const text = JSON.stringify(item);
+    const size = Buffer.byteLength(text) + 1;
+    if (current.length > 0 && (current.length >= maxItems || bytes + size > maxBytes)) flush();
+    // A single item over the limit still goes alone: its child then fails on the payload limit.
+    current.push(item);
+    texts.push(text);
+    bytes += size;
+  }
+  flush();
+  return batches;
+}
+
+/** ResultWriter: manifest.json and the result files under Prefix/<map run id>/, as Step Functions writes them. */
+async function writeResults(
+  state: Json,
+  data: unknown,
+  context: unknown,
+  options: InterpreterOptions,
+  mapRunArn: string,
+  mapRunId: string,
+  entries: { succeeded: Json[]; failed: Json[]; pending: Json[] },
+): Promise<string> {
+  const writer = state.ResultWriter as Json | undefined;
+  if (writer?.Resource !== 'arn:aws:states:::s3:putObject' || 'WriterConfig' in writer) {
+    throw new NotEmulatedError(
+      'a Distributed Map without a ResultWriter to arn:aws:states:::s3:putObject (or with a WriterConfig)',
+    );
+  }
+  const target = evaluateTemplate(writer.Parameters, data, context) as { Bucket?: unknown; Prefix?: unknown };
+  if (target.Bucket !== options.bucket) {
+    throw new StatesError(
+      'States.ResultWriterFailed',
+      `The local stack has bucket ${options.bucket}, not ${String(target.Bucket)}`,
+    );
+  }
+  const prefix = `${String(target.Prefix ?? '').replace(/\/+$/, '')}/${mapRunId}/`;
+  const files: Record<'SUCCEEDED' | 'FAILED' | 'PENDING', { Key: string; Size: number }[]> = {
+    SUCCEEDED: [],
+    FAILED: [],
+    PENDING: [],
+  };
+  const write = async (status: keyof typeof files, list: Json[]) => {
+    let chunk: string[] = [];
+    let size = 2;
+    const flush = async () => {
+      // Bytes, not a string: the SDK handles a large string body far more slowly.
+      const body = Buffer.from(`[${chunk.join(',')}]`);
+      const key = `${prefix}${status}_${files[status].length}.json`;
+      await options.store.put(key, body, { contentType: 'application/json' });
+      files[status].push({ Key: key, Size: body.length });
+      chunk = [];
+      size = 2;
+    };
+    for (const entry of list) {
+      const text = JSON.stringify(entry);
+      if (chunk.length > 0 && size + text.length + 1 > RESULT_FILE_BYTES) await flush();
+      chunk.push(text);
+      size += text.length + 1;
+    }
+    if (chunk.length > 0) await flush();
+  };
+  try {
+    await write('SUCCEEDED', entries.succeeded);
+    await write('FAILED', entries.failed);
+    await write('PENDING', entries.pending);
+    const manifestKey = `${prefix}manifest.json`;
+    await options.store.put(
+      manifestKey,
+      JSON.stringify({ DestinationBucket: options.bucket, MapRunArn: mapRunArn, ResultFiles: files }),
+      { contentType: 'application/json' },
+    );
+    return manifestKey;
+  } catch (error) {
+    throw new StatesError(
+      'States.ResultWriterFailed',
+      `Cannot write the results under ${prefix}: ${(error as Error).message}`,
+    );
+  }
+}
+
+function limit(text: string, what: string): void {
+  const bytes = Buffer.byteLength(text);
+  if (bytes > PAYLOAD_LIMIT_BYTES) {
+    throw new StatesError(
+      'States.DataLimitExceeded',
+      `${what} is ${bytes} bytes, over the ${PAYLOAD_LIMIT_BYTES}-byte limit`,
+    );
+  }
+}
+
+/** A retrier's or catcher's ErrorEquals against an error name (States.ALL: any but States.Runtime). */
+function matches(errorEquals: readonly string[] | undefined, name: string): boolean {
+  return (errorEquals ?? []).some(
+    (e) =>
+      e === name || (e === 'States.ALL' && name !== 'States.Runtime' && name !== 'States.DataLimitExceeded'),
+  );
+}
+
+/** An error as a Task reports it: Lambda's errorType, and its JSON error object as the cause. */
+export function errorOf(error: unknown): { name: string; cause: string } {
+  if (error instanceof StatesError) return { name: error.error, cause: error.cause };
+  const e = error instanceof Error ? error : new Error(String(error));
+  return {
+    name: e.name || 'Error',
+    cause: JSON.stringify({
+      errorType: e.name || 'Error',
+      errorMessage: e.message,
+      trace: (e.stack ?? '').split('\n'),
+    }),
+  };
+}
+
+async function withTimeout<T>(promise: Promise<T>, seconds: unknown, state: string): Promise<T> {
+  if (typeof seconds !== 'number') return promise;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new StatesError('States.Timeout', `State ${state} ran longer than ${seconds} s`)),
+          seconds * 1000,
+        );
+        timer.unref();
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function copy<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
+/**
+ * JSON texts of values made from that very text (a batch and its text, a task's output parsed
+ * back) that nothing changes afterwards: JSON.stringify of such a value gives the text back, so
+ * it is not made again.
+ */
+const knownTexts = new WeakMap<object, string>();
+
+/** JSON.stringify(value), or the text `value` was made from. */
+function jsonText(value: unknown): string {
+  if (typeof value === 'object' && value !== null) {
+    const known = knownTexts.get(value);
+    if (known !== undefined) return known;
+  }
+  return JSON.stringify(value);
+}
+
+/** JSON.parse(text), remembered with its text. */
+function parsedCopy(text: string): unknown {
+  const value: unknown = JSON.parse(text);
+  if (typeof value === 'object' && value !== null) knownTexts.set(value, text);
+  return value;
+}

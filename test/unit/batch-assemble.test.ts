@@ -1,0 +1,332 @@
+/**
+ * A batch job's final step (functions/shared/batch/assemble.ts, functions/batch/finish.ts): whatever
+ * order and grouping the batches ran in, and whichever failed, the output lists every input row
+ * once, in input order, with its own prediction; every failed row is in failures.csv with its line
+ * in the input file. Property-tested over random batchings; the final step itself over a memory
+ * store holding ResultWriter's files as Step Functions writes them.
+ */
+import { parse } from 'csv-parse/sync';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { finishJob } from '../../functions/batch/finish.js';
+import {
+  assembleCsv,
+  assembleJsonl,
+  collectOutcomes,
+  type Located,
+} from '../../functions/shared/batch/assemble.js';
+import type {
+  BatchAssembleEvent,
+  BatchJobInput,
+  BatchRowResult,
+} from '../../functions/shared/batch/events.js';
+import { ValidationError } from '../../functions/shared/errors.js';
+import { isBatchKey, keys } from '../../functions/shared/registry/layout.js';
+import { MemoryObjectStore } from '../support/memory-store.js';
+
+/** A row's prediction, known from its index. */
+const prediction = (index: number) => ((index * 7919) % 1000) / 1000 + 0.0001;
+
+interface Plan {
+  readonly rows: number;
+  /** Batches of row indexes (a random partition), each succeeded / failed whole / never ran. */
+  readonly batches: { indexes: number[]; fate: 'ok' | 'failed' | 'pending' }[];
+  /** Rows the model refused. */
+  readonly bad: Set<number>;
+}
+
+const plans = fc
+  .integer({ min: 1, max: 250 })
+  .chain((rows) =>
+    fc.record({
+      rows: fc.constant(rows),
+      order: fc.shuffledSubarray(
+        Array.from({ length: rows }, (_, i) => i),
+        { minLength: rows, maxLength: rows },
+      ),
+      cuts: fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 300 }),
+      fates: fc.array(fc.constantFrom('ok', 'ok', 'ok', 'failed', 'pending'), {
+        minLength: 300,
+        maxLength: 300,
+      }),
+      bad: fc.uniqueArray(fc.integer({ min: 0, max: rows - 1 }), { maxLength: rows }),
+    }),
+  )
+  .map(({ rows, order, cuts, fates, bad }): Plan => {
+    const batches: Plan['batches'] = [];
+    let at = 0;
+    for (let k = 0; at < rows; k++) {
+      const size = cuts[k % cuts.length]!;
+      batches.push({ indexes: order.slice(at, at + size), fate: fates[k % fates.length] as 'ok' });
+      at += size;
+    }
+    return { rows, batches, bad: new Set(bad) };
+  });
+
+const BATCH_INPUT = { model: 'm', version: 3, job: 'j', format: 'csv', features: [] };
+
+/** The children ResultWriter would record for `plan`, as it records them (JSON strings). */
+function children(plan: Plan) {
+  const located = (fate: string): Located[] =>
+    plan.batches
+      .filter((b) => b.fate === fate)
+      .map((b, n) => ({
+        where: `${fate} ${n}`,
+        child: {
+          Status: fate.toUpperCase(),
+          Input: JSON.stringify({
+            Items: b.indexes.map((index) => ({ index, row: {} })),
+            BatchInput: BATCH_INPUT,
+          }),
+          ...(fate === 'ok'
+            ? {
+                Output: JSON.stringify({
+                  version: 3,
+                  results: b.indexes.map(
+                    (index): BatchRowResult =>
+                      plan.bad.has(index)
+                        ? { index, error: `bad row ${index}, "quoted", with commas` }
+                        : { index, outputs: { score: [prediction(index)] } },
+                  ),
+                }),
+              }
+            : {}),
+          ...(fate === 'failed'
+            ? { Error: 'Lambda.Unknown', Cause: JSON.stringify({ errorMessage: 'the function crashed' }) }
+            : {}),
+        },
+      }));
+  return { succeeded: located('ok'), failed: located('failed'), pending: located('pending') };
+}
+
+/** What a row's outcome must be. */
+function expected(plan: Plan, index: number): 'ok' | 'bad' | 'failed' | 'pending' {
+  const fate = plan.batches.find((b) => b.indexes.includes(index))!.fate;
+  if (fate !== 'ok') return fate;
+  return plan.bad.has(index) ? 'bad' : 'ok';
+}
+
+describe('assembling a job', () => {
+  it('writes every CSV row once, in input order, and each failure with its line (index + 2)', () => {
+    fc.assert(
+      fc.property(plans, (plan) => {
+        const input = `id,x\n${Array.from({ length: plan.rows }, (_, i) => `${i},"v,${i}"`).join('\n')}\n`;
+        const done = assembleCsv(input, collectOutcomes(3, children(plan)));
+        const lines = parse(done.output) as string[][];
+        const scored = plan.batches.some((b) => b.fate === 'ok' && b.indexes.some((i) => !plan.bad.has(i)));
+        expect(lines[0]).toEqual(scored ? ['id', 'x', 'score'] : ['id', 'x']);
+        expect(lines).toHaveLength(plan.rows + 1);
+        const failedLines = new Map(done.failedRows.map((f) => [f.index, f]));
+        for (let i = 0; i < plan.rows; i++) {
+          expect(lines[i + 1]!.slice(0, 2)).toEqual([String(i), `v,${i}`]);
+          const fate = expected(plan, i);
+          if (fate === 'ok') {
+            expect(Number(lines[i + 1]![2])).toBe(prediction(i));
+            expect(failedLines.has(i)).toBe(false);
+          } else {
+            expect(lines[i + 1]![2]).toBe(scored ? '' : undefined);
+            expect(failedLines.get(i)?.line).toBe(i + 2);
+            expect(failedLines.get(i)?.reason).toMatch(
+              fate === 'bad'
+                ? /^bad row/
+                : fate === 'failed'
+                  ? /failed: Lambda.Unknown: the function crashed/
+                  : /never ran/,
+            );
+          }
+        }
+        expect(done.succeeded + done.failed).toBe(plan.rows);
+        const failures = parse(done.failures, { columns: true }) as {
+          line: string;
+          index: string;
+          reason: string;
+        }[];
+        expect(failures.map((f) => Number(f.index))).toEqual(done.failedRows.map((f) => f.index));
+        expect(failures.map((f) => Number(f.line))).toEqual(done.failedRows.map((f) => f.index + 2));
+        expect(new Set(failures.map((f) => f.index)).size).toBe(failures.length);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('writes one JSON line per input line, in order, and each failure with its line (index + 1)', () => {
+    fc.assert(
+      fc.property(plans, (plan) => {
+        const input = Array.from({ length: plan.rows }, (_, i) => JSON.stringify([i, 1])).join('\n');
+        const done = assembleJsonl(input, collectOutcomes(3, children(plan)));
+        const lines = done.output
+          .trimEnd()
+          .split('\n')
+          .map((l) => JSON.parse(l) as unknown);
+        expect(lines).toHaveLength(plan.rows);
+        for (let i = 0; i < plan.rows; i++) {
+          if (expected(plan, i) === 'ok') expect(lines[i]).toEqual([prediction(i)]);
+          else {
+            expect(lines[i]).toEqual({ error: expect.any(String) });
+            expect(done.failedRows.find((f) => f.index === i)?.line).toBe(i + 1);
+          }
+        }
+        expect(done.succeeded + done.failed).toBe(plan.rows);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('counts a row scored by another version than the job pinned as failed', () => {
+    const plan: Plan = { rows: 2, batches: [{ indexes: [0, 1], fate: 'ok' }], bad: new Set() };
+    const done = assembleCsv('a\n1\n2\n', collectOutcomes(4, children(plan)));
+    expect(done.failed).toBe(2);
+    expect(done.failedRows[0]!.reason).toBe("scored by version 3, not the job's version 4");
+  });
+
+  it('counts an empty line as a row, as the ItemReader does, and gives rows spanning lines their first line', () => {
+    const plan: Plan = {
+      rows: 4,
+      batches: [{ indexes: [0, 1, 2, 3], fate: 'ok' }],
+      bad: new Set([0, 1, 2, 3]),
+    };
+    const done = assembleCsv('a,b\n\n1,"x\ny"\n2,z\n3,w\n', collectOutcomes(3, children(plan)));
+    expect(done.rows).toBe(4);
+    expect(done.failedRows.map((f) => f.line)).toEqual([2, 3, 5, 6]);
+  });
+});
+
+describe('the final step', () => {
+  const job: BatchJobInput = {
+    model: 'm',
+    version: 3,
+    job: 'j',
+    format: 'csv',
+    inputKey: keys.batchInput('m', 'j', 'csv'),
+    features: [],
+  };
+  const results = keys.batchResults('m', 'j');
+  const plan: Plan = {
+    rows: 5,
+    batches: [
+      { indexes: [3, 4], fate: 'ok' },
+      { indexes: [0, 1], fate: 'failed' },
+      { indexes: [2], fate: 'ok' },
+    ],
+    bad: new Set([4]),
+  };
+
+  async function stored(): Promise<MemoryObjectStore> {
+    const store = new MemoryObjectStore();
+    const { succeeded, failed } = children(plan);
+    await store.put(job.inputKey, 'x\n10\n11\n12\n13\n14\n');
+    // As Step Functions writes them: SUCCEEDED_n.json a JSON array, a file per kind.
+    await store.put(`${results}/run-1/SUCCEEDED_0.json`, JSON.stringify(succeeded.map((s) => s.child)));
+    await store.put(`${results}/run-1/FAILED_0.json`, JSON.stringify(failed.map((s) => s.child)));
+    await store.put(
+      `${results}/run-1/manifest.json`,
+      JSON.stringify({
+        DestinationBucket: 'bucket',
+        MapRunArn: 'arn:aws:states:us-east-1:1:mapRun:x/y:z',
+        ResultFiles: {
+          FAILED: [{ Key: `${results}/run-1/FAILED_0.json`, Size: 1 }],
+          PENDING: [],
+          SUCCEEDED: [{ Key: `${results}/run-1/SUCCEEDED_0.json`, Size: 1 }],
+        },
+      }),
+    );
+    return store;
+  }
+  const event = (map: BatchAssembleEvent['map']): BatchAssembleEvent => ({
+    job,
+    startedAt: '2026-12-06T12:00:00.000Z',
+    map,
+  });
+  const text = async (store: MemoryObjectStore, key: string) =>
+    new TextDecoder().decode((await store.get(key))!.body);
+
+  it('writes the output, failures.csv and manifest.json under the job', async () => {
+    const store = await stored();
+    const summary = await finishJob(
+      event({ ResultWriterDetails: { Bucket: 'bucket', Key: `${results}/run-1/manifest.json` } }),
+      { store, bucket: 'bucket', now: () => new Date('2026-12-06T12:00:05.000Z') },
+    );
+    expect(summary).toMatchObject({ rows: 5, succeeded: 2, failed: 3, output: 'batch/m/j/output.csv' });
+    expect(await text(store, 'batch/m/j/output.csv')).toBe(
+      `x,score\n10,\n11,\n12,${prediction(2)}\n13,${prediction(3)}\n14,\n`,
+    );
+    expect((await text(store, 'batch/m/j/failures.csv')).split('\n').map((l) => l.split(',')[0])).toEqual([
+      'line',
+      '2',
+      '3',
+      '6',
+      '',
+    ]);
+    const manifest = JSON.parse(await text(store, 'batch/m/j/manifest.json'));
+    expect(manifest).toMatchObject({
+      status: 'succeeded',
+      version: 3,
+      rows: 5,
+      succeeded: 2,
+      failed: 3,
+      durationMs: 5000,
+      failedBatches: [
+        { rows: 2, firstLine: 2, lastLine: 3, error: 'Lambda.Unknown', cause: 'the function crashed' },
+      ],
+      failedRows: [
+        { line: 2, index: 0 },
+        { line: 3, index: 1 },
+        { line: 6, index: 4 },
+      ],
+    });
+  });
+
+  it('still writes the output when the Map failed, finding ResultWriter manifest itself, and records the error', async () => {
+    const store = await stored();
+    await finishJob(event({ Error: 'States.ExceedToleratedFailureThreshold', Cause: 'too many' }), {
+      store,
+      bucket: 'bucket',
+    });
+    const manifest = JSON.parse(await text(store, 'batch/m/j/manifest.json'));
+    expect(manifest).toMatchObject({
+      status: 'failed',
+      mapError: { error: 'States.ExceedToleratedFailureThreshold', cause: 'too many' },
+      succeeded: 2,
+    });
+  });
+
+  it('refuses keys outside the job: ResultWriter elsewhere, an input outside batch/<model>/', async () => {
+    const store = await stored();
+    await expect(
+      finishJob(event({ ResultWriterDetails: { Bucket: 'bucket', Key: 'models/m/x/manifest.json' } }), {
+        store,
+        bucket: 'bucket',
+      }),
+    ).rejects.toThrow(ValidationError);
+    await expect(
+      finishJob(
+        { ...event({ Error: 'x' }), job: { ...job, inputKey: 'batch/m/../other/input.csv' } },
+        { store, bucket: 'bucket' },
+      ),
+    ).rejects.toThrow(/is not under batch\/m\//);
+    await expect(finishJob(event({ Error: 'x' }), { store, bucket: 'bucket', model: 'n' })).rejects.toThrow(
+      /finishes jobs of model "n"/,
+    );
+  });
+});
+
+describe('batch keys', () => {
+  it('keeps every job key under batch/<model>/<job>/ and refuses names that would leave it', () => {
+    expect(keys.batchInput('m', 'j-1', 'csv')).toBe('batch/m/j-1/input.csv');
+    expect(keys.batchResults('m', 'j-1')).toBe('batch/m/j-1/results');
+    expect(() => keys.batchInput('m', '../x', 'csv')).toThrow(/Invalid batch job id/);
+    expect(() => keys.batchOutput('m', 'j', 'exe')).toThrow(/Invalid batch format/);
+    expect(() => keys.batchJob('M/../n', 'j')).toThrow(/Invalid model name/);
+    expect(isBatchKey('m', 'batch/m/any/where.csv')).toBe(true);
+    for (const key of [
+      'batch/m/',
+      'batch/n/x.csv',
+      'batch/m/../n/x.csv',
+      'batch/m//x',
+      'batch/m/x\u0000',
+      'models/m/x',
+    ]) {
+      expect(isBatchKey('m', key), key).toBe(false);
+    }
+  });
+});
