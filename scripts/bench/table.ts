@@ -81,6 +81,24 @@ export function printTable(r: Record<string, any>) {
   )) {
     rows.push([`batch ${kind}: instances/s at 1 / 100 / 10k`, Object.values(sizes).join(' / '), '', '', '']);
   }
+  const ro = r.rollout;
+  if (ro)
+    rows.push([
+      'warm invocation with a 10 % canary / a 10 % shadow',
+      `${ro.usPerInvocation.canary10} µs / ${ro.usPerInvocation.shadow10} µs`,
+      `${ro.usPerInvocation.plain} µs (no canary, no shadow)`,
+      `${ro.ratioToPlain.canary10}× / ${ro.ratioToPlain.shadow10}×`,
+      'reported',
+    ]);
+  const bj = r.batchJob;
+  if (bj?.rowsPerSecond !== undefined)
+    rows.push([
+      `local batch job (${bj.rows} rows)`,
+      `${Math.round(bj.rowsPerSecond)} rows/s`,
+      `${Math.round(bj.floorRowsPerSecond ?? 0)} rows/s (${bj.floorWhat ?? 'in-process predict'})`,
+      `${bj.ratio}×`,
+      '≥ 0.5×',
+    ]);
   const a = r.artifacts;
   if (a)
     rows.push([
