@@ -115,38 +115,38 @@ class CellReader {
   ) {}
 
   read(raw: unknown, column: string): number {
-    const name = JSON.stringify(truncate(column, 40));
     let value: number;
-    if (raw === undefined) return this.fail(`column ${name} is missing`);
+    if (raw === undefined) return this.fail(column, ' is missing');
     if (typeof raw === 'number') {
       value = raw;
     } else if (typeof raw === 'string') {
       const text = raw.trim();
-      if (text === '') return this.fail(`column ${name} is empty`);
+      if (text === '') return this.fail(column, ' is empty');
       if (this.dtype === 'bool' && (text === 'true' || text === 'false')) return text === 'true' ? 1 : 0;
-      if (!NUMBER.test(text)) return this.fail(`column ${name}: ${describeValue(text)} is not a number`);
+      if (!NUMBER.test(text)) return this.fail(column, `: ${describeValue(text)} is not a number`);
       value = Number(text);
     } else {
-      return this.fail(`column ${name} is ${describeValue(raw)}, not a number`);
+      return this.fail(column, ` is ${describeValue(raw)}, not a number`);
     }
     if (!(value <= FLOAT32_MAX && value >= -FLOAT32_MAX)) {
-      return this.fail(`column ${name}: ${value} is beyond float32's range`);
+      return this.fail(column, `: ${value} is beyond float32's range`);
     }
     if (this.dtype === 'int32' && !(Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31)) {
-      return this.fail(`column ${name}: ${value} is not a 32-bit integer`);
+      return this.fail(column, `: ${value} is not a 32-bit integer`);
     }
     if (this.dtype === 'bool' && value !== 0 && value !== 1) {
-      return this.fail(`column ${name}: ${value} is not 0, 1, true or false`);
+      return this.fail(column, `: ${value} is not 0, 1, true or false`);
     }
     const vocabulary = this.vocabulary;
     if (vocabulary !== undefined && !(value > -1 && value < vocabulary)) {
-      return this.fail(`column ${name}: ${value} is not an id from 0 to ${vocabulary - 1}`);
+      return this.fail(column, `: ${value} is not an id from 0 to ${vocabulary - 1}`);
     }
     return value;
   }
 
-  private fail(problem: string): number {
-    this.problem = problem;
+  /** Records the problem with `column`'s value (named only then: most cells are fine). */
+  private fail(column: string, problem: string): number {
+    this.problem = `column ${JSON.stringify(truncate(column, 40))}${problem}`;
     return 0;
   }
 }

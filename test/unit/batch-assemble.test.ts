@@ -22,6 +22,7 @@ import type {
 } from '../../functions/shared/batch/events.js';
 import { ValidationError } from '../../functions/shared/errors.js';
 import { isBatchKey, keys } from '../../functions/shared/registry/layout.js';
+import { csvItems } from '../../scripts/local/batch/item-reader.js';
 import { MemoryObjectStore } from '../support/memory-store.js';
 
 /** A row's prediction, known from its index. */
@@ -188,6 +189,27 @@ describe('assembling a job', () => {
     const done = assembleCsv('a,b\n\n1,"x\ny"\n2,z\n3,w\n', collectOutcomes(3, children(plan)));
     expect(done.rows).toBe(4);
     expect(done.failedRows.map((f) => f.line)).toEqual([2, 3, 5, 6]);
+  });
+
+  it("reads the CSV's records as the ItemReader does (quotes, backslash escapes, CR, LF), so each row's index is its record", () => {
+    // Text made of the characters that decide where records and fields end.
+    const texts = fc
+      .array(fc.constantFrom('a', 'b', '1', ',', '"', '\\', '\n', '\r', ' '), { maxLength: 80 })
+      .map((chars) => `h1,h2\n${chars.join('')}`);
+    fc.assert(
+      fc.property(texts, (text) => {
+        const items = csvItems(text);
+        const all = Array.from({ length: items.length }, (_, i) => i);
+        // Each row scored with its own index as its prediction: the output says which record got which.
+        const plan: Plan = { rows: items.length, batches: [{ indexes: all, fate: 'ok' }], bad: new Set() };
+        const done = assembleCsv(text, collectOutcomes(3, children(plan)));
+        expect(done.rows).toBe(items.length);
+        // Each output row, read as plain CSV: the fields the ItemReader read, then the prediction.
+        const out = (parse(done.output) as string[][]).slice(1);
+        expect(out).toEqual(items.map((item, i) => [item.h1, item.h2, String(prediction(i))]));
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 

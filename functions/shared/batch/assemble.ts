@@ -2,7 +2,7 @@
  * A batch job's result, assembled: every row of the input gets exactly one outcome (its outputs, or
  * why it failed: a bad row, a failed or never-run batch, no result at all), and the output is
  * written in input order, whatever order the batches finished in.
- * - CSV: each input row as it was (its records as the ItemReader splits them), plus one column per output (a single number as such, larger
+ * - CSV: each input row (its records as the ItemReader splits them; see assembleCsv), plus one column per output (a single number as such, larger
  *   outputs as JSON text); a failed row's output cells are empty.
  * - JSON Lines: one line per input line, the row's prediction as TF Serving writes one instance
  *   (one output: its value; several: an object by output name), or `{"error": "..."}`.
@@ -125,9 +125,10 @@ const NO_RESULT = 'no result: its batch was not recorded by the map run';
 
 /**
  * The input CSV (header first) with one column per output, and its failures. Its records are the
- * ItemReader's (csv-records.ts), so a row's index is the record the Map gave that index; a row is
- * copied as it was, unless it has more or fewer fields than the header (then its fields, cut or
- * padded to the header's).
+ * ItemReader's (csv-records.ts), so a row's index is the record the Map gave that index. A plain
+ * row (no quotes, backslashes or CR, as many fields as the header) is copied as it was; any other
+ * is written as the fields the ItemReader read (cut or padded to the header's), quoted as RFC 4180
+ * says, so the output is plain CSV whatever escapes the input used.
  */
 export function assembleCsv(input: string | Uint8Array, outcomes: Outcomes): Assembled {
   const decoded = typeof input === 'string' ? input : new TextDecoder().decode(input);
@@ -154,7 +155,7 @@ export function assembleCsv(input: string | Uint8Array, outcomes: Outcomes): Ass
       return;
     }
     const row =
-      record.count === columns
+      record.fields === undefined && record.count === columns
         ? text.slice(record.start, record.end)
         : padded(fieldsOf(text, record, ','), columns);
     const outcome = outcomes.byIndex.get(index);

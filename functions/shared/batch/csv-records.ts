@@ -90,7 +90,11 @@ function lineBreaks(text: string, from: number, to: number): number {
 }
 
 /** One record read character by character from `start`: its fields, its end and the next record's start. */
-function readRecord(text: string, start: number, sep: number): { fields: string[]; end: number; next: number } {
+function readRecord(
+  text: string,
+  start: number,
+  sep: number,
+): { fields: string[]; end: number; next: number } {
   const fields: string[] = [];
   const n = text.length;
   let field = '';

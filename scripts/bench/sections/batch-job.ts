@@ -95,7 +95,8 @@ export async function batchJob({ s3, runtime, quick, env }: BenchContext) {
       ]);
       predictMs += performance.now() - started;
       const stride = predicted!.values.length / batch.length;
-      for (let r = 0; r < batch.length; r++) out.push(`${batch[r]!.join(',')},${predicted!.values[r * stride]}`);
+      for (let r = 0; r < batch.length; r++)
+        out.push(`${batch[r]!.join(',')},${predicted!.values[r * stride]}`);
     }
     return `${out.join('\n')}\n`;
   };

@@ -30,7 +30,7 @@ export const NOT_EMULATED = [
   'Lambda: no concurrency limits, throttling, cold starts, memory or CPU sizes; batches of one job share this process and one warm handler.',
   'Step Functions: Express and Standard children run alike, once each; quotas other than the 256 KiB payload are not applied; no DescribeMapRun, redrive, stop, X-Ray or CloudWatch logs.',
   'A Task past its TimeoutSeconds fails with States.Timeout, but its handler is not killed: it finishes in the background.',
-  'ResultWriter files are cut at 64 MiB (Step Functions: 5 GB); ARNs, names and dates in them are made up locally.',
+  'ResultWriter files are cut at 8 MiB (Step Functions: 5 GB); ARNs, names and dates in them are made up locally.',
   'CSV and JSON Lines where the Step Functions documentation is silent follow the choices in scripts/local/batch/item-reader.ts.',
 ] as const;
 
@@ -86,11 +86,11 @@ export interface LocalBatchJobOptions {
 
 /** Where a job's time went, in milliseconds (the Distributed Map's phases and the final step). */
 export interface LocalBatchTimings {
-  /** Reading the input from S3, ItemReader, ItemSelector, ItemBatcher. */
+  /** Reading the input from S3 and splitting it into records (ItemReader). */
   readonly readMs?: number;
-  /** The child executions: scoring the batches. */
+  /** The child executions: making each batch (ItemSelector, ItemBatcher) as it starts, scoring it; ResultWriter's full files. */
   readonly childrenMs?: number;
-  /** ResultWriter's files. */
+  /** ResultWriter's last files and its manifest. */
   readonly resultsMs?: number;
   /** The final step. */
   readonly assembleMs?: number;

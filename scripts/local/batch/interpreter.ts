@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ObjectStore } from '../../../functions/shared/registry/store.js';
-import { readItems } from './item-reader.js';
+import { itemSource } from './item-reader.js';
 import {
   applyResultPath,
   compileTemplate,
@@ -24,8 +24,11 @@ import {
 
 /** Step Functions' largest state input or output, and so a batch's. */
 export const PAYLOAD_LIMIT_BYTES = 256 * 1024;
-/** ResultWriter cuts its files here locally (Step Functions: 5 GB), so no file nears V8's string limit. */
-export const RESULT_FILE_BYTES = 64 * 1024 * 1024;
+/**
+ * ResultWriter cuts its files here locally (Step Functions: 5 GB): no file nears V8's string limit,
+ * and the final step reads one file while the next arrives.
+ */
+export const RESULT_FILE_BYTES = 8 * 1024 * 1024;
 
 type Json = Record<string, unknown>;
 export type TaskHandler = (input: unknown) => Promise<unknown>;
@@ -49,7 +52,7 @@ export interface InterpreterOptions {
   /** Told when a Map has read its items (their number), and after each child execution. */
   readonly onMapStart?: (items: number) => void;
   readonly onChild?: (outcome: ChildOutcome) => void;
-  /** How long a Distributed Map spent reading and batching, running its children, writing results. */
+  /** How long a Distributed Map spent reading its input, running its children (their batches made as they start), writing the last results. */
   readonly onPhase?: (phase: 'read' | 'children' | 'results', ms: number) => void;
   /** Retry waits, scaled (tests): the definition's seconds times this. @default 1 */
   readonly retryDelayScale?: number;
@@ -283,29 +286,27 @@ async function runDistributedMap(
       `The specified key does not exist: s3://${options.bucket}/${String(source.Key)}`,
     );
   }
-  const values = readItems(new TextDecoder().decode(object.body), (reader.ReaderConfig as Json) ?? {});
+  const values = itemSource(new TextDecoder().decode(object.body), (reader.ReaderConfig as Json) ?? {});
   const selector = state.ItemSelector === undefined ? undefined : compileTemplate(state.ItemSelector);
   // Each item's context: the execution's, plus $$.Map.Item.
   const itemContext = Object.create(context) as Json;
-  const items = values.map((value, index) => {
+  // Items are made as their batch is (not all first), so a batch's rows die with it.
+  const item = (index: number) => {
+    const value = values.at(index);
     if (!selector) return value;
     itemContext.Map = { Item: { Index: index, Value: value } };
     return selector(data, itemContext);
-  });
-  options.onMapStart?.(items.length);
-  const batches = batchItems(items, state.ItemBatcher as Json | undefined, data, context);
+  };
+  options.onMapStart?.(values.count);
+  const nextBatch = batcher(values.count, item, state.ItemBatcher as Json | undefined, data, context);
   phase('read');
 
   const mapRunId = randomUUID();
   const label = String(state.Label ?? name);
   const mapRunArn = `arn:aws:states:us-east-1:000000000000:mapRun:${options.stateMachineName}/${label}:${mapRunId}`;
   const childType = String(processor.ProcessorConfig.ExecutionType ?? 'STANDARD');
-  const entries: { succeeded: Json[]; failed: Json[]; pending: Json[] } = {
-    succeeded: [],
-    failed: [],
-    pending: [],
-  };
-  const total = items.length;
+  const results = resultWriter(state, data, context, options, mapRunId);
+  const total = values.count;
   const percent = state.ToleratedFailurePercentage as number | undefined;
   const count = state.ToleratedFailureCount as number | undefined;
   let failedItems = 0;
@@ -314,12 +315,24 @@ async function runDistributedMap(
     (count !== undefined && failedItems > count) ||
     (percent === undefined && count === undefined && failedItems > 0);
 
-  const concurrency = Math.max(1, Math.min(Number(state.MaxConcurrency ?? 0) || 10_000, batches.length || 1));
+  const concurrency = Math.max(1, Math.min(Number(state.MaxConcurrency ?? 0) || 10_000, total || 1));
   let next = 0;
+  // A batch that cannot be made (ItemSelector) stops every worker, and then fails the map run.
+  let unmade: { error: unknown } | undefined;
+  const take = () => {
+    if (unmade) return undefined;
+    try {
+      return nextBatch();
+    } catch (error) {
+      unmade = { error };
+      return undefined;
+    }
+  };
   const worker = async () => {
-    while (next < batches.length && !exceeded()) {
+    while (!exceeded()) {
+      const batch = take();
+      if (!batch) return;
       const index = next++;
-      const batch = batches[index]!;
       const childName = `${mapRunId.slice(0, 8)}-${index}`;
       const started = new Date();
       const meta = {
@@ -336,7 +349,7 @@ async function runDistributedMap(
         const output = await runStates(processor, batch.input, context, options, true);
         const outputText = jsonText(output ?? null);
         limit(outputText, `The output of a child execution of ${name}`);
-        entries.succeeded.push({
+        results.add('SUCCEEDED', {
           ...meta,
           Input: inputText,
           InputDetails: { Included: true },
@@ -350,7 +363,7 @@ async function runDistributedMap(
         if (error instanceof NotEmulatedError) throw error;
         const { name: errorName, cause } = errorOf(error);
         failedItems += batch.items;
-        entries.failed.push({
+        results.add('FAILED', {
           ...meta,
           Input: inputText,
           InputDetails: { Included: true },
@@ -364,16 +377,17 @@ async function runDistributedMap(
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
+  if (unmade) throw unmade.error;
   phase('children');
-  for (let index = next; index < batches.length; index++) {
-    entries.pending.push({
-      Input: batches[index]!.text,
+  for (let batch = nextBatch(); batch; batch = nextBatch()) {
+    results.add('PENDING', {
+      Input: batch.text,
       InputDetails: { Included: true },
       Status: 'PENDING',
     });
   }
 
-  const manifestKey = await writeResults(state, data, context, options, mapRunArn, mapRunId, entries);
+  const manifestKey = await results.close(mapRunArn);
   phase('results');
   if (exceeded()) {
     throw new StatesError(
@@ -391,9 +405,25 @@ interface Batch {
   readonly items: number;
 }
 
-/** ItemBatcher: consecutive items, cut at MaxItemsPerBatch or MaxInputBytesPerBatch. */
-function batchItems(items: unknown[], batcher: Json | undefined, data: unknown, context: unknown): Batch[] {
-  if (!batcher) return items.map((item) => ({ input: item, text: JSON.stringify(item), items: 1 }));
+/**
+ * ItemBatcher: consecutive items, cut at MaxItemsPerBatch or MaxInputBytesPerBatch, one batch per
+ * call (undefined after the last), its items made from their indexes then.
+ */
+function batcher(
+  count: number,
+  item: (index: number) => unknown,
+  batcher: Json | undefined,
+  data: unknown,
+  context: unknown,
+): () => Batch | undefined {
+  let at = 0;
+  if (!batcher) {
+    return () => {
+      if (at >= count) return undefined;
+      const input = item(at++);
+      return { input, text: JSON.stringify(input), items: 1 };
+    };
+  }
   for (const field of Object.keys(batcher)) {
     if (!['MaxItemsPerBatch', 'MaxInputBytesPerBatch', 'BatchInput'].includes(field)) {
       throw new NotEmulatedError(`ItemBatcher field ${field}`);
@@ -403,102 +433,141 @@ function batchItems(items: unknown[], batcher: Json | undefined, data: unknown, 
   const maxBytes = Number(batcher.MaxInputBytesPerBatch ?? PAYLOAD_LIMIT_BYTES);
   const batchInput =
     batcher.BatchInput === undefined ? undefined : evaluateTemplate(batcher.BatchInput, data, context);
-  // {"Items":[...],"BatchInput":...}: what JSON.stringify writes for the batch, built from each item's text.
+  // {"Items":[...],"BatchInput":...}: what JSON.stringify writes for the batch.
   const tail = batchInput === undefined ? ']}' : `],"BatchInput":${JSON.stringify(batchInput)}}`;
   const overhead = Buffer.byteLength(`{"Items":[${tail}`);
-  const batches: Batch[] = [];
-  let current: unknown[] = [];
-  let texts: string[] = [];
-  let bytes = overhead;
-  const flush = () => {
-    if (current.length === 0) return;
+  const made = (current: unknown[], text: string): Batch => {
     const input = { Items: current, ...(batchInput === undefined ? {} : { BatchInput: batchInput }) };
-    const text = `{"Items":[${texts.join(',')}${tail}`;
     knownTexts.set(input, text);
-    batches.push({ input, text, items: current.length });
-    current = [];
-    texts = [];
-    bytes = overhead;
+    return { input, text, items: current.length };
   };
-  for (const item of items) {
-    const text = JSON.stringify(item);
-    const size = Buffer.byteLength(text) + 1;
-    if (current.length > 0 && (current.length >= maxItems || bytes + size > maxBytes)) flush();
-    // A single item over the limit still goes alone: its child then fails on the payload limit.
-    current.push(item);
-    texts.push(text);
-    bytes += size;
-  }
-  flush();
-  return batches;
+  // Most batches are MaxItemsPerBatch items well within the byte limit: one text for them all,
+  // until a batch is cut by bytes (then item by item, so no text is made twice more than once).
+  let whole = Number.isFinite(maxItems);
+  return () => {
+    if (at >= count) return undefined;
+    if (whole) {
+      const end = Math.min(count, at + maxItems);
+      const current = new Array<unknown>(end - at);
+      for (let i = at; i < end; i++) current[i - at] = item(i);
+      const text = `{"Items":${JSON.stringify(current)}${tail.slice(1)}`;
+      // The byte rule below counts a comma after every item, the last one too.
+      if (Buffer.byteLength(text) + 1 <= maxBytes) {
+        at = end;
+        return made(current, text);
+      }
+      whole = false;
+    }
+    const current: unknown[] = [];
+    const texts: string[] = [];
+    let bytes = overhead;
+    for (; at < count && current.length < maxItems; at++) {
+      const value = item(at);
+      const itemText = JSON.stringify(value);
+      const size = Buffer.byteLength(itemText) + 1;
+      // A single item over the limit still goes alone: its child then fails on the payload limit.
+      if (current.length > 0 && bytes + size > maxBytes) break;
+      current.push(value);
+      texts.push(itemText);
+      bytes += size;
+    }
+    return made(current, `{"Items":[${texts.join(',')}${tail}`);
+  };
 }
 
-/** ResultWriter: manifest.json and the result files under Prefix/<map run id>/, as Step Functions writes them. */
-async function writeResults(
+type ResultStatus = 'SUCCEEDED' | 'FAILED' | 'PENDING';
+
+/**
+ * ResultWriter: manifest.json and the result files under Prefix/<map run id>/, as Step Functions
+ * writes them. Entries are added as children end; a file is written (in the background) as soon as
+ * it is full, so the local S3 takes it in while the next children run. `close` writes the rest and
+ * the manifest, or throws States.ResultWriterFailed (a bad ResultWriter, a failed write).
+ */
+function resultWriter(
   state: Json,
   data: unknown,
   context: unknown,
   options: InterpreterOptions,
-  mapRunArn: string,
   mapRunId: string,
-  entries: { succeeded: Json[]; failed: Json[]; pending: Json[] },
-): Promise<string> {
+): { add(status: ResultStatus, entry: Json): void; close(mapRunArn: string): Promise<string> } {
   const writer = state.ResultWriter as Json | undefined;
   if (writer?.Resource !== 'arn:aws:states:::s3:putObject' || 'WriterConfig' in writer) {
     throw new NotEmulatedError(
       'a Distributed Map without a ResultWriter to arn:aws:states:::s3:putObject (or with a WriterConfig)',
     );
   }
-  const target = evaluateTemplate(writer.Parameters, data, context) as { Bucket?: unknown; Prefix?: unknown };
-  if (target.Bucket !== options.bucket) {
-    throw new StatesError(
-      'States.ResultWriterFailed',
-      `The local stack has bucket ${options.bucket}, not ${String(target.Bucket)}`,
-    );
+  // A bad target fails the map run when it ends (as Step Functions fails it), not before its children run.
+  let failure: StatesError | undefined;
+  let prefix = '';
+  try {
+    const target = evaluateTemplate(writer.Parameters, data, context) as {
+      Bucket?: unknown;
+      Prefix?: unknown;
+    };
+    if (target.Bucket !== options.bucket) {
+      throw new StatesError(
+        'States.ResultWriterFailed',
+        `The local stack has bucket ${options.bucket}, not ${String(target.Bucket)}`,
+      );
+    }
+    prefix = `${String(target.Prefix ?? '').replace(/\/+$/, '')}/${mapRunId}/`;
+  } catch (error) {
+    if (error instanceof NotEmulatedError) throw error;
+    failure = error instanceof StatesError ? error : new StatesError('States.Runtime', errorOf(error).cause);
   }
-  const prefix = `${String(target.Prefix ?? '').replace(/\/+$/, '')}/${mapRunId}/`;
-  const files: Record<'SUCCEEDED' | 'FAILED' | 'PENDING', { Key: string; Size: number }[]> = {
+  const files: Record<ResultStatus, { Key: string; Size: number }[]> = {
     SUCCEEDED: [],
     FAILED: [],
     PENDING: [],
   };
-  const write = async (status: keyof typeof files, list: Json[]) => {
-    let chunk: string[] = [];
-    let size = 2;
-    const flush = async () => {
-      // Bytes, not a string: the SDK handles a large string body far more slowly.
-      const body = Buffer.from(`[${chunk.join(',')}]`);
-      const key = `${prefix}${status}_${files[status].length}.json`;
-      await options.store.put(key, body, { contentType: 'application/json' });
-      files[status].push({ Key: key, Size: body.length });
-      chunk = [];
-      size = 2;
-    };
-    for (const entry of list) {
-      const text = JSON.stringify(entry);
-      if (chunk.length > 0 && size + text.length + 1 > RESULT_FILE_BYTES) await flush();
-      chunk.push(text);
-      size += text.length + 1;
-    }
-    if (chunk.length > 0) await flush();
+  const chunks: Record<ResultStatus, { texts: string[]; size: number }> = {
+    SUCCEEDED: { texts: [], size: 2 },
+    FAILED: { texts: [], size: 2 },
+    PENDING: { texts: [], size: 2 },
   };
-  try {
-    await write('SUCCEEDED', entries.succeeded);
-    await write('FAILED', entries.failed);
-    await write('PENDING', entries.pending);
-    const manifestKey = `${prefix}manifest.json`;
-    await options.store.put(
-      manifestKey,
-      JSON.stringify({ DestinationBucket: options.bucket, MapRunArn: mapRunArn, ResultFiles: files }),
-      { contentType: 'application/json' },
-    );
-    return manifestKey;
-  } catch (error) {
-    throw new StatesError(
-      'States.ResultWriterFailed',
-      `Cannot write the results under ${prefix}: ${(error as Error).message}`,
-    );
-  }
+  const writes: Promise<unknown>[] = [];
+  const flush = (status: ResultStatus) => {
+    const chunk = chunks[status];
+    if (failure || chunk.texts.length === 0) return;
+    // Bytes, not a string: the SDK handles a large string body far more slowly.
+    const body = Buffer.from(`[${chunk.texts.join(',')}]`);
+    const key = `${prefix}${status}_${files[status].length}.json`;
+    const written = options.store.put(key, body, { contentType: 'application/json' });
+    written.catch(() => undefined); // awaited in close
+    writes.push(written);
+    files[status].push({ Key: key, Size: body.length });
+    chunks[status] = { texts: [], size: 2 };
+  };
+  return {
+    add(status, entry) {
+      if (failure) return;
+      const text = JSON.stringify(entry);
+      if (chunks[status].size + text.length + 1 > RESULT_FILE_BYTES) flush(status);
+      chunks[status].texts.push(text);
+      chunks[status].size += text.length + 1;
+    },
+    async close(mapRunArn) {
+      if (failure) throw failure;
+      flush('SUCCEEDED');
+      flush('FAILED');
+      flush('PENDING');
+      try {
+        await Promise.all(writes);
+        const manifestKey = `${prefix}manifest.json`;
+        await options.store.put(
+          manifestKey,
+          JSON.stringify({ DestinationBucket: options.bucket, MapRunArn: mapRunArn, ResultFiles: files }),
+          { contentType: 'application/json' },
+        );
+        return manifestKey;
+      } catch (error) {
+        throw new StatesError(
+          'States.ResultWriterFailed',
+          `Cannot write the results under ${prefix}: ${(error as Error).message}`,
+        );
+      }
+    },
+  };
 }
 
 function limit(text: string, what: string): void {

@@ -14,7 +14,7 @@
  *   not JSON fails the read (States.ItemReaderFailed, naming the line), as the whole Map then
  *   fails. A JSON Lines job therefore needs valid JSON on every line; a CSV row is always readable.
  */
-import { fieldsOf, forEachCsvRecord } from '../../../functions/shared/batch/csv-records.js';
+import { type CsvRecord, fieldsOf, forEachCsvRecord } from '../../../functions/shared/batch/csv-records.js';
 import { StatesError } from './json-path.js';
 
 const DELIMITERS: Record<string, string> = { COMMA: ',', PIPE: '|', SEMICOLON: ';', SPACE: ' ', TAB: '\t' };
@@ -22,22 +22,68 @@ const DELIMITERS: Record<string, string> = { COMMA: ',', PIPE: '|', SEMICOLON: '
 /** The items of an object's text, for `ReaderConfig` (InputType CSV or JSONL). */
 export function readItems(text: string, readerConfig: Record<string, unknown>): unknown[] {
   const type = readerConfig.InputType;
-  const maxItems =
-    typeof readerConfig.MaxItems === 'number' ? readerConfig.MaxItems : Number.POSITIVE_INFINITY;
-  if (type === 'CSV') {
-    if ((readerConfig.CSVHeaderLocation ?? 'FIRST_ROW') !== 'FIRST_ROW') {
-      throw new StatesError('States.ItemReaderFailed', 'only CSVHeaderLocation FIRST_ROW is emulated');
-    }
-    const delimiter = DELIMITERS[String(readerConfig.CSVDelimiter ?? 'COMMA')];
-    if (!delimiter)
-      throw new StatesError('States.ItemReaderFailed', `CSVDelimiter ${String(readerConfig.CSVDelimiter)}`);
-    return csvItems(text, delimiter, maxItems);
-  }
+  const maxItems = maxItemsOf(readerConfig);
+  if (type === 'CSV') return csvItems(text, csvDelimiter(readerConfig), maxItems);
   if (type === 'JSONL') return jsonLinesItems(text, maxItems);
   throw new StatesError(
     'States.ItemReaderFailed',
     `InputType ${String(type)} is not emulated (CSV and JSONL are)`,
   );
+}
+
+function maxItemsOf(readerConfig: Record<string, unknown>): number {
+  return typeof readerConfig.MaxItems === 'number' ? readerConfig.MaxItems : Number.POSITIVE_INFINITY;
+}
+
+/** The CSV delimiter ReaderConfig names (with the header in the first row, the one emulated). */
+function csvDelimiter(readerConfig: Record<string, unknown>): string {
+  if ((readerConfig.CSVHeaderLocation ?? 'FIRST_ROW') !== 'FIRST_ROW') {
+    throw new StatesError('States.ItemReaderFailed', 'only CSVHeaderLocation FIRST_ROW is emulated');
+  }
+  const delimiter = DELIMITERS[String(readerConfig.CSVDelimiter ?? 'COMMA')];
+  if (!delimiter)
+    throw new StatesError('States.ItemReaderFailed', `CSVDelimiter ${String(readerConfig.CSVDelimiter)}`);
+  return delimiter;
+}
+
+/** A Map's items, made one by one as its batches need them. */
+export interface ItemSource {
+  readonly count: number;
+  /** Item `index` (from 0), made anew at each call. */
+  at(index: number): unknown;
+}
+
+/**
+ * The items of an object's text (as readItems), each made only when asked: a CSV text is split into
+ * records at once (an unreadable input fails here, before any child runs), but a row's object is
+ * made when its batch is, so rows do not all live through the whole map run.
+ */
+export function itemSource(text: string, readerConfig: Record<string, unknown>): ItemSource {
+  if (readerConfig.InputType !== 'CSV') {
+    const items = readItems(text, readerConfig);
+    return { count: items.length, at: (index) => items[index] };
+  }
+  const delimiter = csvDelimiter(readerConfig);
+  const maxItems = maxItemsOf(readerConfig);
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  let header: string[] | undefined;
+  const records: CsvRecord[] = [];
+  forEachCsvRecord(body, delimiter, (record) => {
+    if (!header) header = fieldsOf(body, record, delimiter);
+    else if (records.length < maxItems) records.push(record);
+  });
+  if (!header)
+    throw new StatesError('States.ItemReaderFailed', 'The CSV file is empty: it has no header row');
+  const names = header;
+  return {
+    count: records.length,
+    at(index) {
+      const fields = fieldsOf(body, records[index]!, delimiter);
+      const item: Record<string, string> = {};
+      for (let i = 0; i < names.length; i++) item[names[i]!] = fields[i] ?? '';
+      return item;
+    },
+  };
 }
 
 /** CSV records as objects keyed by the header row. */
