@@ -17,8 +17,9 @@ export function historyOf(training: Readonly<Record<string, unknown>> | undefine
   const out: Record<string, number[]> = {};
   for (const [name, values] of Object.entries(history)) {
     if (!Array.isArray(values) || values.length === 0 || values.length > MAX_EPOCHS) continue;
-    if (!values.every((v) => typeof v === 'number')) continue;
-    out[name] = values as number[];
+    // JSON writes a NaN epoch (a diverged loss) as null: a gap in the curve, not a broken series.
+    if (!values.every((v) => typeof v === 'number' || v === null)) continue;
+    out[name] = values.map((v) => (v === null ? Number.NaN : v));
   }
   return Object.keys(out).length > 0 ? out : undefined;
 }
@@ -28,19 +29,33 @@ const H = 200;
 const PAD = { left: 48, right: 12, top: 24, bottom: 28 };
 const COLORS = ['#1f6feb', '#d97706', '#059669', '#9333ea'];
 
-/** One panel: the series whose names contain `metric` (e.g. loss and val_loss), per epoch. */
-function panel(history: History, metric: string, title: string): Html | undefined {
-  const series = Object.entries(history).filter(([name]) => name === metric || name === `val_${metric}`);
+/**
+ * One panel: the metric and its validation series (e.g. loss and val_loss), per epoch, on the axes
+ * that fit every history in `all` — so two versions drawn side by side share their scales.
+ */
+function panel(history: History, all: readonly History[], metric: string, title: string): Html | undefined {
+  const named = (h: History) =>
+    [metric, `val_${metric}`].flatMap((name) => (h[name] ? [[name, h[name]] as const] : []));
+  const series = named(history);
   if (series.length === 0) return undefined;
-  const finite = series.flatMap(([, v]) => v.filter(Number.isFinite));
-  if (finite.length === 0) return undefined;
-  let lo = Math.min(...finite);
-  let hi = Math.max(...finite);
+  const everyone = all.flatMap(named);
+  if (!series.some(([, v]) => v.some(Number.isFinite))) return undefined;
+  // A loop, not Math.min(...values): a long history would overflow the call's arguments.
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  let epochs = 0;
+  for (const [, values] of everyone) {
+    epochs = Math.max(epochs, values.length);
+    for (const v of values) {
+      if (!Number.isFinite(v)) continue;
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+    }
+  }
   if (hi === lo) {
     hi += 0.5;
     lo -= 0.5;
   }
-  const epochs = Math.max(...series.map(([, v]) => v.length));
   const x = (i: number) => PAD.left + (epochs <= 1 ? 0 : (i / (epochs - 1)) * (W - PAD.left - PAD.right));
   const y = (v: number) => PAD.top + (1 - (v - lo) / (hi - lo)) * (H - PAD.top - PAD.bottom);
   // The legend goes where the curves are not: top right when they fall, bottom right when they rise.
@@ -67,7 +82,11 @@ function panel(history: History, metric: string, title: string): Html | undefine
   </svg>`;
 }
 
-/** Loss and accuracy panels drawn from a history (whichever it has). */
-export function curves(history: History): Html {
-  return html`${panel(history, 'loss', 'loss')}${panel(history, 'accuracy', 'accuracy')}`;
+/**
+ * Loss and accuracy panels drawn from a history (whichever it has), on scales that also fit the
+ * histories in `alongside` (the versions it is shown beside).
+ */
+export function curves(history: History, alongside: readonly History[] = []): Html {
+  const all = [history, ...alongside];
+  return html`${panel(history, all, 'loss', 'loss')}${panel(history, all, 'accuracy', 'accuracy')}`;
 }

@@ -3,10 +3,13 @@
  * registry string — model names, reasons, who, metadata, training details — is escaped. No page
  * needs JavaScript to be read or to act: forms post to the console, which answers with a page (a
  * confirmation page before a promote or rollback); console.js only makes them smoother.
+ * The pages stay in one module, longer than most, because they share one layout and the same
+ * small views (values, aliases, events, forms); split, each part would import all the others.
  */
 import type { AliasEvent, AliasPointer, VersionMetadata } from '../../functions/shared/registry/types.js';
 import type { VersionFigures } from '../../functions/shared/rollout/figures.js';
 import { type Html, html } from './html.js';
+import type { ShownVersion } from './metadata.js';
 import type { TryForm } from './try-it.js';
 
 export const ASSET_SCRIPT = '/_console/console.js';
@@ -129,7 +132,10 @@ export interface TryAnswer {
 export interface ModelPage {
   readonly model: string;
   readonly description?: string;
+  /** The newest versions (the page shows a bounded number). */
   readonly versions: readonly VersionMetadata[];
+  /** How many older versions are left out. */
+  readonly olderVersions?: number;
   readonly aliases: readonly AliasView[];
   /** The alias promote and rollback move by default (the manifest's, else live). */
   readonly defaultAlias: string;
@@ -320,6 +326,7 @@ ${
 }
 <h2>Versions</h2>
 ${page.versions.length === 0 ? html`<p>No versions.</p>` : html`${versionsTable(page)}${page.versions.length > 1 ? compareForm(page) : ''}`}
+${page.olderVersions ? html`<p class="muted" id="older-versions">The newest ${page.versions.length} versions are shown; ${page.olderVersions} older ones are not (each is at <code>${paths.model(model)}/versions/&lt;n&gt;</code>).</p>` : ''}
 ${page.versions.length > 0 ? html`<h2>Promote</h2>${promoteForm(frame, page)}` : ''}
 <h2>Try it</h2>
 ${tryItView(frame, page)}
@@ -343,7 +350,7 @@ export function curvesView(model: string, version: number, view: CurvesView): Ht
 
 export interface VersionPage {
   readonly model: string;
-  readonly meta: VersionMetadata;
+  readonly meta: ShownVersion;
   readonly aliases: readonly string[];
   readonly curves: CurvesView;
   /** The model's page data, for the promote form. */
@@ -371,6 +378,11 @@ export function versionPage(frame: Frame, page: VersionPage): Html {
         ? ''
         : html`, parent <a href="${paths.version(model, meta.parent)}">v${meta.parent}</a>`
     }</p>
+${
+  meta.unreadable.length > 0
+    ? html`<p class="error" id="unreadable">The ${meta.unreadable.join(', ')} in the metadata ${meta.unreadable.length === 1 ? 'is' : 'are'} not readable: not shown.</p>`
+    : ''
+}
 <h2>Training curves</h2>
 ${curvesView(model, meta.version, page.curves)}
 ${meta.parent !== null ? html`<p><a href="${paths.compare(model)}?a=${meta.parent}&amp;b=${meta.version}">Side by side with its parent v${meta.parent}</a></p>` : ''}

@@ -5,17 +5,19 @@
  * can serve it alone (startConsoleServer). Reads and moves go through the same ModelRegistry the
  * CLI uses; predictions through the model's function (functions.ts). Every console request must
  * name the loopback listener in Host; every POST must be same-origin and carry the session token
- * (security.ts).
+ * (security.ts). Longer than most modules: the routes and the actions behind them read best as
+ * one table beside the closures over the registry, the token and the frame that they share.
  */
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { AiaasError, ValidationError } from '../../functions/shared/errors.js';
 import type { ModelSpec } from '../../functions/shared/manifest.js';
 import {
   assertAliasName,
   DEFAULT_ALIAS,
+  isFileName,
+  keys,
   NAME_PATTERN,
   parseVersion,
 } from '../../functions/shared/registry/layout.js';
@@ -25,7 +27,18 @@ import type { VersionMetadata } from '../../functions/shared/registry/types.js';
 import { ROOT } from '../paths.js';
 import { curves, historyOf } from './curves.js';
 import type { ModelFunctions } from './functions.js';
-import type { Html } from './html.js';
+import {
+  type Answer,
+  type ConsoleServer,
+  HttpError,
+  json,
+  page,
+  readForm,
+  redirect,
+  send,
+  serveOnLoopback,
+} from './http.js';
+import { type ShownVersion, shownVersion } from './metadata.js';
 import {
   type AliasView,
   type CurvesView,
@@ -68,64 +81,9 @@ export type ConsoleHandler = (req: IncomingMessage, res: ServerResponse) => Prom
 /** Versions shown on a model page (the newest). */
 const MAX_VERSIONS = 200;
 const MAX_REASON = 500;
-/** Form posts; the try-it editor's request is the largest part. */
-const MAX_FORM_BYTES = 2_000_000;
 /** A registry report picture larger than this is not shown. */
 const MAX_REPORT_BYTES = 5_000_000;
 const FIGURES_WINDOW_MS = 3_600_000;
-
-class HttpError extends AiaasError {
-  override readonly name: string = 'HttpError';
-  constructor(
-    override readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-interface Answer {
-  readonly status: number;
-  readonly headers: Record<string, string>;
-  readonly body: string | Uint8Array;
-}
-
-const page = (status: number, markup: Html): Answer => ({
-  status,
-  headers: { ...PAGE_HEADERS, 'content-type': 'text/html; charset=utf-8' },
-  body: markup.toString(),
-});
-const json = (status: number, body: unknown): Answer => ({
-  status,
-  headers: { ...PAGE_HEADERS, 'content-type': 'application/json' },
-  body: JSON.stringify(body),
-});
-const redirect = (location: string): Answer => ({
-  status: 303,
-  headers: { ...PAGE_HEADERS, location },
-  body: '',
-});
-
-function readForm(req: IncomingMessage): Promise<URLSearchParams> {
-  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/x-www-form-urlencoded')
-    return Promise.reject(
-      new HttpError(415, 'the console takes forms (application/x-www-form-urlencoded) only'),
-    );
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_FORM_BYTES) {
-        reject(new HttpError(413, `the form is larger than ${MAX_FORM_BYTES} bytes`));
-        req.destroy();
-      } else chunks.push(chunk);
-    });
-    req.on('end', () => resolve(new URLSearchParams(Buffer.concat(chunks).toString('utf8'))));
-    req.on('error', reject);
-  });
-}
 
 function reasonOf(form: URLSearchParams): string {
   const reason = (form.get('reason') ?? '').trim();
@@ -180,31 +138,41 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
     }
   }
 
-  async function loadModelPage(model: string, extra: Partial<ModelPage> = {}): Promise<ModelPage> {
-    const numbers = (await registry.listVersions(model)).slice(-MAX_VERSIONS);
+  async function versionOf(model: string, version: number): Promise<ShownVersion> {
+    return shownVersion(await registry.getMetadata(model, version));
+  }
+
+  /** Each alias of a model: its pointer, or why it is damaged, and its history. */
+  async function aliasViews(model: string): Promise<AliasView[]> {
     const states = await registry.aliasStates(model);
-    if (numbers.length === 0 && Object.keys(states).length === 0)
-      throw new HttpError(404, `Model ${JSON.stringify(model)} does not exist in the registry`);
+    return Promise.all(
+      Object.entries(states).map(async ([alias, state]): Promise<AliasView> => {
+        const [read, history, unfinished] = await Promise.all([
+          registry.readPointer(model, alias),
+          registry.history(model, alias),
+          registry.unfinishedMoves(model, alias),
+        ]);
+        return {
+          alias,
+          ...(read.state === 'ok' ? { pointer: read.pointer } : {}),
+          ...('damaged' in state ? { damaged: state.damaged } : {}),
+          history,
+          unfinished,
+        };
+      }),
+    );
+  }
+
+  async function loadModelPage(model: string, extra: Partial<ModelPage> = {}): Promise<ModelPage> {
+    const all = await registry.listVersions(model);
+    const numbers = all.slice(-MAX_VERSIONS);
     const [versions, aliases, figures] = await Promise.all([
-      Promise.all(numbers.map((v) => registry.getMetadata(model, v))),
-      Promise.all(
-        Object.entries(states).map(async ([alias, state]): Promise<AliasView> => {
-          const [read, history, unfinished] = await Promise.all([
-            registry.readPointer(model, alias),
-            registry.history(model, alias),
-            registry.unfinishedMoves(model, alias),
-          ]);
-          return {
-            alias,
-            ...(read.state === 'ok' ? { pointer: read.pointer } : {}),
-            ...('damaged' in state ? { damaged: state.damaged } : {}),
-            history,
-            unfinished,
-          };
-        }),
-      ),
+      Promise.all(numbers.map((v) => versionOf(model, v))),
+      aliasViews(model),
       functions.figures(model, new Date(Date.now() - FIGURES_WINDOW_MS)),
     ]);
+    if (versions.length === 0 && aliases.length === 0)
+      throw new HttpError(404, `Model ${JSON.stringify(model)} does not exist in the registry`);
     const spec = options.spec?.(model);
     const defaultAlias = aliasOf(model);
     const served = aliases.find((a) => a.alias === defaultAlias)?.pointer?.version;
@@ -214,6 +182,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
       model,
       ...(spec?.description ? { description: spec.description } : {}),
       versions,
+      ...(all.length > numbers.length ? { olderVersions: all.length - numbers.length } : {}),
       aliases,
       defaultAlias,
       ...(figures ? { figures } : {}),
@@ -223,9 +192,11 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
     };
   }
 
-  async function curvesOf(meta: VersionMetadata): Promise<CurvesView> {
+  /** A version's curves; drawn on scales shared with the versions in `alongside` (a comparison). */
+  function curvesOf(meta: VersionMetadata, alongside: readonly VersionMetadata[] = []): CurvesView {
     const history = historyOf(meta.training);
-    if (history) return { drawn: curves(history) };
+    const others = alongside.map((m) => historyOf(m.training)).filter((h) => h !== undefined);
+    if (history) return { drawn: curves(history, others) };
     if (reportKey(meta)) return { image: paths.report(meta.model, meta.version) };
     return { none: 'No training report (only retrained versions have one).' };
   }
@@ -233,8 +204,9 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
   /** The report picture's key, when the metadata names one inside the version's report folder. */
   function reportKey(meta: VersionMetadata): string | undefined {
     const key = meta.report?.lossCurve;
-    const prefix = `models/${meta.model}/reports/${meta.version}/`;
-    return typeof key === 'string' && key.startsWith(prefix) && !key.slice(prefix.length).includes('/')
+    const prefix = keys.reports(meta.model, meta.version);
+    // One file name as layout.ts allows it (no '..': a URL path would resolve it out of the folder).
+    return typeof key === 'string' && key.startsWith(prefix) && isFileName(key.slice(prefix.length))
       ? key
       : undefined;
   }
@@ -363,16 +335,23 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
         return page(200, modelPage(frame, await loadModelPage(model, extra)));
       }
       case 'version': {
-        const meta = await registry.getMetadata(model, versionNumber(match[2]));
-        const view = await loadModelPage(model);
-        const aliases = view.aliases.filter((a) => a.pointer?.version === meta.version).map((a) => a.alias);
-        return page(
-          200,
-          versionPage(frame, { model, meta, aliases, curves: await curvesOf(meta), context: view }),
-        );
+        // The version and the aliases (for its promote form): not every version of the model.
+        const [meta, views] = await Promise.all([
+          versionOf(model, versionNumber(match[2])),
+          aliasViews(model),
+        ]);
+        const aliases = views.filter((a) => a.pointer?.version === meta.version).map((a) => a.alias);
+        const context: ModelPage = {
+          model,
+          versions: [],
+          aliases: views,
+          defaultAlias: aliasOf(model),
+          form: undefined,
+        };
+        return page(200, versionPage(frame, { model, meta, aliases, curves: curvesOf(meta), context }));
       }
       case 'report': {
-        const meta = await registry.getMetadata(model, versionNumber(match[2]));
+        const meta = await versionOf(model, versionNumber(match[2]));
         const key = reportKey(meta);
         const object = key ? await registry.store.get(key) : undefined;
         if (!object) throw new HttpError(404, `${model} v${meta.version} has no training report`);
@@ -386,8 +365,8 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
       }
       case 'compare': {
         const picked = ['a', 'b'].map((k) => versionNumber(query.get(k) ?? undefined));
-        const metas = await Promise.all(picked.map((v) => registry.getMetadata(model, v)));
-        const sides = await Promise.all(metas.map(async (meta) => ({ meta, curves: await curvesOf(meta) })));
+        const metas = await Promise.all(picked.map((v) => versionOf(model, v)));
+        const sides = metas.map((meta) => ({ meta, curves: curvesOf(meta, metas) }));
         return page(200, comparePage(frame, model, sides));
       }
       case 'openapi': {
@@ -441,56 +420,12 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
             errorPage(frame, status, message, back && NAME_PATTERN.test(back.slice(8)) ? back : undefined),
           );
     }
-    const body = req.method === 'HEAD' ? '' : answer.body;
-    res.writeHead(answer.status, {
-      ...answer.headers,
-      'content-length': String(Buffer.byteLength(answer.body)),
-    });
-    res.end(body);
+    send(req, res, answer);
     return true;
   };
 }
 
-export interface ConsoleServer {
-  readonly url: string;
-  readonly server: Server;
-  close(): Promise<void>;
-}
-
 /** `aiaas console`: the console alone, on 127.0.0.1 only. */
-export async function startConsoleServer(
-  options: ConsoleOptions & { port?: number },
-): Promise<ConsoleServer> {
-  const handle = createConsole(options);
-  const server = createServer((req, res) => {
-    handle(req, res).then(
-      (handled) => {
-        if (!handled) {
-          res.writeHead(404, { ...PAGE_HEADERS, 'content-type': 'text/plain; charset=utf-8' });
-          res.end('Not a console page: see /\n');
-        }
-      },
-      (error) => {
-        process.stderr.write(`aiaas console: ${(error as Error)?.stack ?? String(error)}\n`);
-        if (!res.headersSent) res.writeHead(500, PAGE_HEADERS);
-        res.end();
-      },
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    server,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+export function startConsoleServer(options: ConsoleOptions & { port?: number }): Promise<ConsoleServer> {
+  return serveOnLoopback(createConsole(options), options.port);
 }

@@ -11,13 +11,18 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../../cli/paths.js';
+import { loadManifest } from '../../functions/shared/manifest.js';
 import { artifactsToFiles, captureIOHandler, signatureOf } from '../../functions/shared/model/artifacts.js';
 import { keys } from '../../functions/shared/registry/layout.js';
 import { ModelRegistry } from '../../functions/shared/registry/registry.js';
+import type { TfRuntime } from '../../functions/shared/runtime/types.js';
 import { renderTrainingReport } from '../../functions/shared/training/report.js';
+import { retrain } from '../../functions/shared/training/retrain.js';
+import { generateDiabetesCsv } from '../../functions/shared/training/synthetic.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
 import { LOCAL_CREDENTIALS } from '../../scripts/local/s3.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -25,16 +30,8 @@ import { startTestStack, type TestStack } from '../support/stack.js';
 const CHROMIUM = process.env.AIAAS_CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'docs/screenshots');
 const MODEL = 'diabetes'; // declared in models/manifest.json: the try-it fields are its features
-const FEATURES = [
-  'pregnancies',
-  'glucose',
-  'blood_pressure',
-  'skin_thickness',
-  'insulin',
-  'bmi',
-  'diabetes_pedigree',
-  'age',
-];
+const SPEC = loadManifest(join(ROOT, 'models/manifest.json')).models.find((m) => m.name === MODEL)!;
+const FEATURES = SPEC.definition!.features;
 const X = [6, 148, 72, 35, 0, 33.6, 0.627, 50];
 const PAIR = 'pair'; // two inputs: not in the manifest
 
@@ -70,6 +67,15 @@ let browser: Browser;
 let attacker: Server;
 let attackerUrl = '';
 
+/** A network's version files and signature, as publish takes them; the network is freed. */
+async function filesOf(runtime: TfRuntime, net: LayersModel) {
+  const capture = captureIOHandler();
+  await net.save(capture);
+  const signature = signatureOf(runtime, net);
+  net.dispose();
+  return { files: artifactsToFiles(capture.artifacts!), signature };
+}
+
 /** A dense 8 → 1 sigmoid network with fixed weights, published with the given metadata. */
 async function publishVersion(
   registry: ModelRegistry,
@@ -83,13 +89,10 @@ async function publishVersion(
   });
   const weights = Array.from({ length: 8 }, (_, i) => ((i + 1) * seed) / 100);
   net.layers[0]!.setWeights([tf.tensor2d(weights, [8, 1]), tf.tensor1d([-seed])]);
-  const capture = captureIOHandler();
-  await net.save(capture);
-  const signature = signatureOf(runtime, net);
-  net.dispose();
+  const { files, signature } = await filesOf(runtime, net);
   return registry.publish(
     MODEL,
-    artifactsToFiles(capture.artifacts!),
+    files,
     {
       format: 'layers-model',
       signature,
@@ -129,11 +132,8 @@ async function publishPair(registry: ModelRegistry) {
     outputs: dense.apply(joined) as ReturnType<typeof layers.input>,
   });
   dense.setWeights([tf.tensor2d([1, 2, 3], [3, 1]), tf.tensor1d([0.5])]);
-  const capture = captureIOHandler();
-  await net.save(capture);
-  const signature = signatureOf(runtime, net);
-  net.dispose();
-  const meta = await registry.publish(PAIR, artifactsToFiles(capture.artifacts!), {
+  const { files, signature } = await filesOf(runtime, net);
+  const meta = await registry.publish(PAIR, files, {
     format: 'layers-model',
     signature,
     metrics: {},
@@ -242,7 +242,6 @@ describe('console in a browser', () => {
     expect(await page.locator('main').textContent()).toContain(EVIL_SOURCE);
     expect(await page.locator('main').textContent()).toContain(EVIL_TRAINING);
     await expectNothingRan(page);
-    await page.screenshot({ path: join(SHOTS, 'console-version.png'), fullPage: true });
 
     // v2 has only the registry's report picture: shown as an image, loaded, its script inert.
     await page.goto(`${stack.server.url}/models/${MODEL}/versions/2`);
@@ -263,7 +262,6 @@ describe('console in a browser', () => {
     await expect(page.locator('.side').count()).resolves.toBe(2);
     await expect(page.locator('.side').nth(0).locator('svg.curve').count()).resolves.toBe(2);
     await expect(page.locator('.side').nth(1).locator('img.report').count()).resolves.toBe(1);
-    await page.screenshot({ path: join(SHOTS, 'console-compare.png'), fullPage: true });
     await page.close();
   });
 
@@ -371,6 +369,21 @@ describe('console in a browser', () => {
     const context = await browser.newContext({ javaScriptEnabled: false });
     const page = await context.newPage();
     await page.goto(`${stack.server.url}/models/${MODEL}`);
+    // Try it without JavaScript: the form posts, the console answers with the page and the answer.
+    for (const [i, name] of FEATURES.entries())
+      await page.getByLabel(name, { exact: true }).fill(String(X[i]));
+    await page.getByRole('button', { name: 'Predict' }).click();
+    await page.waitForURL(`**/models/${MODEL}/predict`);
+    const direct = await stack.call(
+      'POST',
+      `/v1/models/${MODEL}:predict`,
+      JSON.stringify({ instances: [X] }),
+    );
+    expect(await page.locator('#answer-version').textContent()).toBe(
+      direct.headers.get('x-aiaas-model-version'),
+    );
+    expect(JSON.parse((await page.locator('#answer-body').textContent())!)).toEqual(direct.json);
+    expect(await page.getByLabel('glucose', { exact: true }).inputValue()).toBe(String(X[1]));
     const form = page.locator('#alias-live form.rollback');
     await form.locator('input[name="reason"]').fill('v2 <i>misbehaves</i>');
     await form.getByRole('button').click();
@@ -430,10 +443,44 @@ describe('console in a browser', () => {
         .end(),
     );
     expect(rebound).toBe(403);
+    // A form over the size limit is answered 413, saying so, rather than with a cut connection.
+    const big = await fetch(`${stack.server.url}/models/${MODEL}/predict`, {
+      method: 'POST',
+      body: new URLSearchParams({ token: await token(), request: 'x'.repeat(2_100_000) }),
+      headers: { origin: stack.server.url },
+    });
+    expect(big.status).toBe(413);
+    expect(await big.text()).toContain('the form is larger than 2000000 bytes');
     // With the token and its own origin, the same post goes through.
     const ok = await post(form(await token()), { origin: stack.server.url });
     expect(ok.status).toBe(303);
     expect(await live()).toBe(2);
+  });
+});
+
+describe('markup where a model or alias name goes', () => {
+  it('is shown as text on the error page', async () => {
+    const { port } = new URL(stack.server.url);
+    // Browsers percent-encode '<' in a path; another client may not.
+    for (const path of [
+      '/models/<script>window.__pwned=1</script>',
+      `/models/${MODEL}?moved=<script>window.__pwned=1</script>`,
+    ]) {
+      const { status, body } = await new Promise<{ status?: number; body: string }>((resolve, reject) =>
+        request({ host: '127.0.0.1', port, path, headers: { host: `127.0.0.1:${port}` } }, (res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => {
+            text += d;
+          });
+          res.on('end', () => resolve({ status: res.statusCode, body: text }));
+        })
+          .on('error', reject)
+          .end(),
+      );
+      expect(status, path).toBeGreaterThanOrEqual(400);
+      expect(body, path).toContain('&lt;script&gt;window.__pwned=1&lt;/script&gt;');
+      expect(body, path).not.toContain('<script>window');
+    }
   });
 });
 
@@ -535,5 +582,58 @@ describe('rollouts in the console', () => {
       await page.close();
       await stack.s3.registry.store.put(key, original);
     }
+  });
+});
+
+describe('retrained versions in the console', () => {
+  it('draw the curves retraining recorded, on the version page and two side by side', async () => {
+    const registry = stack.s3.registry;
+    await registry.putDataset(MODEL, 'synthetic.csv', new TextEncoder().encode(generateDiabetesCsv(300)));
+    const runtime = await createRuntime('cpu');
+    const definition = SPEC.definition!;
+    const versions: number[] = [];
+    for (const seed of [42, 7]) {
+      const run = await retrain({
+        registry,
+        spec: { ...SPEC, definition: { ...definition, fit: { ...definition.fit, epochs: 12, seed } } },
+        runtime,
+        promote: 'never',
+        force: true,
+      });
+      if (run.status === 'unchanged') throw new Error('retraining published nothing');
+      versions.push(run.version);
+    }
+    const [a, b] = versions as [number, number];
+    const meta = await registry.getMetadata(MODEL, b);
+    expect(meta.source.kind).toBe('retrain');
+    const history = meta.training!.history as Record<string, number[]>;
+    expect(Object.keys(history).sort()).toEqual(['accuracy', 'loss', 'val_accuracy', 'val_loss']);
+    const epochs = history.loss!.length;
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${stack.server.url}/models/${MODEL}/versions/${b}`);
+    const panels = page.locator('.curves svg.curve');
+    // Drawn by the console from the recorded history (not the report picture): loss and accuracy,
+    // each with its training and validation series, one point per epoch.
+    await expect(panels.locator(':scope > title').allTextContents()).resolves.toEqual(['loss', 'accuracy']);
+    await expect(page.locator('.curves img.report').count()).resolves.toBe(0);
+    const points = await panels
+      .locator('polyline')
+      .evaluateAll((lines) => lines.map((l) => (l.getAttribute('points') ?? '').split(' ').length));
+    expect(points).toEqual([epochs, epochs, epochs, epochs]);
+    expect(await panels.first().textContent()).toContain(`loss ${history.loss!.at(-1)!.toFixed(4)}`);
+    // The history is drawn, not listed among the training details.
+    expect(await page.locator('main').textContent()).not.toContain('history');
+    await page.screenshot({ path: join(SHOTS, 'console-version.png'), fullPage: true });
+
+    await page.goto(`${stack.server.url}/models/${MODEL}/compare?a=${a}&b=${b}`);
+    for (const side of [0, 1])
+      await expect(page.locator('.side').nth(side).locator('svg.curve').count()).resolves.toBe(2);
+    // On the same scales, so the two pictures compare.
+    const axes = (side: number) =>
+      page.locator('.side').nth(side).locator('svg.curve text[fill="#555"]').allTextContents();
+    expect(await axes(0)).toEqual(await axes(1));
+    await page.screenshot({ path: join(SHOTS, 'console-compare.png'), fullPage: true });
+    await page.close();
   });
 });

@@ -3,11 +3,13 @@
  * signature, the request guards (Host, Origin, session token) and where function URLs come from.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { curves, historyOf } from '../../cli/console/curves.js';
 import {
   deployedFunctions,
   functionUrlsFromOutputs,
@@ -15,8 +17,13 @@ import {
 } from '../../cli/console/functions.js';
 import { escapeHtml, html } from '../../cli/console/html.js';
 import { hostProblem, originProblem, tokenMatches } from '../../cli/console/security.js';
+import { createConsole } from '../../cli/console/server.js';
 import { requestBody, tryForm } from '../../cli/console/try-it.js';
+import { keys } from '../../functions/shared/registry/layout.js';
+import { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import type { Signature } from '../../functions/shared/registry/types.js';
+import { MemoryObjectStore } from '../support/memory-store.js';
+import { PUBLISH_INPUT, versionFiles } from '../support/versions.js';
 
 const fromHtml = (s: string) =>
   s
@@ -234,5 +241,139 @@ describe('predictions to a deployed function', () => {
     } finally {
       process.env = saved;
     }
+  });
+});
+
+describe('training curves', () => {
+  it('draw a history whose diverged epochs JSON wrote as null, leaving those epochs out', () => {
+    // Retraining records NaN losses, which JSON.stringify writes as null.
+    const recorded = JSON.parse(
+      JSON.stringify({ history: { loss: [0.7, Number.NaN, 0.5], val_loss: [0.8, 0.6, 0.55] } }),
+    );
+    const history = historyOf(recorded);
+    expect(history?.loss).toHaveLength(3);
+    const svg = curves(history!).toString();
+    const points = [...svg.matchAll(/points="([^"]*)"/g)].map((m) => m[1]!.split(' ').length);
+    expect(points).toEqual([2, 3]);
+    expect(historyOf({ history: { loss: [0.7, 'x'] } })).toBeUndefined();
+  });
+
+  it('of two versions side by side share their scales, so the pictures compare', () => {
+    const a = { loss: [0.9, 0.5], accuracy: [0.5, 0.6] };
+    const b = { loss: [0.6, 0.3, 0.2], val_loss: [0.7, 0.4, 0.35] };
+    const axes = (svg: string) =>
+      [...svg.matchAll(/<text[^>]*fill="#555">([^<]*)<\/text>/g)].map((m) => m[1]).slice(0, 3);
+    const loss = (h: typeof a | typeof b, other: typeof a | typeof b) =>
+      axes(curves(h, [other]).toString().split('</svg>')[0]!);
+    expect(loss(a, b)).toEqual(['0.900', '0.200', 'epoch 3']);
+    expect(loss(b, a)).toEqual(loss(a, b));
+    // Alone, a picture fits its own values.
+    expect(axes(curves(a).toString())).toEqual(['0.900', '0.500', 'epoch 2']);
+  });
+});
+
+/** One request to a console handler, without a server: what it answered. */
+async function ask(handler: ReturnType<typeof createConsole>, path: string) {
+  const req = Object.assign(Readable.from([]), {
+    method: 'GET',
+    url: path,
+    headers: { host: '127.0.0.1:8080' },
+    socket: { localPort: 8080 },
+  }) as unknown as IncomingMessage;
+  let status = 0;
+  let body = '';
+  const res = {
+    writeHead: (s: number) => {
+      status = s;
+    },
+    end: (b: string | Uint8Array) => {
+      body = typeof b === 'string' ? b : new TextDecoder().decode(b);
+    },
+  } as unknown as ServerResponse;
+  await handler(req, res);
+  return { status, body };
+}
+
+describe('the training report route', () => {
+  it("serves only a file of the version's own report folder, by a name layout.ts allows", async () => {
+    const store = new MemoryObjectStore();
+    const registry = new ModelRegistry(store);
+    const meta = await registry.publish('m', versionFiles('a'), PUBLISH_INPUT);
+    const handler = createConsole({
+      registry,
+      functions: { baseUrl: () => undefined, call: async () => undefined, figures: async () => undefined },
+      target: 'test',
+    });
+    const withReport = async (lossCurve: string) => {
+      await store.put(keys.metadata('m', meta.version), JSON.stringify({ ...meta, report: { lossCurve } }));
+      await store.put(lossCurve, '<svg xmlns="http://www.w3.org/2000/svg"/>');
+      return ask(handler, `/models/m/versions/${meta.version}/report.svg`);
+    };
+    const folder = keys.reports('m', meta.version);
+    expect((await withReport(`${folder}training-report.svg`)).status).toBe(200);
+    // A URL path resolves '..' (S3's client sends the key as one): out of the folder.
+    for (const key of [
+      `${folder}..`,
+      `${folder}../1/x.svg`,
+      `${folder}.hidden`,
+      'models/m/versions/1/model.json',
+    ])
+      expect((await withReport(key)).status, key).toBe(404);
+  });
+});
+
+describe('the model and version pages', () => {
+  it('say how many older versions a long model page leaves out; a version page has its promote form', async () => {
+    const registry = new ModelRegistry(new MemoryObjectStore());
+    for (let i = 0; i < 203; i++) await registry.publish('m', versionFiles(`v${i}`), PUBLISH_INPUT);
+    await registry.setAlias('m', 'live', 1, { why: 'first' });
+    const handler = createConsole({
+      registry,
+      functions: { baseUrl: () => undefined, call: async () => undefined, figures: async () => undefined },
+      target: 'test',
+    });
+    const model = await ask(handler, '/models/m');
+    expect(model.status).toBe(200);
+    expect(model.body).toContain('The newest 200 versions are shown; 3 older ones are not');
+    expect(model.body).toContain('data-version="203"');
+    expect(model.body).not.toContain('data-version="3"');
+    const version = await ask(handler, '/models/m/versions/1');
+    expect(version.status).toBe(200);
+    expect(version.body).toMatch(/<option value="live" selected>live<\/option>/);
+    expect(version.body).toContain('<input type="hidden" name="version" value="1">');
+    expect(version.body).toContain('<span class="alias">live</span>');
+  });
+});
+
+describe('a version whose metadata is malformed beyond its identity and files', () => {
+  it('is shown with what can be read, the rest said, and the model page still works', async () => {
+    const store = new MemoryObjectStore();
+    const registry = new ModelRegistry(store);
+    const good = await registry.publish('m', versionFiles('a'), PUBLISH_INPUT);
+    const bad = await registry.publish('m', versionFiles('b'), PUBLISH_INPUT);
+    await registry.setAlias('m', 'live', bad.version, { why: 'x' });
+    await store.put(
+      keys.metadata('m', bad.version),
+      JSON.stringify({ ...bad, metrics: null, signature: 'x', source: 7, training: [1], createdAt: {} }),
+    );
+    const handler = createConsole({
+      registry,
+      functions: {
+        baseUrl: () => 'http://127.0.0.1:1/',
+        call: async () => undefined,
+        figures: async () => undefined,
+      },
+      target: 'test',
+    });
+    const model = await ask(handler, '/models/m');
+    expect(model.status, model.body).toBe(200);
+    expect(model.body).toContain(`data-version="${good.version}"`);
+    const version = await ask(handler, `/models/m/versions/${bad.version}`);
+    expect(version.status, version.body).toBe(200);
+    expect(version.body).toContain(
+      '<p class="error" id="unreadable">The metrics, training, createdAt, signature, source in the metadata are not readable: not shown.</p>',
+    );
+    const compare = await ask(handler, `/models/m/compare?a=${good.version}&b=${bad.version}`);
+    expect(compare.status, compare.body).toBe(200);
   });
 });
