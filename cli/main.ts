@@ -26,6 +26,7 @@ import { publishFromDisk } from './publish.js';
 import { manifestEntry, retrainCommand } from './retrain.js';
 import { rolloutCommands } from './rollout.js';
 import { regionOfFunctionUrl, signedFetchInit } from './sign.js';
+import { table } from './table.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -53,18 +54,6 @@ const versionArg = cliArg(parseVersion);
 /** The alias a model is served under: the manifest's, for models it declares; else live. */
 function aliasOf(model: string): string {
   return manifestEntry(model)?.alias ?? DEFAULT_ALIAS;
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows
-    .map((r) =>
-      r
-        .map((c, i) => c.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
 }
 
 function bytes(n: number): string {

@@ -7,7 +7,7 @@ import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { ValidationError } from '../functions/shared/errors.js';
-import type { RolloutPlan } from '../functions/shared/manifest.js';
+import { DEFAULT_MEMORY_MIB, type RolloutPlan } from '../functions/shared/manifest.js';
 import { DEFAULT_ALIAS } from '../functions/shared/registry/layout.js';
 import type { RegistryReader } from '../functions/shared/registry/registry.js';
 import { describeRoutes, isPercent, type RouteChange } from '../functions/shared/registry/routes.js';
@@ -19,9 +19,8 @@ import { LocalFigures } from '../functions/shared/rollout/local.js';
 import { routedVersions } from '../functions/shared/rollout/tick.js';
 import { resolveTarget } from './context.js';
 import { manifestEntry } from './retrain.js';
+import { table } from './table.js';
 
-/** The manifest's default memory: what a model the manifest does not declare is deployed with. */
-const DEFAULT_MEMORY_MIB = 1024;
 /** `rollout status` without a canary or --since: the last hour. */
 const DEFAULT_WINDOW_MS = 3_600_000;
 
@@ -33,10 +32,10 @@ interface Io {
   versionArg: (v: string) => number;
 }
 
-/** A percentage from 0 to 100 (a usage error otherwise). */
+/** A percentage from 0 to 100 written in decimal (a usage error otherwise: not `0x10`, `1e1` or `10%`). */
 function percentArg(value: string): number {
   const n = Number(value);
-  if (value.trim() === '' || !isPercent(n)) {
+  if (!/^\s*\d+(\.\d+)?\s*$/.test(value) || !isPercent(n)) {
     throw new InvalidArgumentError(`"${value}" is not a percentage: use a number from 0 to 100, e.g. 10`);
   }
   return n;
@@ -54,6 +53,12 @@ export function parseSince(text: string, now = Date.now()): Date {
     throw new InvalidArgumentError(`"${text}" is not a duration (30s, 15m, 2h, 1d) or an ISO time`);
   }
   return new Date(at);
+}
+
+/** `--since`, checked as it is read (a usage error before the registry is asked); resolved when the status is read. */
+function sinceArg(text: string): string {
+  parseSince(text);
+  return text;
 }
 
 const aliasOf = (model: string) => manifestEntry(model)?.alias ?? DEFAULT_ALIAS;
@@ -167,6 +172,7 @@ export function rolloutCommands(program: Command, io: Io) {
     .option(
       '--since <when>',
       "window start: 30s, 15m, 2h, 1d or an ISO time (default: the canary's step, else 1h)",
+      sinceArg,
     )
     .option('--json', 'machine-readable output')
     .action(async (model: string, opts: { alias?: string; since?: string; json?: boolean }) => {
@@ -315,16 +321,4 @@ function row(version: number, role: string, weight: string, f: VersionFigures | 
     msText(f?.p99Ms),
     shadow,
   ];
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows
-    .map((r) =>
-      r
-        .map((c, i) => c.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
 }

@@ -13,6 +13,7 @@ import {
   AIAAS_MODEL,
   AIAAS_S3_ENDPOINT,
   AIAAS_S3_TIMEOUT_MS,
+  AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
   DEFAULT_ALIAS_CHECK_SECONDS,
   DEFAULT_S3_TIMEOUT_MS,
   type Environment,
@@ -75,9 +76,6 @@ export function recheckLimitMs(config: InferenceConfig): number {
   return s3.maxAttempts * (s3.connectionTimeoutMs + s3.requestTimeoutMs);
 }
 
-/** Set by Lambda: the function's configured memory in MiB. */
-const LAMBDA_MEMORY = 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE';
-
 /**
  * The inference function's variables (see shared/env.ts for each one's meaning and default); a
  * missing or unusable one is a ConfigurationError naming it.
@@ -87,7 +85,7 @@ export function configFromEnv(env: Environment = process.env): InferenceConfig {
   const model = requireString(env, AIAAS_MODEL);
   const fastPath = readChoice(env, AIAAS_FAST_PATH, ['auto', 'off'], 'auto');
   const endpoint = readString(env, AIAAS_S3_ENDPOINT);
-  const memory = readString(env, LAMBDA_MEMORY);
+  const memory = readString(env, AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
   return {
     bucket,
     model: assertModelName(model),
@@ -101,6 +99,8 @@ export function configFromEnv(env: Environment = process.env): InferenceConfig {
       maxElements: readPositiveNumber(env, AIAAS_MAX_ELEMENTS, DEFAULT_LIMITS.maxElements),
       maxBodyBytes: DEFAULT_LIMITS.maxBodyBytes,
     },
-    ...(memory !== undefined ? { memoryMiB: readPositiveNumber(env, LAMBDA_MEMORY, 0) } : {}),
+    ...(memory !== undefined
+      ? { memoryMiB: readPositiveNumber(env, AWS_LAMBDA_FUNCTION_MEMORY_SIZE, 0) }
+      : {}),
   };
 }

@@ -138,7 +138,7 @@ export function afterCheck<S>(
  * version already served (its etag is then updated) or a version rejected before (versions are
  * immutable: not read again); keeps serving and says so when the alias is gone; loads a newly
  * promoted version otherwise (unless it holds it already, as the canary or shadow). A retagged
- * pointer may carry another canary or shadow: the service re-reads those (routing.ts: routesOf).
+ * pointer may carry another canary or shadow: the service re-reads those (service.ts: withRoutes).
  */
 export type AliasChange = 'unchanged' | 'retagged' | 'rejected-before' | 'gone' | 'promoted';
 

@@ -8,10 +8,9 @@
  *   instance, and a key in the canary stays in it as the weight grows.
  * - Without a key, the choice is a random draw (`random() × 100 < weight`).
  * - A shadow runs on a request when a random draw falls under its sample rate.
- * - `routesOf` reads the canary and shadow of an alias pointer as untrusted input: a route that is
- *   not well formed, or that names the live version itself, is dropped with the reason.
+ * The routes themselves come checked from the registry's pointer read (registry/aliases.ts drops
+ * one that is not well formed or names the live version).
  */
-import type { AliasPointer, CanaryRoute, ShadowRoute } from '../shared/registry/types.js';
 
 /** The header naming a routing key; function URLs pass header names lower-cased. */
 export const ROUTE_KEY_HEADER = 'x-aiaas-route-key';
@@ -77,53 +76,4 @@ export function choosesCanary(weight: number, key: string | undefined, random: (
 export function sampled(sample: number, random: () => number): boolean {
   if (!(sample > 0)) return false;
   return sample >= 100 || random() * 100 < sample;
-}
-
-/** The routes of a pointer that can be served, and why any other was dropped. */
-export interface Routes {
-  readonly canary?: CanaryRoute;
-  readonly shadow?: ShadowRoute;
-  /** Why a route the pointer carries is not used (for the log). */
-  readonly dropped: readonly string[];
-}
-
-/** The canary and shadow of `pointer`, each kept only when well formed (see the module comment). */
-export function routesOf(pointer: Pick<AliasPointer, 'version' | 'canary' | 'shadow'>): Routes {
-  const dropped: string[] = [];
-  const canary = checked(pointer.canary, 'canary', 'weight', pointer.version, dropped);
-  const shadow = checked(pointer.shadow, 'shadow', 'sample', pointer.version, dropped);
-  return {
-    ...(canary ? { canary: canary as CanaryRoute } : {}),
-    ...(shadow ? { shadow: shadow as ShadowRoute } : {}),
-    dropped,
-  };
-}
-
-function checked(
-  route: unknown,
-  role: 'canary' | 'shadow',
-  share: 'weight' | 'sample',
-  live: number,
-  dropped: string[],
-): CanaryRoute | ShadowRoute | undefined {
-  if (route === undefined || route === null) return undefined;
-  if (typeof route !== 'object' || Array.isArray(route)) {
-    dropped.push(`the ${role} is not an object`);
-    return undefined;
-  }
-  const { version } = route as { version?: unknown };
-  const percent = (route as Record<string, unknown>)[share];
-  if (!Number.isSafeInteger(version) || (version as number) < 1) {
-    dropped.push(`the ${role} does not name a version (${JSON.stringify(version)})`);
-    return undefined;
-  }
-  if (typeof percent !== 'number' || !(percent >= 0 && percent <= 100)) {
-    dropped.push(`the ${role}'s ${share} is not a percentage from 0 to 100 (${JSON.stringify(percent)})`);
-    return undefined;
-  }
-  if (version === live) {
-    dropped.push(`the ${role} names the live version ${live} itself`);
-    return undefined;
-  }
-  return route as CanaryRoute | ShadowRoute;
 }

@@ -15,8 +15,8 @@
  * - state: `state` (cold / failed / serving, recheck.ts's ServingState, serving a ServedSet), the
  *   one registry read in flight, and the alias pointers whose version was rejected;
  * - decisions (recheck.ts, routing.ts, pure): what a request does (`nextStep`), what a re-check's
- *   read means (`aliasChange`), the state a re-check leaves (`afterCheck`), the routes a pointer
- *   carries (`routesOf`);
+ *   read means (`aliasChange`), the state a re-check leaves (`afterCheck`), which version answers
+ *   a request; the pointer's canary and shadow come checked from the registry read (aliases.ts);
  * - effects (here): reading the alias, loading versions (version-load.ts), installing them,
  *   freeing the ones no longer served, logging; answering a route is served.ts's.
  * One concept that reads better whole: each effect changes the same state, and read apart they
@@ -32,8 +32,8 @@ import { AiaasError, ModelUnavailableError, RegistryUnavailableError } from '../
 import { isInlineVersion } from '../shared/registry/inline.js';
 import { isFileList } from '../shared/registry/integrity.js';
 import type { RegistryReader } from '../shared/registry/registry.js';
-import type { AliasPointer, CanaryRoute, FileDigest, ShadowRoute } from '../shared/registry/types.js';
-import { fitsInMemory } from '../shared/rollout/memory.js';
+import type { AliasPointer, CanaryRoute, ShadowRoute } from '../shared/registry/types.js';
+import { filesBytes, fitsInMemory } from '../shared/rollout/memory.js';
 import type { TfRuntime } from '../shared/runtime/types.js';
 import type { Log } from './log.js';
 import type { Limits } from './predict-request.js';
@@ -47,7 +47,6 @@ import {
   type ServingState,
 } from './recheck.js';
 import type { Route } from './routes.js';
-import { routesOf } from './routing.js';
 import { answerFrom, type Served, type ServedBy, type ServedSet, type ServiceResult } from './served.js';
 import { ShadowRunner } from './shadow.js';
 import { loadVersion, type VersionSource } from './version-load.js';
@@ -403,9 +402,9 @@ export class InferenceService {
    * leaves the set `incomplete`, so the next re-check tries again.
    */
   private async withRoutes(pointer: Pointer, live: Served, held: ServedSet | undefined): Promise<ServedSet> {
-    const { log, alias } = this.options;
-    const routes = routesOf(pointer);
-    for (const reason of routes.dropped) log.warn('alias route ignored', { alias, reason });
+    const { log } = this.options;
+    // Checked by the registry's read (aliases.ts): well formed, neither one the live version.
+    const routes = { canary: pointer.canary, shadow: pointer.shadow };
     const kept: Served[] = [live];
     let incomplete = false;
     let canary: ServedSet['canary'];
@@ -453,7 +452,7 @@ export class InferenceService {
     try {
       if (memoryMiB !== undefined) {
         const listed = files ?? inline?.metadata.files ?? (await registry.getMetadata(model, version)).files;
-        const sizes = [...kept.map((s) => bytesOf(s.metadata.files)), bytesOf(listed)];
+        const sizes = [...kept.map((s) => filesBytes(s.metadata.files)), filesBytes(listed)];
         const fit = fitsInMemory(sizes, memoryMiB);
         if (!fit.fits) {
           log.error(
@@ -584,13 +583,6 @@ function heldVersion(set: ServedSet | undefined, version: number): Served | unde
 function disposeUnused(from: ServedSet, keep: ServedSet): void {
   const kept = executorsOf(keep);
   for (const executor of executorsOf(from)) if (!kept.includes(executor)) executor.dispose();
-}
-
-/** A version's size: its files' bytes together. */
-function bytesOf(files: Readonly<Record<string, FileDigest>>): number {
-  let total = 0;
-  for (const digest of Object.values(files)) total += digest.size;
-  return total;
 }
 
 /**

@@ -72,6 +72,11 @@ export const AIAAS_S3_PORT = 'AIAAS_S3_PORT';
 /** `npm start`: where the local registry keeps its objects. @default .local/s3 */
 export const AIAAS_STATE_DIR = 'AIAAS_STATE_DIR';
 
+// ---- Set by Lambda (not ours to write; read by the inference function) -------------------------
+
+/** The function's configured memory in MiB: a canary or shadow that would not fit beside the live version is not loaded. */
+export const AWS_LAMBDA_FUNCTION_MEMORY_SIZE = 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE';
+
 /** Every variable of the contract. */
 export const AIAAS_VARIABLES = [
   AIAAS_BUCKET,

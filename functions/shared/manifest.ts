@@ -111,6 +111,9 @@ export const rolloutSchema = z.strictObject({
 
 export type RolloutPlan = z.output<typeof rolloutSchema>;
 
+/** The inference function's memory when the manifest entry does not say. */
+export const DEFAULT_MEMORY_MIB = 1024;
+
 const modelSchema = z
   .strictObject({
     name,
@@ -119,7 +122,7 @@ const modelSchema = z
     runtime: z.enum(['wasm', 'native']).default('wasm'),
     /** `auto`: small dense models are served without tfjs (functions/shared/model/fast-path.ts). */
     fastPath: z.enum(['auto', 'off']).default('auto'),
-    memoryMiB: z.number().int().min(128).max(10_240).default(1024),
+    memoryMiB: z.number().int().min(128).max(10_240).default(DEFAULT_MEMORY_MIB),
     timeoutSeconds: z.number().int().min(1).max(900).default(30),
     /**
      * Concurrency reserved for (and capping) the inference function. Unset by default: reserving

@@ -4,6 +4,7 @@ import { ApplicationLogLevel } from 'aws-cdk-lib/aws-lambda';
 import { type BundlingOptions, LogLevel, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { AIAAS_BUCKET, AIAAS_MODEL_SPEC } from '../../functions/shared/env.js';
 import {
   EXTERNAL_MODULES,
   FUNCTION_MAIN_FIELDS,
@@ -23,6 +24,31 @@ export const APPLICATION_LOG_LEVEL: Record<FunctionLogLevel, ApplicationLogLevel
 };
 
 export const DEFAULT_LOG_RETENTION = RetentionDays.ONE_MONTH;
+
+/** Lambda's limit on the total size of a function's environment variables. */
+export const ENVIRONMENT_LIMIT_BYTES = 4096;
+
+/**
+ * Refuses at synth what Lambda would refuse at deploy: a function environment over
+ * ENVIRONMENT_LIMIT_BYTES, which a long manifest entry (AIAAS_MODEL_SPEC) makes. `role` names the
+ * function ("rollout", "retraining"). The bucket name may be a token: it counts at its maximum
+ * length (63).
+ */
+export function assertEnvironmentFits(
+  environment: Readonly<Record<string, string>>,
+  role: string,
+  modelName: string,
+): void {
+  const size = Object.entries(environment).reduce(
+    (total, [key, value]) => total + key.length + (key === AIAAS_BUCKET ? 63 : Buffer.byteLength(value)),
+    0,
+  );
+  if (size > ENVIRONMENT_LIMIT_BYTES) {
+    throw new Error(
+      `Model "${modelName}": the ${role} function's environment would be ${size} bytes (Lambda allows ${ENVIRONMENT_LIMIT_BYTES}); shorten the manifest entry (${AIAAS_MODEL_SPEC} is ${(environment[AIAAS_MODEL_SPEC] ?? '').length} bytes)`,
+    );
+  }
+}
 
 /**
  * esbuild options of every function bundle, from `scripts/build/options.ts` as `npm run build`

@@ -27,6 +27,7 @@ import { paths } from '../paths.js';
 import { FunctionAlarms, VersionAlarms } from './function-alarms.js';
 import {
   APPLICATION_LOG_LEVEL,
+  assertEnvironmentFits,
   DEFAULT_LOG_RETENTION,
   FUNCTION_BUNDLING,
   type FunctionLogLevel,
@@ -34,9 +35,6 @@ import {
   functionRole,
 } from './function-defaults.js';
 import { RegistryGrants } from './registry-grants.js';
-
-/** Lambda's limit on the total size of a function's environment variables. */
-const ENVIRONMENT_LIMIT_BYTES = 4096;
 
 export interface RolloutFunctionProps {
   /** The model's name in the registry (`models/<name>/`). */
@@ -182,16 +180,7 @@ export class RolloutFunction extends Construct {
       POWERTOOLS_LOG_LEVEL: logLevel,
       NODE_OPTIONS: '--enable-source-maps',
     };
-    // The bucket name may be a token; count it at its maximum length (63).
-    const size = Object.entries(environment).reduce(
-      (total, [key, value]) => total + key.length + (key === AIAAS_BUCKET ? 63 : Buffer.byteLength(value)),
-      0,
-    );
-    if (size > ENVIRONMENT_LIMIT_BYTES) {
-      throw new Error(
-        `Model "${props.modelName}": the rollout function's environment would be ${size} bytes (Lambda allows ${ENVIRONMENT_LIMIT_BYTES}); shorten the manifest entry (${AIAAS_MODEL_SPEC} is ${spec.length} bytes)`,
-      );
-    }
+    assertEnvironmentFits(environment, 'rollout', props.modelName);
 
     this.function = new NodejsFunction(this, 'Function', {
       description: `aiaas rollout: model ${props.modelName}, alias ${aliasName}`,

@@ -4,8 +4,9 @@
  *   in `aiaas history`, refuses bad input and a canary that does not fit in memory;
  * - the rollout module (what the rollout function runs), reading the local stack's own per-version
  *   figures with an injected clock while traffic is sent to the stack: a canary that fails on part
- *   of the input (it refuses negative numbers) is aborted and the history says why; a healthy one
- *   is promoted step by step, and the function then answers from it.
+ *   of the input (it refuses negative numbers with a 400, or its computation throws on them: a 500) is
+ *   aborted and the history says why; a healthy one is promoted step by step, and the function then
+ *   answers from it.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,22 +45,27 @@ function aiaas(...args: string[]): Promise<CliResult> {
 
 /**
  * A model on 3 inputs that feed an Embedding of 10 entries: it answers for ids 0-9 like any model,
- * and refuses a negative input (400), which a linear model on the same inputs answers.
+ * and refuses a negative input (400), which a linear model on the same inputs answers. With
+ * `computed`, the ids are computed by a layer first (an identity Dense): nothing tells which
+ * inputs are valid before tfjs runs, and its gather throws on a negative id: a 500.
  */
-async function publishIdsOnly(model: string) {
-  const { layers } = runtime;
+async function publishIdsOnly(model: string, options: { computed?: boolean } = {}) {
+  const { layers, tf } = runtime;
+  const computing = layers.layers.dense({ units: 3, inputShape: [3] });
   const net = layers.sequential({
     layers: [
+      ...(options.computed ? [computing] : []),
       layers.layers.embedding({ inputDim: 10, outputDim: 1, inputLength: 3 }),
       layers.layers.flatten(),
       layers.layers.dense({ units: 1 }),
     ],
   });
+  if (options.computed) computing.setWeights([tf.eye(3), tf.zeros([3])]);
   const capture = captureIOHandler();
   await net.save(capture);
   const signature = signatureOf(runtime, net);
   net.dispose();
-  expect(signature.inputs[0]!.vocabularySize).toBe(10);
+  expect(signature.inputs[0]!.vocabularySize).toBe(options.computed ? undefined : 10);
   return stack.s3.registry.publish(model, artifactsToFiles(capture.artifacts!), {
     format: 'layers-model',
     signature,
@@ -191,17 +197,33 @@ describe('aiaas canary and shadow', () => {
         /already serves v1: a canary must be another version/,
       ],
       [['shadow', 'cramped', '--sample', '5'], 2, /name the shadow version/],
+      [['canary', 'cramped', '2', '--weight', '101'], 1, /"101" is not a percentage/],
+      [['canary', 'cramped', '2', '--weight', '-1'], 1, /"-1" is not a percentage/],
+      [['canary', 'cramped', '2', '--weight', 'NaN'], 1, /"NaN" is not a percentage/],
+      [['canary', 'cramped', '2', '--weight', '10%'], 1, /"10%" is not a percentage/],
+      [['canary', 'cramped', '2', '--weight', '0x10'], 1, /"0x10" is not a percentage/],
+      [['shadow', 'cramped', '2', '--sample', 'Infinity'], 1, /"Infinity" is not a percentage/],
+      [['canary', 'cramped', '0', '--weight', '10'], 1, /Invalid version "0"/],
+      [['canary', 'cramped', '9', '--weight', '10'], 1, /Model "cramped" has no version 9/],
+      [['canary', 'nosuchmodel', '2', '--weight', '10'], 1, /Model "nosuchmodel" has no version 2/],
+      [['canary', 'nosuchmodel', '--weight', '10'], 1, /nosuchmodel@live serves no version yet/],
+      [['rollout', 'status', 'cramped', '--since', 'yesterday'], 1, /"yesterday" is not a duration/],
       [
         ['canary', 'cramped', '2', '--weight', '10'],
         2,
         /refusing the canary: live v1 \(0\.0 MiB\), canary v2 \(0\.0 MiB\) need 193 MiB together .*more than the function's 128 MiB; raise the model's memoryMiB/,
       ],
     ];
-    for (const [args, code, message] of cases) {
-      const result = await aiaas(...args);
-      expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(code);
-      expect(result.stderr).toMatch(message);
-      expect(result.stderr.trim().split('\n').length, result.stderr).toBe(1);
+    // Four CLI processes at a time: each case is independent and refused without a write.
+    for (let at = 0; at < cases.length; at += 4) {
+      const batch = cases.slice(at, at + 4);
+      const results = await Promise.all(batch.map(([args]) => aiaas(...args)));
+      batch.forEach(([args, code, message], i) => {
+        const result = results[i]!;
+        expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(code);
+        expect(result.stderr).toMatch(message);
+        expect(result.stderr.trim().split('\n').length, result.stderr).toBe(1);
+      });
     }
     expect((await registry.history('cramped')).length).toBe(1);
   });
@@ -210,66 +232,79 @@ describe('aiaas canary and shadow', () => {
 describe('the rollout function against the local stack', () => {
   const figures = () => new LocalFigures(stack.server.url);
 
-  it('aborts a canary that fails on part of the input, and the history says why', async () => {
-    const registry = stack.s3.registry;
-    const plan: RolloutPlan = {
-      steps: [50, 100],
-      stepMinutes: 5,
-      minRequests: 50,
-      maxErrorRateIncrease: 0.01,
-      maxP99Ratio: 1.5,
-      schedule: 'rate(1 minute)',
-    };
-    await publishLinear(runtime, registry, 'broken', [1, 1, 1], 0, { promote: true });
-    const ids = await publishIdsOnly('broken');
-    await registry.changeRoutes('broken', 'live', { op: 'set-canary', version: ids.version, weight: 50 });
-    // The function picks the canary up within its re-check interval.
-    await eventually(async () => {
-      expect(await traffic('broken', 10, () => [1, 2, 3])).toContain(ids.version);
-    });
-    // Half the inputs are negative: the live version answers them, the canary refuses them.
-    await traffic('broken', 200, (i) => (i % 2 ? [1, 2, 3] : [-1, 2, 3]));
-    // `aiaas rollout status` reads the stack's own counts: exactly what the callers saw.
-    const status = await rolloutStatus({
-      registry,
-      model: 'broken',
-      alias: 'live',
-      source: { name: 'local stack', figures: figures },
-      plan,
-    });
-    const seen = (version: number, failed: boolean) =>
-      answered.get('broken')!.filter((a) => a.version === version && a.status >= 400 === failed).length;
-    expect(
-      status.versions.map((v) => [v.version, v.role, v.requests, v.clientErrors + v.serverErrors]),
-    ).toEqual([
-      [1, 'live', seen(1, false) + seen(1, true), 0],
-      [ids.version, 'canary', seen(ids.version, false) + seen(ids.version, true), seen(ids.version, true)],
-    ]);
-    expect(seen(ids.version, true)).toBeGreaterThan(0);
-    expect(status.next).toMatchObject({ action: 'abort' });
-    const lines = describeStatus(status);
-    expect(lines[0]).toBe(`broken@live: v1 (canary v${ids.version} 50%)`);
-    expect(lines[2]).toMatch(new RegExp(`v1\\s+live\\s+50%\\s+${status.versions[0]!.requests}\\s+0\\s`));
-    expect(lines.at(-1)).toMatch(/^rollout: next look: abort — canary v2 aborted/);
-    const tick = await rolloutTick({ registry, model: 'broken', alias: 'live', plan, figures: figures() });
-    expect(tick.action, tick.reason).toBe('abort');
-    const last = (await registry.history('broken')).at(-1)!;
-    expect(last).toMatchObject({ kind: 'rollout', from: 1, to: 1, who: 'aiaas-rollout' });
-    expect(last.canary).toBeUndefined();
-    expect(last.why).toMatch(
-      new RegExp(`canary v${ids.version} aborted at 50 %: \\d+ of \\d+ requests failed`),
-    );
-    const details = last.details as {
-      canary: { requests: number; errors: number };
-      live: { errors: number };
-    };
-    expect(details.canary.errors).toBeGreaterThanOrEqual(5);
-    expect(details.live.errors).toBe(0);
-    // The function stops routing to the canary, without a restart.
-    await eventually(async () => {
-      expect(new Set(await traffic('broken', 20, () => [-1, 2, 3]))).toEqual(new Set([1]));
-    });
-  });
+  it.each([
+    { model: 'refusing', computed: false, status: 400 },
+    { model: 'failing', computed: true, status: 500 },
+  ])(
+    'aborts a canary that answers $status on part of the input, and the history says why',
+    async ({ model, computed, status: failedStatus }) => {
+      const registry = stack.s3.registry;
+      const plan: RolloutPlan = {
+        steps: [50, 100],
+        stepMinutes: 5,
+        minRequests: 50,
+        maxErrorRateIncrease: 0.01,
+        maxP99Ratio: 1.5,
+        schedule: 'rate(1 minute)',
+      };
+      await publishLinear(runtime, registry, model, [1, 1, 1], 0, { promote: true });
+      const ids = await publishIdsOnly(model, { computed });
+      await registry.changeRoutes(model, 'live', { op: 'set-canary', version: ids.version, weight: 50 });
+      // The function picks the canary up within its re-check interval.
+      await eventually(async () => {
+        expect(await traffic(model, 10, () => [1, 2, 3])).toContain(ids.version);
+      });
+      // Half the inputs are negative: the live version answers them, the canary refuses or fails them.
+      await traffic(model, 200, (i) => (i % 2 ? [1, 2, 3] : [-1, 2, 3]));
+      const canaryFailures = answered.get(model)!.filter((a) => a.version === ids.version && a.status >= 400);
+      expect(new Set(canaryFailures.map((a) => a.status))).toEqual(new Set([failedStatus]));
+      // `aiaas rollout status` reads the stack's own counts: exactly what the callers saw.
+      const status = await rolloutStatus({
+        registry,
+        model,
+        alias: 'live',
+        source: { name: 'local stack', figures: figures },
+        plan,
+      });
+      const seen = (version: number, failed: boolean) =>
+        answered.get(model)!.filter((a) => a.version === version && a.status >= 400 === failed).length;
+      expect(
+        status.versions.map((v) => [v.version, v.role, v.requests, v.clientErrors + v.serverErrors]),
+      ).toEqual([
+        [1, 'live', seen(1, false) + seen(1, true), 0],
+        [ids.version, 'canary', seen(ids.version, false) + seen(ids.version, true), seen(ids.version, true)],
+      ]);
+      expect(seen(ids.version, true)).toBeGreaterThan(0);
+      const canaryFigures = status.versions[1]!;
+      expect(failedStatus >= 500 ? canaryFigures.serverErrors : canaryFigures.clientErrors).toBe(
+        seen(ids.version, true),
+      );
+      expect(status.next).toMatchObject({ action: 'abort' });
+      const lines = describeStatus(status);
+      expect(lines[0]).toBe(`${model}@live: v1 (canary v${ids.version} 50%)`);
+      expect(lines[2]).toMatch(new RegExp(`v1\\s+live\\s+50%\\s+${status.versions[0]!.requests}\\s+0\\s`));
+      expect(lines.at(-1)).toMatch(/^rollout: next look: abort — canary v2 aborted/);
+      const tick = await rolloutTick({ registry, model, alias: 'live', plan, figures: figures() });
+      expect(tick.action, tick.reason).toBe('abort');
+      const last = (await registry.history(model)).at(-1)!;
+      expect(last).toMatchObject({ kind: 'rollout', from: 1, to: 1, who: 'aiaas-rollout' });
+      expect(last.canary).toBeUndefined();
+      expect(last.why).toMatch(
+        new RegExp(`canary v${ids.version} aborted at 50 %: \\d+ of \\d+ requests failed`),
+      );
+      const details = last.details as {
+        canary: { requests: number; errors: number };
+        live: { errors: number };
+      };
+      expect(details.canary.errors).toBeGreaterThanOrEqual(5);
+      expect(details.live.errors).toBe(0);
+      expect(last.details).toMatchObject({ decision: 'abort', canary: { version: ids.version } });
+      // The function stops routing to the canary, without a restart.
+      await eventually(async () => {
+        expect(new Set(await traffic(model, 20, () => [-1, 2, 3]))).toEqual(new Set([1]));
+      });
+    },
+  );
 
   it('promotes a healthy canary step by step, each step with its numbers', async () => {
     const registry = stack.s3.registry;

@@ -15,9 +15,10 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createTelemetry } from '../../functions/inference/telemetry.js';
 import { configFromEnv as rolloutConfig } from '../../functions/rollout/handler.js';
-import { AIAAS_BUCKET } from '../../functions/shared/env.js';
+import { AIAAS_BUCKET, AIAAS_MODEL_SPEC } from '../../functions/shared/env.js';
 import { METRIC_DIMENSIONS, METRICS } from '../../functions/shared/rollout/metric-names.js';
 import { versionQuery } from '../../infra/constructs/function-alarms.js';
+import { assertEnvironmentFits, ENVIRONMENT_LIMIT_BYTES } from '../../infra/constructs/function-defaults.js';
 import { RegistryGrants } from '../../infra/constructs/registry-grants.js';
 import { buildApp, type SynthResult } from './helpers.js';
 import { ROLLOUT_ALIAS, ROLLOUT_MODEL, rolloutManifest } from './rollout-manifest.js';
@@ -340,5 +341,21 @@ describe('a model stack with a rollout plan', () => {
     const errors = run.stdout.split('\n').filter((line) => /:E\d{4}:/.test(line));
     expect(errors).toEqual([]);
     expect(run.status! & 2, run.stdout + run.stderr).toBe(0);
+  });
+});
+
+describe("a function's environment", () => {
+  it('is refused at synth when Lambda would refuse it, naming the function, its size and the manifest entry', () => {
+    // The bucket name is a token at synth: it counts at its longest (63), whatever its text.
+    const base = { [AIAAS_BUCKET]: 'a-token-of-any-length' };
+    const room = ENVIRONMENT_LIMIT_BYTES - AIAAS_BUCKET.length - 63 - AIAAS_MODEL_SPEC.length;
+    expect(() =>
+      assertEnvironmentFits({ ...base, [AIAAS_MODEL_SPEC]: 'x'.repeat(room) }, 'rollout', 'm'),
+    ).not.toThrow();
+    expect(() =>
+      assertEnvironmentFits({ ...base, [AIAAS_MODEL_SPEC]: 'x'.repeat(room + 1) }, 'rollout', 'm'),
+    ).toThrow(
+      `Model "m": the rollout function's environment would be ${ENVIRONMENT_LIMIT_BYTES + 1} bytes (Lambda allows ${ENVIRONMENT_LIMIT_BYTES}); shorten the manifest entry (${AIAAS_MODEL_SPEC} is ${room + 1} bytes)`,
+    );
   });
 });

@@ -179,23 +179,46 @@ describe('local stack figures', () => {
       ['not json', 200, /not JSON/],
       [{ error: 'no such model' }, 404, /answered 404 .*no such model/],
       [{ model: 'm' }, 200, /no "figures" list/],
+      [{ figures: [] }, 200, /the answer is for model undefined/],
+      [{ model: 'other', figures: [] }, 200, /the answer is for model "other"/],
       [
-        { figures: [{ version: 0, role: 'live', requests: 1, clientErrors: 0, serverErrors: 0 }] },
+        {
+          model: 'm',
+          figures: [
+            { version: 2, role: 'canary', requests: 9, clientErrors: 0, serverErrors: 0 },
+            { version: 2, role: 'canary', requests: 1, clientErrors: 0, serverErrors: 1 },
+          ],
+        },
+        200,
+        /entry 1: a second entry for v2 as canary/,
+      ],
+      [
+        {
+          model: 'm',
+          figures: [{ version: 0, role: 'live', requests: 1, clientErrors: 0, serverErrors: 0 }],
+        },
         200,
         /entry 0: "version"/,
       ],
       [
-        { figures: [{ version: 1, role: 'boss', requests: 1, clientErrors: 0, serverErrors: 0 }] },
+        {
+          model: 'm',
+          figures: [{ version: 1, role: 'boss', requests: 1, clientErrors: 0, serverErrors: 0 }],
+        },
         200,
         /"role" must be live, canary or shadow/,
       ],
       [
-        { figures: [{ version: 1, role: 'live', requests: -1, clientErrors: 0, serverErrors: 0 }] },
+        {
+          model: 'm',
+          figures: [{ version: 1, role: 'live', requests: -1, clientErrors: 0, serverErrors: 0 }],
+        },
         200,
         /"requests" must be a count/,
       ],
       [
         {
+          model: 'm',
           figures: [
             { version: 1, role: 'live', requests: 1, clientErrors: 0, serverErrors: 0, p99Ms: 'slow' },
           ],
@@ -205,6 +228,7 @@ describe('local stack figures', () => {
       ],
       [
         {
+          model: 'm',
           figures: [
             {
               version: 1,

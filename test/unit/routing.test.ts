@@ -2,17 +2,12 @@
  * Canary routing (functions/inference/routing.ts): a routing key's bucket is a fixed function of
  * the key alone (pinned values, and the same as FNV-1a over the key's UTF-8 bytes computed here
  * independently), so keys are sticky and a key in the canary stays in it as the weight grows;
- * un-keyed requests follow the weight; routes that are not well formed are dropped.
+ * un-keyed requests follow the weight. (A route that is not well formed is dropped by the
+ * registry's pointer read: rollout-registry.test.ts.)
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  choosesCanary,
-  ROUTE_BUCKETS,
-  routeBucket,
-  routesOf,
-  sampled,
-} from '../../functions/inference/routing.js';
+import { choosesCanary, ROUTE_BUCKETS, routeBucket, sampled } from '../../functions/inference/routing.js';
 import { seeded } from '../support/seeded.js';
 
 /** FNV-1a over the UTF-8 bytes (Buffer's encoder), then MurmurHash3's finalizer: the documented hash. */
@@ -111,41 +106,5 @@ describe('choosesCanary', () => {
     expect(n).toBeLessThanOrEqual(260);
     expect(sampled(0, () => 0)).toBe(false);
     expect(sampled(100, () => 0.999)).toBe(true);
-  });
-});
-
-describe('routesOf', () => {
-  const since = '2026-01-01T00:00:00.000Z';
-  it('keeps well-formed routes', () => {
-    const routes = routesOf({
-      version: 1,
-      canary: { version: 2, weight: 12.5, since },
-      shadow: { version: 3, sample: 100, since },
-    });
-    expect(routes.canary?.version).toBe(2);
-    expect(routes.shadow?.version).toBe(3);
-    expect(routes.dropped).toEqual([]);
-  });
-
-  it('drops, with the reason, a route that is not well formed or names the live version', () => {
-    const cases: [unknown, RegExp][] = [
-      ['2', /not an object/],
-      [{ version: 0, weight: 10, since }, /does not name a version/],
-      [{ version: 2.5, weight: 10, since }, /does not name a version/],
-      [{ version: 2, weight: 101, since }, /weight is not a percentage/],
-      [{ version: 2, weight: -1, since }, /weight is not a percentage/],
-      [{ version: 2, weight: '10', since }, /weight is not a percentage/],
-      [{ version: 2, since }, /weight is not a percentage/],
-      [{ version: 1, weight: 10, since }, /names the live version 1 itself/],
-    ];
-    for (const [canary, why] of cases) {
-      const routes = routesOf({ version: 1, canary } as never);
-      expect(routes.canary).toBeUndefined();
-      expect(routes.dropped).toHaveLength(1);
-      expect(routes.dropped[0]).toMatch(why);
-    }
-    const shadow = routesOf({ version: 1, shadow: { version: 2, sample: Number.NaN, since } } as never);
-    expect(shadow.shadow).toBeUndefined();
-    expect(shadow.dropped[0]).toMatch(/shadow's sample is not a percentage/);
   });
 });

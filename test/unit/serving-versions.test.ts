@@ -9,6 +9,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS, route } from '../../functions/inference/api.js';
+import { configFromEnv } from '../../functions/inference/config.js';
 import { choiceOf } from '../../functions/inference/served.js';
 import { InferenceService, type Log, type ServiceResult } from '../../functions/inference/service.js';
 import { RegistryUnavailableError, ValidationError } from '../../functions/shared/errors.js';
@@ -254,5 +255,16 @@ describe('a shadow beside the live version', () => {
     const want = Math.abs(linear(W[1], B[1], X) - linear(W[3], B[3], X));
     expect(sampledAnswer.shadow).toMatchObject({ kind: 'compared', version: 3, topClassRows: 0 });
     expect((sampledAnswer.shadow as { maxAbsDiff: number }).maxAbsDiff).toBeCloseTo(want, 5);
+  });
+});
+
+describe("the function's memory", () => {
+  it("is read from Lambda's AWS_LAMBDA_FUNCTION_MEMORY_SIZE, and a value that is not a size is refused naming it", () => {
+    const env = { AIAAS_BUCKET: 'b', AIAAS_MODEL: 'm' };
+    expect(configFromEnv(env).memoryMiB).toBeUndefined();
+    expect(configFromEnv({ ...env, AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '1769' }).memoryMiB).toBe(1769);
+    expect(() => configFromEnv({ ...env, AWS_LAMBDA_FUNCTION_MEMORY_SIZE: 'lots' })).toThrow(
+      /AWS_LAMBDA_FUNCTION_MEMORY_SIZE/,
+    );
   });
 });

@@ -12,6 +12,8 @@
  * they set exactly what is served), `changeRoutes` changes the canary or shadow beside it (and
  * promoting the canary makes it the served version). Both compute the new state from the move they
  * are made on, inside the slot claim, so concurrent changes serialize and none is lost.
+ * One module although long: both kinds share the claim, the finishing of left-over moves and the
+ * pointer write (`move`), and apart they would hide that a route change is a move like any other.
  */
 
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,7 +26,7 @@ import {
   RegistryUnavailableError,
   ValidationError,
 } from '../errors.js';
-import { fitsInMemory, formatMiB, MEMORY_RULE } from '../rollout/memory.js';
+import { filesBytes, fitsInMemory, formatMiB, MEMORY_RULE } from '../rollout/memory.js';
 import { isChained, readPointer } from './aliases.js';
 import { type Claimant, claimSlot, withClaimRetries } from './claim.js';
 import { history, inChain, moveState } from './history.js';
@@ -109,7 +111,7 @@ export async function changeRoutes(
   const sizeOf = (version: number) => {
     let size = sizes.get(version);
     if (!size) {
-      size = getMetadata(mover.store, model, version).then(totalBytes);
+      size = getMetadata(mover.store, model, version).then((metadata) => filesBytes(metadata.files));
       sizes.set(version, size);
     }
     return size;
@@ -133,11 +135,6 @@ export async function changeRoutes(
     }
     return state;
   });
-}
-
-/** The bytes of a version's files. */
-function totalBytes(metadata: VersionMetadata): number {
-  return Object.values(metadata.files).reduce((n, f) => n + (Number.isFinite(f.size) ? f.size : 0), 0);
 }
 
 /** Refuses a state whose versions do not fit in the function's memory together, naming them all. */

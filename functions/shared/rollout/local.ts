@@ -52,12 +52,26 @@ export class LocalFigures implements FiguresSource {
   }
 }
 
-/** `{ model, figures }` as the local stack answers it, checked; throws naming the first bad field. */
+/**
+ * `{ model, figures }` as the local stack answers it, checked; throws naming the first bad field.
+ * The answer must be for `model`, and name each version in a role once: a second entry would be
+ * a figure the rollout never looks at.
+ */
 export function parseFigures(body: unknown, model: string): VersionFigures[] {
   const where = `the local stack's figures for ${model}`;
-  const list = (body as { figures?: unknown } | null)?.figures;
+  const answered = (body as { model?: unknown } | null)?.model;
+  if (answered !== model)
+    throw new AiaasError(`${where}: the answer is for model ${JSON.stringify(answered)}`);
+  const list = (body as { figures?: unknown }).figures;
   if (!Array.isArray(list)) throw new AiaasError(`${where}: no "figures" list`);
-  return list.map((entry, index) => parseEntry(entry, `${where}, entry ${index}`));
+  const seen = new Set<string>();
+  return list.map((entry, index) => {
+    const figures = parseEntry(entry, `${where}, entry ${index}`);
+    const key = `v${figures.version} as ${figures.role}`;
+    if (seen.has(key)) throw new AiaasError(`${where}, entry ${index}: a second entry for ${key}`);
+    seen.add(key);
+    return figures;
+  });
 }
 
 function parseEntry(value: unknown, where: string): VersionFigures {

@@ -48,6 +48,14 @@ export function fitsInMemory(versionBytes: readonly number[], memoryMiB: number)
   return { fits: needMiB <= memoryMiB, needMiB };
 }
 
+/** A version's size for the rule: its files' bytes together (a size that is not a number counts 0). */
+export function filesBytes(files: Readonly<Record<string, { readonly size: number }>>): number {
+  let total = 0;
+  for (const file of Object.values(files))
+    if (Number.isFinite(file.size) && file.size > 0) total += file.size;
+  return total;
+}
+
 /** A size in bytes for messages: "52.5 MB" style (MiB, one decimal). */
 export function formatMiB(bytes: number): string {
   return `${(bytes / MIB).toFixed(1)} MiB`;
