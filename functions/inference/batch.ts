@@ -22,17 +22,16 @@ import {
 import { batchFeatures, csvInputOf } from '../shared/batch/features.js';
 import { ValidationError } from '../shared/errors.js';
 import { assertBatchFormat, assertJobId, assertModelName, parseVersion } from '../shared/registry/layout.js';
-import { RegistryReader } from '../shared/registry/registry.js';
-import { S3ObjectReader } from '../shared/registry/s3-reader.js';
+import type { RegistryReader } from '../shared/registry/registry.js';
 import type { ObjectReader } from '../shared/registry/store.js';
-import { loadRuntimeModule } from '../shared/runtime/load.js';
 import type { TfRuntime } from '../shared/runtime/types.js';
 import { nest, type OutputTensor } from './answers.js';
 import { type RowGroup, type RowsRead, readCsvRows, readInstanceRows } from './batch-rows.js';
-import { configFromEnv, type InferenceConfig, s3ClientSettings } from './config.js';
+import { configFromEnv, type InferenceConfig } from './config.js';
 import type { Executor } from './executor.js';
 import type { Log } from './log.js';
 import type { InputTensor, Limits } from './predict-request.js';
+import { registryReader, runtimeOnce } from './registry-access.js';
 import type { Served } from './served.js';
 import { loadVersion } from './version-load.js';
 
@@ -255,25 +254,10 @@ export type BatchHandler = (event: unknown) => Promise<BatchResult>;
  * env-configured one below; the local executor builds one per model with explicit config.
  */
 export function createBatchHandler(config: InferenceConfig, deps: BatchHandlerDeps = {}): BatchHandler {
-  let runtime: Promise<TfRuntime> | undefined;
-  const loadRuntimeOnce = () => {
-    runtime ??= loadRuntimeModule().catch((error) => {
-      runtime = undefined;
-      throw error;
-    });
-    return runtime;
-  };
   const scorer = new BatchScorer({
     model: config.model,
-    registry: new RegistryReader(
-      deps.store ??
-        new S3ObjectReader({
-          bucket: config.bucket,
-          ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-          ...s3ClientSettings(config),
-        }),
-    ),
-    runtime: deps.runtime ?? loadRuntimeOnce,
+    registry: registryReader(config, deps.store),
+    runtime: deps.runtime ?? runtimeOnce(),
     fastPath: config.fastPath ?? 'auto',
     log: deps.log ?? jsonLog,
     limits: config.limits,

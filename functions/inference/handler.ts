@@ -6,14 +6,11 @@
  */
 import type { Context } from 'aws-lambda';
 import { monotonicMs } from '../shared/clock.js';
-import { RegistryReader } from '../shared/registry/registry.js';
-import { S3ObjectReader } from '../shared/registry/s3-reader.js';
 import type { ObjectReader } from '../shared/registry/store.js';
 import type { VersionRole } from '../shared/rollout/figures.js';
-import { loadRuntimeModule } from '../shared/runtime/load.js';
 import type { TfRuntime } from '../shared/runtime/types.js';
 import { handleBatchEvent, isBatchEvent } from './batch.js';
-import { configFromEnv, type InferenceConfig, recheckLimitMs, s3ClientSettings } from './config.js';
+import { configFromEnv, type InferenceConfig, recheckLimitMs } from './config.js';
 import {
   answered,
   bodyOf,
@@ -25,6 +22,7 @@ import {
   pathOf,
 } from './function-url.js';
 import type { Log } from './log.js';
+import { registryReader, runtimeOnce } from './registry-access.js';
 import { lastRouteMemo } from './routes.js';
 import { ROUTE_KEY_HEADER } from './routing.js';
 import { choiceOf } from './served.js';
@@ -108,32 +106,14 @@ export function createHandler(config: InferenceConfig, deps: HandlerDeps = {}): 
 
 /** The model's service: nothing is read from S3, and tfjs is not imported, until a request needs it. */
 function createService(config: InferenceConfig, deps: HandlerDeps, log: Log): InferenceService {
-  // Every alias check asks for the runtime: resolve and import it once (again only after a failure).
-  let runtime: Promise<TfRuntime> | undefined;
-  const loadRuntimeOnce = () => {
-    runtime ??= loadRuntimeModule().catch((error) => {
-      runtime = undefined;
-      throw error;
-    });
-    return runtime;
-  };
   return new InferenceService({
     model: config.model,
     alias: config.alias,
     aliasCheckMs: config.aliasCheckSeconds * 1000,
     recheckLimitMs: recheckLimitMs(config),
     limits: config.limits,
-    // A reader, not the AWS SDK: the function only reads, and the SDK's import is a large part of a
-    // cold start (docs/benchmarks.md).
-    registry: new RegistryReader(
-      deps.store ??
-        new S3ObjectReader({
-          bucket: config.bucket,
-          ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-          ...s3ClientSettings(config),
-        }),
-    ),
-    runtime: deps.runtime ?? loadRuntimeOnce,
+    registry: registryReader(config, deps.store),
+    runtime: deps.runtime ?? runtimeOnce(),
     fastPath: config.fastPath ?? 'auto',
     log,
     ...(deps.random ? { random: deps.random } : {}),
