@@ -31,6 +31,7 @@ import {
   ItemBatcher,
   JsonPath,
   LogLevel,
+  OutputType,
   ResultWriterV2,
   type ResultWriterV2Props,
   S3CsvItemReader,
@@ -41,6 +42,8 @@ import {
   Succeed,
   TaskInput,
   Timeout,
+  Transformation,
+  WriterConfig,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
@@ -268,6 +271,12 @@ export class BatchJob extends Construct {
           bucket,
           // keys.batchResults(model, job), with the job from the execution input.
           prefix: JsonPath.format(`${this.prefix}{}/results`, JsonPath.stringAt('$.job')),
+          // A succeeded batch as its output alone, a line each (failed ones keep their Input,
+          // which the final step needs): not every batch's rows written back and read again.
+          writerConfig: new WriterConfig({
+            outputType: OutputType.JSONL,
+            transformation: Transformation.COMPACT,
+          }),
         }),
         maxConcurrency: settings.maxConcurrency,
         toleratedFailurePercentage: settings.toleratedFailurePercent,

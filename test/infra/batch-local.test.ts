@@ -73,7 +73,11 @@ function run(input: BatchJobInput, extra: Partial<Parameters<typeof runLocalBatc
   return { result, progress, logged };
 }
 
-/** ResultWriter's manifest.json and its files' child executions, by status. */
+/**
+ * ResultWriter's manifest.json and its files' entries, by status, as the definition configures it
+ * (Transformation COMPACT, OutputType JSONL): one JSON object per line; a succeeded batch is its
+ * output (the BatchResult) alone, a failed or pending one its execution with Input, Error, Cause.
+ */
 async function resultFiles(job: string) {
   const listed = await s3.registry.store.list(`${keys.batchResults(MODEL, job)}/`);
   const manifests = listed.filter((o) => o.key.endsWith('/manifest.json'));
@@ -83,22 +87,26 @@ async function resultFiles(job: string) {
     MapRunArn: string;
     ResultFiles: Record<'SUCCEEDED' | 'FAILED' | 'PENDING', { Key: string; Size: number }[]>;
   };
-  const children = async (status: 'SUCCEEDED' | 'FAILED' | 'PENDING') =>
+  const entries = async (status: 'SUCCEEDED' | 'FAILED' | 'PENDING') =>
     (
-      await Promise.all(manifest.ResultFiles[status].map(async (f) => JSON.parse(await text(f.Key))))
-    ).flat() as {
-      Status: string;
-      Input: string;
-      Output?: string;
-      Error?: string;
-      Cause?: string;
-    }[];
+      await Promise.all(
+        manifest.ResultFiles[status].map(async (f) => {
+          const body = await text(f.Key);
+          expect(body.endsWith('\n')).toBe(true);
+          return body
+            .slice(0, -1)
+            .split('\n')
+            .map((line) => JSON.parse(line) as unknown);
+        }),
+      )
+    ).flat();
+  type Execution = { Status: string; Input: string; Output?: string; Error?: string; Cause?: string };
   return {
     manifestKey: manifests[0]!.key,
     manifest,
-    succeeded: await children('SUCCEEDED'),
-    failed: await children('FAILED'),
-    pending: await children('PENDING'),
+    succeeded: (await entries('SUCCEEDED')) as BatchResult[],
+    failed: (await entries('FAILED')) as Execution[],
+    pending: (await entries('PENDING')) as Execution[],
   };
 }
 
@@ -124,29 +132,19 @@ describe('the local batch executor (the deployed definition, on s3rver, with the
     expect(files.failed).toEqual([]);
     expect(files.pending).toEqual([]);
     expect(files.succeeded).toHaveLength(Math.ceil(250 / 40));
+    // COMPACT: a succeeded batch's entry is its output alone, not its rows again.
     const seen: number[] = [];
-    for (const child of files.succeeded) {
-      const event = JSON.parse(child.Input) as BatchEvent;
-      expect(event.BatchInput).toEqual({
-        model: MODEL,
-        version: v1,
-        job: 'csv-1',
-        format: 'csv',
-        features: ['a', 'b', 'c'],
-      });
-      expect(event.Items.length).toBeLessThanOrEqual(40);
-      const output = JSON.parse(child.Output!) as BatchResult;
+    for (const output of files.succeeded) {
+      expect(Object.keys(output).sort()).toEqual(['results', 'version']);
       expect(output.version).toBe(v1);
-      for (const [i, item] of event.Items.entries()) {
-        seen.push(item.index);
-        const row = item.row as Record<string, string>;
-        expect(row.a).toBe(String(item.index));
-        const scored = output.results[i]!;
-        expect(scored.index).toBe(item.index);
-        if (bad.has(item.index)) {
+      expect(output.results.length).toBeLessThanOrEqual(40);
+      for (const scored of output.results) {
+        seen.push(scored.index);
+        if (bad.has(scored.index)) {
           expect(scored).toHaveProperty('error');
         } else {
-          const x = [Number(row.a), Number(row.b), Number(row.c)];
+          // The row is known from its index (a = index, b = index % 5, c = index % 3 - 1).
+          const x = [scored.index, scored.index % 5, (scored.index % 3) - 1];
           const [value] = Object.values((scored as { outputs: Record<string, number[]> }).outputs);
           expect(value![0]).toBeCloseTo(linear(W1, 0.5, x), 3);
         }
@@ -179,9 +177,13 @@ describe('the local batch executor (the deployed definition, on s3rver, with the
     expect(done.status).toBe('SUCCEEDED');
     expect(logged).toEqual([]);
     const files = await resultFiles('jsonl-1');
-    const items = files.succeeded.flatMap((c) => (JSON.parse(c.Input) as BatchEvent).Items);
-    expect(items).toHaveLength(30);
-    expect(items.find((i) => i.index === 10)?.row).toEqual([10, 1, 2]);
+    const scored = files.succeeded.flatMap((output) => output.results);
+    expect(scored.map((r) => r.index).sort((x, y) => x - y)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    // Line 11 (after the blank line) is row 10: [10, 1, 2].
+    const [value] = Object.values(
+      (scored.find((r) => r.index === 10) as { outputs: Record<string, number[]> }).outputs,
+    );
+    expect(value![0]).toBeCloseTo(linear(W1, 0.5, [10, 1, 2]), 3);
   });
 
   it('fails a JSON Lines job whose line is not JSON, as ItemReader does, and still runs the final step', async () => {
@@ -223,6 +225,10 @@ describe('the local batch executor (the deployed definition, on s3rver, with the
     expect(JSON.parse(files.failed[0]!.Cause!)).toEqual(
       expect.objectContaining({ errorType: 'ValidationError', errorMessage: 'boom' }),
     );
+    // A failed batch keeps its Input (as with Transformation NONE): the final step names its rows.
+    const failedInput = JSON.parse(files.failed[0]!.Input) as BatchEvent;
+    expect(failedInput.Items.map((i) => i.index)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    expect(failedInput.BatchInput).toEqual(expect.objectContaining({ version: v1, job: 'tolerance-0' }));
     expect(files.pending).toHaveLength(4);
 
     // 20 % tolerated: one failed batch of five (40 of 200 rows) does not fail the job.

@@ -180,8 +180,14 @@ describe('the batch state machine (manifest "batch")', () => {
 
   it("writes the children's results under the job's own prefix, and always reaches the final step", () => {
     for (const map of [csv, jsonl]) {
-      const writer = map.ResultWriter as { Resource: string; Parameters: Record<string, string> };
+      const writer = map.ResultWriter as {
+        Resource: string;
+        Parameters: Record<string, string>;
+        WriterConfig?: unknown;
+      };
       expect(writer.Resource).toBe('arn:aws:states:::s3:putObject');
+      // A succeeded batch is written as its output alone (not its rows again), a line each.
+      expect(writer.WriterConfig).toEqual({ Transformation: 'COMPACT', OutputType: 'JSONL' });
       const prefix = evaluateExpression(writer.Parameters['Prefix.$']!, { job: 'job-1' }, {});
       expect(prefix).toBe(keys.batchResults('diabetes', 'job-1'));
       expect(map.ResultPath).toBe('$.map');

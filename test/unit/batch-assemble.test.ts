@@ -20,10 +20,20 @@ import type {
   BatchJobInput,
   BatchRowResult,
 } from '../../functions/shared/batch/events.js';
-import { ValidationError } from '../../functions/shared/errors.js';
+import { IntegrityError, ValidationError } from '../../functions/shared/errors.js';
 import { isBatchKey, keys } from '../../functions/shared/registry/layout.js';
 import { csvItems } from '../../scripts/local/batch/item-reader.js';
 import { MemoryObjectStore } from '../support/memory-store.js';
+
+/** JSON.parse's own message for `text`. */
+function jsonError(text: string): string {
+  try {
+    JSON.parse(text);
+  } catch (error) {
+    return (error as Error).message;
+  }
+  return '';
+}
 
 /** A row's prediction, known from its index. */
 const prediction = (index: number) => ((index * 7919) % 1000) / 1000 + 0.0001;
@@ -66,36 +76,47 @@ const plans = fc
 
 const BATCH_INPUT = { model: 'm', version: 3, job: 'j', format: 'csv', features: [] };
 
-/** The children ResultWriter would record for `plan`, as it records them (JSON strings). */
-function children(plan: Plan) {
+/** A succeeded batch's output: the function's BatchResult. */
+function batchOutput(plan: Plan, indexes: readonly number[]) {
+  return {
+    version: 3,
+    results: indexes.map(
+      (index): BatchRowResult =>
+        plan.bad.has(index)
+          ? { index, error: `bad row ${index}, "quoted", with commas` }
+          : { index, outputs: { score: [prediction(index)] } },
+    ),
+  };
+}
+
+/**
+ * The children ResultWriter would record for `plan`, as it records them: with Transformation NONE
+ * (Input and Output as JSON strings), or COMPACT (a succeeded child as its output alone; failed and
+ * pending ones as with NONE).
+ */
+function children(plan: Plan, compact = false) {
   const located = (fate: string): Located[] =>
     plan.batches
       .filter((b) => b.fate === fate)
       .map((b, n) => ({
         where: `${fate} ${n}`,
-        child: {
-          Status: fate.toUpperCase(),
-          Input: JSON.stringify({
-            Items: b.indexes.map((index) => ({ index, row: {} })),
-            BatchInput: BATCH_INPUT,
-          }),
-          ...(fate === 'ok'
-            ? {
-                Output: JSON.stringify({
-                  version: 3,
-                  results: b.indexes.map(
-                    (index): BatchRowResult =>
-                      plan.bad.has(index)
-                        ? { index, error: `bad row ${index}, "quoted", with commas` }
-                        : { index, outputs: { score: [prediction(index)] } },
-                  ),
+        child:
+          compact && fate === 'ok'
+            ? batchOutput(plan, b.indexes)
+            : {
+                Status: fate.toUpperCase(),
+                Input: JSON.stringify({
+                  Items: b.indexes.map((index) => ({ index, row: {} })),
+                  BatchInput: BATCH_INPUT,
                 }),
-              }
-            : {}),
-          ...(fate === 'failed'
-            ? { Error: 'Lambda.Unknown', Cause: JSON.stringify({ errorMessage: 'the function crashed' }) }
-            : {}),
-        },
+                ...(fate === 'ok' ? { Output: JSON.stringify(batchOutput(plan, b.indexes)) } : {}),
+                ...(fate === 'failed'
+                  ? {
+                      Error: 'Lambda.Unknown',
+                      Cause: JSON.stringify({ errorMessage: 'the function crashed' }),
+                    }
+                  : {}),
+              },
       }));
   return { succeeded: located('ok'), failed: located('failed'), pending: located('pending') };
 }
@@ -173,6 +194,16 @@ describe('assembling a job', () => {
     );
   });
 
+  it("reads ResultWriter's COMPACT entries (a succeeded batch's output alone) as its NONE ones", () => {
+    fc.assert(
+      fc.property(plans, (plan) => {
+        const compact = collectOutcomes(3, children(plan, true));
+        expect(compact).toEqual(collectOutcomes(3, children(plan)));
+        expect(compact.byIndex.size).toBe(plan.rows);
+      }),
+    );
+  });
+
   it('counts a row scored by another version than the job pinned as failed', () => {
     const plan: Plan = { rows: 2, batches: [{ indexes: [0, 1], fate: 'ok' }], bad: new Set() };
     const done = assembleCsv('a\n1\n2\n', collectOutcomes(4, children(plan)));
@@ -233,13 +264,21 @@ describe('the final step', () => {
     bad: new Set([4]),
   };
 
-  async function stored(): Promise<MemoryObjectStore> {
+  /**
+   * ResultWriter's files as Step Functions writes them, a file per kind: with Transformation NONE
+   * and OutputType JSON (the default), or COMPACT and JSONL (what the construct configures).
+   */
+  async function stored(layout: 'NONE/JSON' | 'COMPACT/JSONL' = 'COMPACT/JSONL'): Promise<MemoryObjectStore> {
     const store = new MemoryObjectStore();
-    const { succeeded, failed } = children(plan);
+    const compact = layout === 'COMPACT/JSONL';
+    const { succeeded, failed } = children(plan, compact);
+    const file = (entries: Located[]) =>
+      compact
+        ? entries.map((e) => `${JSON.stringify(e.child)}\n`).join('')
+        : JSON.stringify(entries.map((e) => e.child));
     await store.put(job.inputKey, 'x\n10\n11\n12\n13\n14\n');
-    // As Step Functions writes them: SUCCEEDED_n.json a JSON array, a file per kind.
-    await store.put(`${results}/run-1/SUCCEEDED_0.json`, JSON.stringify(succeeded.map((s) => s.child)));
-    await store.put(`${results}/run-1/FAILED_0.json`, JSON.stringify(failed.map((s) => s.child)));
+    await store.put(`${results}/run-1/SUCCEEDED_0.json`, file(succeeded));
+    await store.put(`${results}/run-1/FAILED_0.json`, file(failed));
     await store.put(
       `${results}/run-1/manifest.json`,
       JSON.stringify({
@@ -262,40 +301,68 @@ describe('the final step', () => {
   const text = async (store: MemoryObjectStore, key: string) =>
     new TextDecoder().decode((await store.get(key))!.body);
 
-  it('writes the output, failures.csv and manifest.json under the job', async () => {
-    const store = await stored();
-    const summary = await finishJob(
-      event({ ResultWriterDetails: { Bucket: 'bucket', Key: `${results}/run-1/manifest.json` } }),
-      { store, bucket: 'bucket', now: () => new Date('2026-12-06T12:00:05.000Z') },
+  it.each(['NONE/JSON', 'COMPACT/JSONL'] as const)(
+    'writes the output, failures.csv and manifest.json under the job (ResultWriter %s)',
+    async (layout) => {
+      const store = await stored(layout);
+      const summary = await finishJob(
+        event({ ResultWriterDetails: { Bucket: 'bucket', Key: `${results}/run-1/manifest.json` } }),
+        { store, bucket: 'bucket', now: () => new Date('2026-12-06T12:00:05.000Z') },
+      );
+      expect(summary).toMatchObject({ rows: 5, succeeded: 2, failed: 3, output: 'batch/m/j/output.csv' });
+      expect(await text(store, 'batch/m/j/output.csv')).toBe(
+        `x,score\n10,\n11,\n12,${prediction(2)}\n13,${prediction(3)}\n14,\n`,
+      );
+      expect((await text(store, 'batch/m/j/failures.csv')).split('\n').map((l) => l.split(',')[0])).toEqual([
+        'line',
+        '2',
+        '3',
+        '6',
+        '',
+      ]);
+      const manifest = JSON.parse(await text(store, 'batch/m/j/manifest.json'));
+      expect(manifest).toMatchObject({
+        status: 'succeeded',
+        version: 3,
+        rows: 5,
+        succeeded: 2,
+        failed: 3,
+        durationMs: 5000,
+        failedBatches: [
+          { rows: 2, firstLine: 2, lastLine: 3, error: 'Lambda.Unknown', cause: 'the function crashed' },
+        ],
+        failedRows: [
+          { line: 2, index: 0 },
+          { line: 3, index: 1 },
+          { line: 6, index: 4 },
+        ],
+      });
+    },
+  );
+
+  it('refuses a ResultWriter file it cannot read, naming the file and the entry', async () => {
+    const run = async (body: string) => {
+      const store = await stored();
+      await store.put(`${results}/run-1/SUCCEEDED_0.json`, body);
+      return finishJob(
+        event({ ResultWriterDetails: { Bucket: 'bucket', Key: `${results}/run-1/manifest.json` } }),
+        { store, bucket: 'bucket' },
+      );
+    };
+    const key = `${results}/run-1/SUCCEEDED_0.json`;
+    await expect(run('{"version":3,"results":[]}\n{oops\n')).rejects.toThrow(
+      new IntegrityError(`${key} line 2 is not valid JSON: ${jsonError('{oops')}`),
     );
-    expect(summary).toMatchObject({ rows: 5, succeeded: 2, failed: 3, output: 'batch/m/j/output.csv' });
-    expect(await text(store, 'batch/m/j/output.csv')).toBe(
-      `x,score\n10,\n11,\n12,${prediction(2)}\n13,${prediction(3)}\n14,\n`,
+    await expect(run('{"version":3,"results":[]}\n{"version":3}\n')).rejects.toThrow(
+      `${key} entry 1: Output is not a batch result ({version, results})`,
     );
-    expect((await text(store, 'batch/m/j/failures.csv')).split('\n').map((l) => l.split(',')[0])).toEqual([
-      'line',
-      '2',
-      '3',
-      '6',
-      '',
-    ]);
-    const manifest = JSON.parse(await text(store, 'batch/m/j/manifest.json'));
-    expect(manifest).toMatchObject({
-      status: 'succeeded',
-      version: 3,
-      rows: 5,
-      succeeded: 2,
-      failed: 3,
-      durationMs: 5000,
-      failedBatches: [
-        { rows: 2, firstLine: 2, lastLine: 3, error: 'Lambda.Unknown', cause: 'the function crashed' },
-      ],
-      failedRows: [
-        { line: 2, index: 0 },
-        { line: 3, index: 1 },
-        { line: 6, index: 4 },
-      ],
-    });
+    await expect(run('{"version":3,"results":[]}\nnull\n')).rejects.toThrow(
+      `${key}: entry 1 is not a child execution`,
+    );
+    // A NONE entry whose Output is not a batch result is refused too, not read as a COMPACT one.
+    await expect(run(JSON.stringify([{ Status: 'SUCCEEDED', Output: '{"results":[]}' }]))).rejects.toThrow(
+      `${key} entry 0: Output is not a batch result`,
+    );
   });
 
   it('still writes the output when the Map failed, finding ResultWriter manifest itself, and records the error', async () => {

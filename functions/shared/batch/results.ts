@@ -2,11 +2,13 @@
  * Step Functions' ResultWriter output, read as untrusted text. For a Distributed Map it writes, under
  * its prefix, `<map run id>/manifest.json` — `{DestinationBucket, MapRunArn, ResultFiles: {SUCCEEDED,
  * FAILED, PENDING: [{Key, Size}]}}` — and the files it lists, `SUCCEEDED_<n>.json`, `FAILED_<n>.json`
- * (`PENDING_<n>.json`): a JSON array (or, with OutputType JSONL, JSON Lines) of child executions,
- * each with `Status`, `Input` and `Output` as JSON strings, and `Error` / `Cause` for a failed one.
- * A child's Output is the function's BatchResult, or the Lambda task's envelope `{Payload: ...}`.
- * This module turns those into one outcome per row index; anything malformed is an IntegrityError
- * naming the file. Pure.
+ * (`PENDING_<n>.json`): a JSON array (OutputType JSON) or JSON Lines (OutputType JSONL). With
+ * Transformation NONE each entry is a child execution, with `Status`, `Input` and `Output` as JSON
+ * strings, and `Error` / `Cause` for a failed one; with COMPACT a succeeded child is its output
+ * alone, while failed and pending ones stay as with NONE (their Input names their rows). Both
+ * layouts are read. A child's output is the function's BatchResult, or the Lambda task's envelope
+ * `{Payload: ...}`. This module turns those into one outcome per row index; anything malformed is
+ * an IntegrityError naming the file. Pure.
  */
 import { IntegrityError } from '../errors.js';
 import type { BatchResult } from './events.js';
@@ -18,8 +20,13 @@ export interface ResultWriterManifest {
   >;
 }
 
-/** One child execution (a batch) as ResultWriter records it. */
+/**
+ * One child execution (a batch) as ResultWriter records it with Transformation NONE; with COMPACT,
+ * a succeeded child's entry is its output instead (see batchResultOf).
+ */
 export interface ChildExecution {
+  /** A COMPACT entry's own fields (the child's output). */
+  readonly [field: string]: unknown;
   readonly Status?: string;
   readonly Input?: string;
   readonly Output?: string;
@@ -65,9 +72,20 @@ export function parseResultFile(text: string, key: string): ChildExecution[] {
   });
 }
 
-/** A succeeded child's BatchResult (its Output, or the Lambda task's `Payload` in it). */
+/** Fields of a NONE entry: an entry with none of them is a COMPACT one (the output itself). */
+const EXECUTION_FIELDS = ['Status', 'Input', 'Output', 'ExecutionArn'] as const;
+
+/**
+ * A succeeded child's BatchResult: its Output (Transformation NONE) or the entry itself (COMPACT),
+ * or the Lambda task's `Payload` in either.
+ */
 export function batchResultOf(child: ChildExecution, where: string): BatchResult {
-  const output = typeof child.Output === 'string' ? parseJson(child.Output, `${where} Output`) : child.Output;
+  const recorded = EXECUTION_FIELDS.some((field) => field in child);
+  const output = !recorded
+    ? child
+    : typeof child.Output === 'string'
+      ? parseJson(child.Output, `${where} Output`)
+      : child.Output;
   const result = (
     typeof output === 'object' && output !== null && 'Payload' in output
       ? (output as { Payload: unknown }).Payload

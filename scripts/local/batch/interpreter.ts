@@ -4,7 +4,7 @@
  * their Retry, Catch, TimeoutSeconds, Parameters and ResultPath; the Distributed Map with its
  * ItemReader (CSV, JSON Lines from the local S3), ItemSelector, ItemBatcher, MaxConcurrency,
  * ToleratedFailurePercentage / Count and ResultWriter (Step Functions' manifest.json and
- * SUCCEEDED_n / FAILED_n / PENDING_n files). Tasks call in-process handlers by their Resource ARN
+ * SUCCEEDED_n / FAILED_n / PENDING_n files, with WriterConfig's NONE or COMPACT, JSON or JSONL). Tasks call in-process handlers by their Resource ARN
  * with JSON copies of their input and output (as Lambda passes them), and the 256 KiB payload
  * limit is enforced. Anything else in a definition throws NotEmulatedError: what runs here is the
  * deployed definition or nothing. What it does not emulate: NOT_EMULATED (executor.ts).
@@ -349,15 +349,19 @@ async function runDistributedMap(
         const output = await runStates(processor, batch.input, context, options, true);
         const outputText = jsonText(output ?? null);
         limit(outputText, `The output of a child execution of ${name}`);
-        results.add('SUCCEEDED', {
-          ...meta,
-          Input: inputText,
-          InputDetails: { Included: true },
-          Output: outputText,
-          OutputDetails: { Included: true },
-          Status: 'SUCCEEDED',
-          StopDate: new Date().toISOString(),
-        });
+        if (results.compact) {
+          results.addText('SUCCEEDED', outputText);
+        } else {
+          results.add('SUCCEEDED', {
+            ...meta,
+            Input: inputText,
+            InputDetails: { Included: true },
+            Output: outputText,
+            OutputDetails: { Included: true },
+            Status: 'SUCCEEDED',
+            StopDate: new Date().toISOString(),
+          });
+        }
         options.onChild?.({ items: batch.items, status: 'SUCCEEDED', output });
       } catch (error) {
         if (error instanceof NotEmulatedError) throw error;
@@ -479,7 +483,10 @@ type ResultStatus = 'SUCCEEDED' | 'FAILED' | 'PENDING';
 
 /**
  * ResultWriter: manifest.json and the result files under Prefix/<map run id>/, as Step Functions
- * writes them. Entries are added as children end; a file is written (in the background) as soon as
+ * writes them. WriterConfig: Transformation NONE (each child with its metadata, Input and Output as
+ * JSON text) or COMPACT (a succeeded child as its output alone; failed and pending ones as with
+ * NONE), OutputType JSON (an array per file) or JSONL (one entry per line); without WriterConfig,
+ * NONE and JSON. Entries are added as children end; a file is written (in the background) as soon as
  * it is full, so the local S3 takes it in while the next children run. `close` writes the rest and
  * the manifest, or throws States.ResultWriterFailed (a bad ResultWriter, a failed write).
  */
@@ -489,13 +496,32 @@ function resultWriter(
   context: unknown,
   options: InterpreterOptions,
   mapRunId: string,
-): { add(status: ResultStatus, entry: Json): void; close(mapRunArn: string): Promise<string> } {
+): {
+  /** Whether a succeeded child is recorded as its output alone (addText). */
+  readonly compact: boolean;
+  add(status: ResultStatus, entry: Json): void;
+  /** An entry already as JSON text. */
+  addText(status: ResultStatus, text: string): void;
+  close(mapRunArn: string): Promise<string>;
+} {
   const writer = state.ResultWriter as Json | undefined;
-  if (writer?.Resource !== 'arn:aws:states:::s3:putObject' || 'WriterConfig' in writer) {
+  if (writer?.Resource !== 'arn:aws:states:::s3:putObject') {
+    throw new NotEmulatedError('a Distributed Map without a ResultWriter to arn:aws:states:::s3:putObject');
+  }
+  const config = (writer.WriterConfig ?? {}) as Json;
+  const transformation = config.Transformation ?? 'NONE';
+  const outputType = config.OutputType ?? 'JSON';
+  if (
+    typeof config !== 'object' ||
+    Object.keys(config).some((field) => field !== 'Transformation' && field !== 'OutputType') ||
+    (transformation !== 'NONE' && transformation !== 'COMPACT') ||
+    (outputType !== 'JSON' && outputType !== 'JSONL')
+  ) {
     throw new NotEmulatedError(
-      'a Distributed Map without a ResultWriter to arn:aws:states:::s3:putObject (or with a WriterConfig)',
+      `ResultWriter's WriterConfig ${JSON.stringify(config)} (emulated: Transformation NONE or COMPACT, OutputType JSON or JSONL)`,
     );
   }
+  const lines = outputType === 'JSONL';
   // A bad target fails the map run when it ends (as Step Functions fails it), not before its children run.
   let failure: StatesError | undefined;
   let prefix = '';
@@ -520,32 +546,41 @@ function resultWriter(
     FAILED: [],
     PENDING: [],
   };
+  // JSON: `[` and `]` around entries joined by commas; JSONL: each entry and its newline.
+  const framing = lines ? 0 : 2;
   const chunks: Record<ResultStatus, { texts: string[]; size: number }> = {
-    SUCCEEDED: { texts: [], size: 2 },
-    FAILED: { texts: [], size: 2 },
-    PENDING: { texts: [], size: 2 },
+    SUCCEEDED: { texts: [], size: framing },
+    FAILED: { texts: [], size: framing },
+    PENDING: { texts: [], size: framing },
   };
   const writes: Promise<unknown>[] = [];
   const flush = (status: ResultStatus) => {
     const chunk = chunks[status];
     if (failure || chunk.texts.length === 0) return;
     // Bytes, not a string: the SDK handles a large string body far more slowly.
-    const body = Buffer.from(`[${chunk.texts.join(',')}]`);
+    const body = Buffer.from(lines ? `${chunk.texts.join('\n')}\n` : `[${chunk.texts.join(',')}]`);
+    // The same names for JSONL: the manifest lists each file by its key.
     const key = `${prefix}${status}_${files[status].length}.json`;
-    const written = options.store.put(key, body, { contentType: 'application/json' });
+    const written = options.store.put(key, body, {
+      contentType: lines ? 'application/jsonl' : 'application/json',
+    });
     written.catch(() => undefined); // awaited in close
     writes.push(written);
     files[status].push({ Key: key, Size: body.length });
-    chunks[status] = { texts: [], size: 2 };
+    chunks[status] = { texts: [], size: framing };
+  };
+  const addText = (status: ResultStatus, text: string) => {
+    if (failure) return;
+    if (chunks[status].size + text.length + 1 > RESULT_FILE_BYTES) flush(status);
+    chunks[status].texts.push(text);
+    chunks[status].size += text.length + 1;
   };
   return {
+    compact: transformation === 'COMPACT',
     add(status, entry) {
-      if (failure) return;
-      const text = JSON.stringify(entry);
-      if (chunks[status].size + text.length + 1 > RESULT_FILE_BYTES) flush(status);
-      chunks[status].texts.push(text);
-      chunks[status].size += text.length + 1;
+      addText(status, JSON.stringify(entry));
     },
+    addText,
     async close(mapRunArn) {
       if (failure) throw failure;
       flush('SUCCEEDED');
