@@ -7,6 +7,8 @@
  * calls go to AWS or, for the local stack, to its local endpoint (scripts/local/step-functions-api.ts):
  * StartExecution, DescribeExecution, ListMapRuns/DescribeMapRun for progress. The job's own record
  * (`job.json`) and the final step's `manifest.json` in the registry are what `status` and `ls` read.
+ * One module that reads better whole: the three commands share the job record, the state machine
+ * lookup and the progress display, and each is a few lines over them.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';

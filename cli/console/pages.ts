@@ -3,7 +3,7 @@
  * registry string — model names, reasons, who, metadata, training details — is escaped. No page
  * needs JavaScript to be read or to act: forms post to the console, which answers with a page (a
  * confirmation page before a promote or rollback); console.js only makes them smoother.
- * The pages stay in one module, longer than most, because they share one layout and the same
+ * The pages read better whole, in one module longer than most, because they share one layout and the same
  * small views (values, aliases, events, forms); split, each part would import all the others.
  */
 import type { AliasEvent, AliasPointer, VersionMetadata } from '../../functions/shared/registry/types.js';

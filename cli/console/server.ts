@@ -5,7 +5,7 @@
  * can serve it alone (startConsoleServer). Reads and moves go through the same ModelRegistry the
  * CLI uses; predictions through the model's function (functions.ts). Every console request must
  * name the loopback listener in Host; every POST must be same-origin and carry the session token
- * (security.ts). Longer than most modules: the routes and the actions behind them read best as
+ * (security.ts). Longer than most modules, it reads better whole: the routes and the actions behind them read best as
  * one table beside the closures over the registry, the token and the frame that they share.
  */
 import { readFileSync } from 'node:fs';

@@ -9,7 +9,7 @@
  * input the same batch size, and all inputs together at most `maxElements` numbers (the NaN and
  * Infinity tokens, which are not JSON, are described too). Tensor names starting with `$` go in
  * patternProperties, never as a `$ref`-like key tools would take for a reference.
- * Longer than most modules: the document is one value, mostly schema literals, whose parts refer
+ * Longer than most modules, it reads better whole: the document is one value, mostly schema literals, whose parts refer
  * to each other by name; apart, they would be read apart from the components they fill.
  */
 import type { Signature, TensorSpec } from '../shared/registry/types.js';

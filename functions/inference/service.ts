@@ -1,7 +1,8 @@
 /**
  * The model behind one function: loaded on first use, kept warm in memory, re-checked against its
  * alias, swapped to a newly promoted version without a restart. A version that fails to load or
- * verify never replaces the one being served, and is not read again.
+ * verify never replaces the one being served, and is not read again. One concept that reads better
+ * whole, though long: each effect below changes the same state (see the layout below).
  *
  * Beside the live version the function holds the alias's canary and shadow versions, when it
  * carries them (served.ts routes requests between them). A re-check that reads a changed pointer
@@ -19,8 +20,7 @@
  *   a request; the pointer's canary and shadow come checked from the registry read (aliases.ts);
  * - effects (here): reading the alias, loading versions (version-load.ts), installing them,
  *   freeing the ones no longer served, logging; answering a route is served.ts's.
- * One concept that reads better whole: each effect changes the same state, and read apart they
- * would hide which transitions exist.
+ * Read apart, the effects would hide which transitions exist.
  *
  * In Lambda, work left running when a response is returned is frozen with the environment and only
  * goes on while a later invocation runs, its S3 timers expiring meanwhile. So the request that

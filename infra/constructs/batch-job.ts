@@ -4,7 +4,8 @@
  * inference function (the version pinned in the execution input), writes the children's results
  * with ResultWriter, and ends with the assemble function writing the job's output and manifest.
  * The state machine may invoke exactly those two functions and use only `batch/<model>/` of the
- * registry; the assemble function may use only `batch/<model>/`.
+ * registry; the assemble function may use only `batch/<model>/`. One construct that reads better
+ * whole: the definition, the grants that follow from it and their cdk-nag reasons belong together.
  *
  * Execution input: BatchJobInput (functions/shared/batch/events.ts), with `features` present.
  */

@@ -12,7 +12,7 @@
  * they set exactly what is served), `changeRoutes` changes the canary or shadow beside it (and
  * promoting the canary makes it the served version). Both compute the new state from the move they
  * are made on, inside the slot claim, so concurrent changes serialize and none is lost.
- * One module although long: both kinds share the claim, the finishing of left-over moves and the
+ * One module, read better whole although long: both kinds share the claim, the finishing of left-over moves and the
  * pointer write (`move`), and apart they would hide that a route change is a move like any other.
  */
 

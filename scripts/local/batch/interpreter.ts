@@ -8,6 +8,8 @@
  * with JSON copies of their input and output (as Lambda passes them), and the 256 KiB payload
  * limit is enforced. Anything else in a definition throws NotEmulatedError: what runs here is the
  * deployed definition or nothing. What it does not emulate: NOT_EMULATED (executor.ts).
+ * One interpreter that reads better whole: the states share one data flow (Parameters, ResultPath,
+ * Retry and Catch), and the Map's reader, batcher and writer hand each other the same items.
  */
 import { randomUUID } from 'node:crypto';
 import type { ObjectStore } from '../../../functions/shared/registry/store.js';
