@@ -34,9 +34,7 @@ import {
   LogLevel,
   OutputType,
   ResultWriterV2,
-  type ResultWriterV2Props,
   S3CsvItemReader,
-  type S3FileItemReaderProps,
   S3JsonLItemReader,
   StateMachine,
   StateMachineType,
@@ -268,17 +266,20 @@ export class BatchJob extends Construct {
             'features.$': '$.features',
           },
         }),
-        resultWriterV2: new ScopedResultWriter(writeResults, {
-          bucket,
-          // keys.batchResults(model, job), with the job from the execution input.
-          prefix: JsonPath.format(`${this.prefix}{}/results`, JsonPath.stringAt('$.job')),
-          // A succeeded batch as its output alone, a line each (failed ones keep their Input,
-          // which the final step needs): not every batch's rows written back and read again.
-          writerConfig: new WriterConfig({
-            outputType: OutputType.JSONL,
-            transformation: Transformation.COMPACT,
+        resultWriterV2: scopedTo(
+          writeResults,
+          new ResultWriterV2({
+            bucket,
+            // keys.batchResults(model, job), with the job from the execution input.
+            prefix: JsonPath.format(`${this.prefix}{}/results`, JsonPath.stringAt('$.job')),
+            // A succeeded batch as its output alone, a line each (failed ones keep their Input,
+            // which the final step needs): not every batch's rows written back and read again.
+            writerConfig: new WriterConfig({
+              outputType: OutputType.JSONL,
+              transformation: Transformation.COMPACT,
+            }),
           }),
-        }),
+        ),
         maxConcurrency: settings.maxConcurrency,
         toleratedFailurePercentage: settings.toleratedFailurePercent,
         mapExecutionType: this.childType,
@@ -294,11 +295,11 @@ export class BatchJob extends Construct {
     const definition = new Choice(this, 'FormatChoice', { stateName: BATCH_STATES.format })
       .when(
         Condition.stringEquals('$.format', 'csv'),
-        score(BATCH_STATES.csv, 'Csv', new ScopedCsvReader(readInput, source)),
+        score(BATCH_STATES.csv, 'Csv', scopedTo(readInput, new S3CsvItemReader(source))),
       )
       .when(
         Condition.stringEquals('$.format', 'jsonl'),
-        score(BATCH_STATES.jsonl, 'JsonLines', new ScopedJsonLinesReader(readInput, source)),
+        score(BATCH_STATES.jsonl, 'JsonLines', scopedTo(readInput, new S3JsonLItemReader(source))),
       )
       .otherwise(
         new Fail(this, 'BadFormatState', {
@@ -442,41 +443,14 @@ function checkSettings(model: string, s: BatchSettings): void {
   }
 }
 
-/** CDK's CSV reader with GetObject on the model's prefix only (CDK's own names the whole bucket). */
-class ScopedCsvReader extends S3CsvItemReader {
-  constructor(
-    private readonly statements: () => PolicyStatement[],
-    props: S3FileItemReaderProps,
-  ) {
-    super(props);
-  }
-  override providePolicyStatements(): PolicyStatement[] {
-    return this.statements();
-  }
-}
-
-/** CDK's JSON Lines reader with GetObject on the model's prefix only. */
-class ScopedJsonLinesReader extends S3JsonLItemReader {
-  constructor(
-    private readonly statements: () => PolicyStatement[],
-    props: S3FileItemReaderProps,
-  ) {
-    super(props);
-  }
-  override providePolicyStatements(): PolicyStatement[] {
-    return this.statements();
-  }
-}
-
-/** CDK's ResultWriter with writes to the model's prefix only. */
-class ScopedResultWriter extends ResultWriterV2 {
-  constructor(
-    private readonly statements: () => PolicyStatement[],
-    props: ResultWriterV2Props,
-  ) {
-    super(props);
-  }
-  override providePolicyStatements(): PolicyStatement[] {
-    return this.statements();
-  }
+/**
+ * A CDK ItemReader or ResultWriter whose grants are `statements` instead of its own, which name the
+ * whole bucket: the model's prefix only.
+ */
+function scopedTo<T extends { providePolicyStatements(): PolicyStatement[] }>(
+  statements: () => PolicyStatement[],
+  part: T,
+): T {
+  part.providePolicyStatements = statements;
+  return part;
 }
