@@ -72,6 +72,8 @@ const seconds = (date: Date) => date.getTime() / 1000;
 export async function startStepFunctionsApi(options: StepFunctionsApiOptions): Promise<StepFunctionsApi> {
   const executions = new Map<string, Execution>();
   const { app } = options.manifest;
+  // The executor, once a job has run: its warm execution environments stop with this API.
+  let executor: typeof import('./batch/executor.js') | undefined;
 
   const machines = async () => {
     const names = new Set([
@@ -124,7 +126,8 @@ export async function startStepFunctionsApi(options: StepFunctionsApiOptions): P
         timeoutSeconds: 30,
         fastPath: 'auto' as const,
       };
-      const run = options.run ?? (await import('./batch/executor.js')).runLocalBatchJob;
+      executor ??= options.run ? undefined : await import('./batch/executor.js');
+      const run = options.run ?? executor!.runLocalBatchJob;
       const started: Execution = {
         arn,
         stateMachineArn: machine.arn,
@@ -275,6 +278,7 @@ export async function startStepFunctionsApi(options: StepFunctionsApiOptions): P
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await executor?.stopScorers(options.s3.endpoint);
     },
   };
 }

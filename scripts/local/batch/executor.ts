@@ -8,6 +8,7 @@
  *
  * What it does not emulate is NOT_EMULATED, printed once per process.
  */
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DIST } from '../../../cli/paths.js';
@@ -22,12 +23,13 @@ import type { ModelSpec } from '../../../functions/shared/manifest.js';
 import { createS3Client, type ObjectStore, S3ObjectStore } from '../../../functions/shared/registry/store.js';
 import type { RenderedBatchDefinition } from '../../../infra/batch-definition.js';
 import { LOCAL_CREDENTIALS } from '../s3.js';
-import { type ChildOutcome, execute, type TaskHandler } from './interpreter.js';
+import { type ChildOutcome, execute, type TaskFunction, type TaskHandler } from './interpreter.js';
+import { LambdaPool } from './lambda-pool.js';
 
 /** What the local executor leaves out; the local stack prints it once. */
 export const NOT_EMULATED = [
   'IAM: the state machine role and the assemble role are not checked (the local S3 accepts any key and signature).',
-  'Lambda: no concurrency limits, throttling, cold starts, memory or CPU sizes; batches of one job share this process and one warm handler.',
+  'Lambda: batches run in at most one execution environment (a worker thread) per core, not MaxConcurrency; no throttling, memory or CPU sizes; an environment idle for 5 minutes is stopped.',
   'Step Functions: Express and Standard children run alike, once each; quotas other than the 256 KiB payload are not applied; no DescribeMapRun, redrive, stop, X-Ray or CloudWatch logs.',
   'A Task past its TimeoutSeconds fails with States.Timeout, but its handler is not killed: it finishes in the background.',
   'ResultWriter files are cut at 8 MiB (Step Functions: 5 GB); ARNs, names and dates in them are made up locally.',
@@ -72,7 +74,7 @@ export interface LocalBatchJobOptions {
   /** The built inference bundle. @default dist/functions/inference/index.mjs */
   readonly bundle?: string;
   /** The final step. @default functions/batch/assemble.ts's handler, in this process */
-  readonly assemble?: TaskHandler;
+  readonly assemble?: TaskFunction;
   /** The scorer, instead of the bundle's (tests). */
   readonly score?: TaskHandler;
   readonly onProgress?: (progress: LocalBatchProgress) => void;
@@ -80,8 +82,11 @@ export interface LocalBatchJobOptions {
   readonly log?: (line: string) => void;
   /** Retry waits scaled by this (tests). @default 1 */
   readonly retryDelayScale?: number;
-  /** Tasks get JSON copies of their input and output, as from Lambda (the bench also measures `false`). @default true */
-  readonly copyPayloads?: boolean;
+  /**
+   * Lambda execution environments (worker threads, lambda-pool.ts) the bundle's scorer runs in; 0
+   * runs it in this thread. @default one per core (os.availableParallelism()), at most the Map's MaxConcurrency
+   */
+  readonly threads?: number;
 }
 
 /** Where a job's time went, in milliseconds (the Distributed Map's phases and the final step). */
@@ -106,6 +111,8 @@ export interface LocalBatchResult {
   readonly stopDate: Date;
   readonly progress: LocalBatchProgress;
   readonly timings: LocalBatchTimings;
+  /** Execution environments (worker threads) the batches were scored in; 0: this thread. */
+  readonly threads: number;
 }
 
 /** Runs one batch job of `options.model` locally, to the end. */
@@ -136,8 +143,11 @@ export async function runLocalBatchJob(options: LocalBatchJobOptions): Promise<L
     options.onProgress?.(progress);
   };
   const timings: { -readonly [K in keyof LocalBatchTimings]: number } = {};
+  const threads = options.score
+    ? 0
+    : (options.threads ?? Math.min(availableParallelism(), maxConcurrencyOf(rendered)));
   const assemble = options.assemble ?? localAssembler(model.name, s3);
-  const timedAssemble: TaskHandler = async (event) => {
+  const timedAssemble: TaskFunction = async (event) => {
     const started = performance.now();
     try {
       return await assemble(event);
@@ -148,7 +158,7 @@ export async function runLocalBatchJob(options: LocalBatchJobOptions): Promise<L
   try {
     const result = await execute(rendered.definition, options.input, {
       tasks: {
-        [rendered.scorerArn]: options.score ?? (await bundleScorer(options.bundle, model, s3)),
+        [rendered.scorerArn]: options.score ?? (await bundleScorer(options, threads)),
         [rendered.assemblerArn]: timedAssemble,
       },
       store,
@@ -164,9 +174,8 @@ export async function runLocalBatchJob(options: LocalBatchJobOptions): Promise<L
         timings[`${phase}Ms`] = ms;
       },
       ...(options.retryDelayScale !== undefined ? { retryDelayScale: options.retryDelayScale } : {}),
-      ...(options.copyPayloads !== undefined ? { copyPayloads: options.copyPayloads } : {}),
     });
-    return { ...result, progress, timings };
+    return { ...result, progress, timings, threads };
   } finally {
     client.destroy();
   }
@@ -181,43 +190,66 @@ async function renderFor(
   return localBatchDefinition(model, bucket);
 }
 
-/** One warm batch handler per bundle, model and registry, as one function per model would be. */
-const scorers = new Map<string, Promise<TaskHandler>>();
+/** Warm scorers by bundle, model, registry and threads, as one function per model would be. */
+const scorers = new Map<string, { readonly endpoint: string; readonly scorer: Promise<TaskHandler> }>();
 
-async function bundleScorer(
-  bundle: string | undefined,
-  model: LocalBatchJobOptions['model'],
-  s3: LocalBatchJobOptions['s3'],
-): Promise<TaskHandler> {
-  const path = bundle ?? join(DIST, 'functions/inference/index.mjs');
-  const key = JSON.stringify([path, model.name, model.fastPath, s3.endpoint, s3.bucket]);
-  let scorer = scorers.get(key);
+/** Stops the execution environments of jobs on the local S3 at `endpoint` (its local stack is stopping). */
+export async function stopScorers(endpoint: string): Promise<void> {
+  const stopping: Promise<void>[] = [];
+  for (const [key, entry] of scorers) {
+    if (entry.endpoint !== endpoint) continue;
+    scorers.delete(key);
+    stopping.push(
+      entry.scorer.then((s) => (s instanceof LambdaPool ? s.close() : undefined)).catch(() => {}),
+    );
+  }
+  await Promise.all(stopping);
+}
+
+async function bundleScorer(options: LocalBatchJobOptions, threads: number): Promise<TaskHandler> {
+  const { model, s3 } = options;
+  const bundle = pathToFileURL(options.bundle ?? join(DIST, 'functions/inference/index.mjs')).href;
+  const key = JSON.stringify([bundle, model.name, model.fastPath, s3.endpoint, s3.bucket, threads]);
+  let scorer = scorers.get(key)?.scorer;
   if (!scorer) {
-    scorer = (async () => {
-      const mod = (await import(pathToFileURL(path).href)) as {
-        createBatchHandler?: (config: InferenceConfig) => TaskHandler;
-      };
-      if (typeof mod.createBatchHandler !== 'function') {
-        throw new Error(`${path} exports no createBatchHandler: run npm run build`);
-      }
-      return mod.createBatchHandler({
-        bucket: s3.bucket,
-        model: model.name,
-        alias: 'live',
-        endpoint: s3.endpoint,
-        aliasCheckSeconds: 60,
-        fastPath: model.fastPath ?? 'auto',
-        limits: { maxInstances: 10_000, maxElements: 1_000_000, maxBodyBytes: 6 * 1024 * 1024 },
-      });
-    })();
-    scorers.set(key, scorer);
+    const config: InferenceConfig = {
+      bucket: s3.bucket,
+      model: model.name,
+      alias: 'live',
+      endpoint: s3.endpoint,
+      aliasCheckSeconds: 60,
+      fastPath: model.fastPath ?? 'auto',
+      limits: { maxInstances: 10_000, maxElements: 1_000_000, maxBodyBytes: 6 * 1024 * 1024 },
+    };
+    scorer =
+      threads > 0
+        ? Promise.resolve(new LambdaPool({ bundle, config, size: threads }))
+        : inThread(bundle, config);
+    scorers.set(key, { endpoint: s3.endpoint, scorer });
     scorer.catch(() => scorers.delete(key));
   }
   return scorer;
 }
 
+/** The bundle's batch handler in this thread. */
+async function inThread(bundle: string, config: InferenceConfig): Promise<TaskHandler> {
+  const mod = (await import(bundle)) as { createBatchHandler?: (config: InferenceConfig) => TaskHandler };
+  if (typeof mod.createBatchHandler !== 'function') {
+    throw new Error(`${bundle} exports no createBatchHandler: run npm run build`);
+  }
+  return mod.createBatchHandler(config);
+}
+
+/** The largest MaxConcurrency of the definition's Maps (0: unlimited, as Step Functions reads it). */
+function maxConcurrencyOf(rendered: RenderedBatchDefinition): number {
+  const limits = Object.values(rendered.definition.States)
+    .filter((state) => state.Type === 'Map')
+    .map((state) => Number(state.MaxConcurrency ?? 0));
+  return limits.some((m) => !(m > 0)) ? Number.POSITIVE_INFINITY : Math.max(1, ...limits);
+}
+
 /** The assemble step, in this process, on the local S3. */
-function localAssembler(model: string, s3: LocalBatchJobOptions['s3']): TaskHandler {
+function localAssembler(model: string, s3: LocalBatchJobOptions['s3']): TaskFunction {
   return createAssembleHandler({ bucket: s3.bucket, endpoint: s3.endpoint, model });
 }
 

@@ -4,8 +4,9 @@
  * their Retry, Catch, TimeoutSeconds, Parameters and ResultPath; the Distributed Map with its
  * ItemReader (CSV, JSON Lines from the local S3), ItemSelector, ItemBatcher, MaxConcurrency,
  * ToleratedFailurePercentage / Count and ResultWriter (Step Functions' manifest.json and
- * SUCCEEDED_n / FAILED_n / PENDING_n files, with WriterConfig's NONE or COMPACT, JSON or JSONL). Tasks call in-process handlers by their Resource ARN
- * with JSON copies of their input and output (as Lambda passes them), and the 256 KiB payload
+ * SUCCEEDED_n / FAILED_n / PENDING_n files, with WriterConfig's NONE or COMPACT, JSON or JSONL). Tasks call their handlers by Resource ARN (in
+ * this thread, or in warm worker threads: lambda-pool.ts) with JSON copies of their input and
+ * output (as Lambda passes them), and the 256 KiB payload
  * limit is enforced. Anything else in a definition throws NotEmulatedError: what runs here is the
  * deployed definition or nothing. What it does not emulate: NOT_EMULATED (executor.ts).
  * One interpreter that reads better whole: the states share one data flow (Parameters, ResultPath,
@@ -33,7 +34,17 @@ export const PAYLOAD_LIMIT_BYTES = 256 * 1024;
 export const RESULT_FILE_BYTES = 8 * 1024 * 1024;
 
 type Json = Record<string, unknown>;
-export type TaskHandler = (input: unknown) => Promise<unknown>;
+/**
+ * A Task's code: a function given a parsed copy of its input (its output is copied back), or a
+ * function run elsewhere that takes and gives JSON text (lambda-pool.ts), as Lambda's Invoke does.
+ */
+export type TaskHandler = TaskFunction | JsonTask;
+
+export type TaskFunction = (input: unknown) => Promise<unknown>;
+
+export interface JsonTask {
+  invoke(inputText: string): Promise<string>;
+}
 
 /** How a child execution (one batch) ended. */
 export interface ChildOutcome {
@@ -58,12 +69,6 @@ export interface InterpreterOptions {
   readonly onPhase?: (phase: 'read' | 'children' | 'results', ms: number) => void;
   /** Retry waits, scaled (tests): the definition's seconds times this. @default 1 */
   readonly retryDelayScale?: number;
-  /**
-   * Hand tasks a parsed copy of their JSON input and take back a parsed copy of their output, as
-   * Lambda does (the JSON text is made anyway, for the payload limit and ResultWriter). `false`
-   * passes the objects themselves (the bench measures both). @default true
-   */
-  readonly copyPayloads?: boolean;
 }
 
 export interface ExecutionResult {
@@ -210,15 +215,14 @@ async function runTask(
   const attempts = new Map<Json, number>();
   for (;;) {
     try {
-      const copying = options.copyPayloads ?? true;
-      const output = await withTimeout(
-        handler(copying ? JSON.parse(inputText) : payload),
-        state.TimeoutSeconds,
-        name,
-      );
-      const outputText = JSON.stringify(output ?? null);
+      const outputText =
+        typeof handler === 'function'
+          ? JSON.stringify(
+              (await withTimeout(handler(JSON.parse(inputText)), state.TimeoutSeconds, name)) ?? null,
+            )
+          : await withTimeout(handler.invoke(inputText), state.TimeoutSeconds, name);
       limit(outputText, `The output of state ${name}`);
-      return { output: copying ? parsedCopy(outputText) : (output ?? null), inputText, outputText };
+      return { output: parsedCopy(outputText), inputText, outputText };
     } catch (error) {
       const { name: errorName } = errorOf(error);
       const retrier = retriers.find((r) => matches(r.ErrorEquals as string[], errorName));
