@@ -176,11 +176,13 @@ export async function finishJob(event: unknown, options: FinishOptions): Promise
     durationMs: Math.max(0, ended.getTime() - Date.parse(startedAt)),
     notes: assembled.notes,
   };
-  await store.put(output, assembled.output, {
-    contentType: job.format === 'csv' ? 'text/csv' : 'application/x-ndjson',
-  });
-  await store.put(failures, assembled.failures, { contentType: 'text/csv' });
-  // Written last: its presence says the job's files are complete.
+  await Promise.all([
+    store.put(output, assembled.output, {
+      contentType: job.format === 'csv' ? 'text/csv' : 'application/x-ndjson',
+    }),
+    store.put(failures, assembled.failures, { contentType: 'text/csv' }),
+  ]);
+  // Written last, once both are: its presence says the job's files are complete.
   await store.put(manifest, `${JSON.stringify(record, null, 2)}\n`, { contentType: 'application/json' });
   return {
     model,

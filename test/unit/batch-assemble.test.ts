@@ -20,6 +20,7 @@ import type {
   BatchJobInput,
   BatchRowResult,
 } from '../../functions/shared/batch/events.js';
+import { parseResultFile, ScoredRows } from '../../functions/shared/batch/results.js';
 import { IntegrityError, ValidationError } from '../../functions/shared/errors.js';
 import { isBatchKey, keys } from '../../functions/shared/registry/layout.js';
 import { csvItems } from '../../scripts/local/batch/item-reader.js';
@@ -34,6 +35,8 @@ function jsonError(text: string): string {
   }
   return '';
 }
+
+const utf8 = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 /** A row's prediction, known from its index. */
 const prediction = (index: number) => ((index * 7919) % 1000) / 1000 + 0.0001;
@@ -134,7 +137,7 @@ describe('assembling a job', () => {
       fc.property(plans, (plan) => {
         const input = `id,x\n${Array.from({ length: plan.rows }, (_, i) => `${i},"v,${i}"`).join('\n')}\n`;
         const done = assembleCsv(input, collectOutcomes(3, children(plan)));
-        const lines = parse(done.output) as string[][];
+        const lines = parse(utf8(done.output)) as string[][];
         const scored = plan.batches.some((b) => b.fate === 'ok' && b.indexes.some((i) => !plan.bad.has(i)));
         expect(lines[0]).toEqual(scored ? ['id', 'x', 'score'] : ['id', 'x']);
         expect(lines).toHaveLength(plan.rows + 1);
@@ -176,7 +179,7 @@ describe('assembling a job', () => {
       fc.property(plans, (plan) => {
         const input = Array.from({ length: plan.rows }, (_, i) => JSON.stringify([i, 1])).join('\n');
         const done = assembleJsonl(input, collectOutcomes(3, children(plan)));
-        const lines = done.output
+        const lines = utf8(done.output)
           .trimEnd()
           .split('\n')
           .map((l) => JSON.parse(l) as unknown);
@@ -199,9 +202,95 @@ describe('assembling a job', () => {
       fc.property(plans, (plan) => {
         const compact = collectOutcomes(3, children(plan, true));
         expect(compact).toEqual(collectOutcomes(3, children(plan)));
-        expect(compact.byIndex.size).toBe(plan.rows);
+        expect(compact.rows.size).toBe(plan.rows);
       }),
     );
+  });
+
+  it('assembles the same from COMPACT lines read without JSON.parse as from the parsed ones', () => {
+    fc.assert(
+      fc.property(plans, (plan) => {
+        const parsed = children(plan, true);
+        const lines = parsed.succeeded.map((e) => JSON.stringify(e.child)).join('\n');
+        const scanned = {
+          ...parsed,
+          succeeded: parseResultFile(lines, 'k').map((child, i) => ({ child, where: `ok ${i}` })),
+        };
+        expect(scanned.succeeded.every((e) => e.child instanceof ScoredRows)).toBe(true);
+        const input = `id\n${Array.from({ length: plan.rows }, (_, i) => i).join('\n')}\n`;
+        expect(assembleCsv(input, collectOutcomes(3, scanned))).toEqual(
+          assembleCsv(input, collectOutcomes(3, parsed)),
+        );
+        expect(assembleJsonl(input, collectOutcomes(3, scanned))).toEqual(
+          assembleJsonl(input, collectOutcomes(3, parsed)),
+        );
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('assembles the same from scanned lines as from parsed ones whatever they hold: rows twice, other outputs, other versions', () => {
+    const rows = fc.array(
+      fc.oneof(
+        fc.record({
+          index: fc.nat({ max: 12 }),
+          outputs: fc.constantFrom('p', 'p', 'q').map((name) => ({ [name]: [prediction(name.length)] })),
+        }),
+        fc.record({ index: fc.nat({ max: 12 }), error: fc.constantFrom('bad', 'say "x", y') }),
+      ),
+      { maxLength: 6 },
+    );
+    const files = fc.array(fc.record({ version: fc.constantFrom(3, 3, 4), results: rows }), { maxLength: 5 });
+    fc.assert(
+      fc.property(files, fc.nat({ max: 10 }), (lines, n) => {
+        const text = lines.map((l) => JSON.stringify(l)).join('\n');
+        const located = (children: unknown[]) => ({
+          succeeded: children.map((child, i) => ({
+            child: child as Located['child'],
+            where: `k entry ${i}`,
+          })),
+          failed: [],
+          pending: [],
+        });
+        const scanned = located(parseResultFile(text, 'k'));
+        const parsed = located(lines);
+        const input = `id\n${Array.from({ length: n }, (_, i) => i).join('\n')}\n`;
+        expect(assembleCsv(input, collectOutcomes(3, scanned))).toEqual(
+          assembleCsv(input, collectOutcomes(3, parsed)),
+        );
+        expect(assembleJsonl(input, collectOutcomes(3, scanned))).toEqual(
+          assembleJsonl(input, collectOutcomes(3, parsed)),
+        );
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('keeps the last result a row is given, and counts results naming rows beyond the input', () => {
+    const file = [
+      '{"version":3,"results":[{"index":0,"outputs":{"score":[0.5]}},{"index":1,"outputs":{"score":[0.5]}}]}',
+      '{"version":3,"results":[{"index":1,"error":"refused"},{"index":0,"outputs":{"score":[0.25]}}]}',
+      '{"version":3,"results":[{"index":7,"outputs":{"score":[1]}},{"index":9007199254740991,"error":"x"}]}',
+      '{"version":3, "results":[{"index":8,"outputs":{"score":[1]}}]}',
+    ].join('\n');
+    for (const entries of [parseResultFile(file, 'k'), file.split('\n').map((l) => JSON.parse(l))]) {
+      const succeeded = entries.map((child, i) => ({ child, where: `k entry ${i}` }));
+      const done = assembleCsv('a\nx\ny\n', collectOutcomes(3, { succeeded, failed: [], pending: [] }));
+      expect(utf8(done.output)).toBe('a,score\nx,0.25\ny,\n');
+      expect(done.failedRows).toEqual([{ line: 3, index: 1, reason: 'refused' }]);
+      expect(done.notes).toEqual(["3 results name rows beyond the input's 2 rows"]);
+    }
+  });
+
+  it('names the output columns after the first scored row, leaving empty the cells of rows without them', () => {
+    const file = [
+      '{"version":3,"results":[{"index":0,"outputs":{"p":[0.5]}},{"index":1,"outputs":{"q":[0.25]}}]}',
+      '{"version":3,"results":[{"index":2,"outputs":{"p":[1]}}]}',
+    ].join('\n');
+    const succeeded = parseResultFile(file, 'k').map((child, i) => ({ child, where: `k entry ${i}` }));
+    const outcomes = collectOutcomes(3, { succeeded, failed: [], pending: [] });
+    expect(utf8(assembleCsv('a\nx\ny\nz\n', outcomes).output)).toBe('a,p\nx,0.5\ny,\nz,1\n');
+    expect(utf8(assembleJsonl('1\n2\n3\n', outcomes).output)).toBe('[0.5]\n\n[1]\n');
   });
 
   it('counts a row scored by another version than the job pinned as failed', () => {
@@ -236,7 +325,7 @@ describe('assembling a job', () => {
         const done = assembleCsv(text, collectOutcomes(3, children(plan)));
         expect(done.rows).toBe(items.length);
         // Each output row, read as plain CSV: the fields the ItemReader read, then the prediction.
-        const out = (parse(done.output) as string[][]).slice(1);
+        const out = (parse(utf8(done.output)) as string[][]).slice(1);
         expect(out).toEqual(items.map((item, i) => [item.h1, item.h2, String(prediction(i))]));
       }),
       { numRuns: 300 },

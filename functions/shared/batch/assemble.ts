@@ -12,8 +12,10 @@
  */
 import { ValidationError } from '../errors.js';
 import { fieldsOf, forEachCsvRecord } from './csv-records.js';
-import type { BatchRowResult } from './events.js';
-import { batchResultOf, type ChildExecution, failureOf, indexesOf } from './results.js';
+import type { BatchResult, BatchRowResult } from './events.js';
+import { batchResultOf, type ChildExecution, failureOf, indexesOf, ScoredRows } from './results.js';
+import { RowOutcomes } from './row-outcomes.js';
+import { TextBuilder } from './text-builder.js';
 
 /** A whole batch that produced no row results. */
 export interface FailedBatch {
@@ -26,14 +28,14 @@ export interface FailedBatch {
 }
 
 export interface Outcomes {
-  readonly byIndex: Map<number, BatchRowResult>;
+  readonly rows: RowOutcomes;
   readonly failedBatches: FailedBatch[];
   readonly notes: string[];
 }
 
 /** Where a child came from, for messages (`<key> entry <n>`). */
 export interface Located {
-  readonly child: ChildExecution;
+  readonly child: ChildExecution | ScoredRows;
   readonly where: string;
 }
 
@@ -49,13 +51,31 @@ export function collectOutcomes(
     readonly pending: readonly Located[];
   },
 ): Outcomes {
-  const byIndex = new Map<number, BatchRowResult>();
+  const results = children.succeeded.map(({ child, where }) => ({
+    result: child instanceof ScoredRows ? child : batchResultOf(child, where),
+    where,
+  }));
+  const rows = new RowOutcomes(
+    results.reduce(
+      (n, { result }) => n + (result instanceof ScoredRows ? result.indexes : result.results).length,
+      0,
+    ),
+  );
   const failedBatches: FailedBatch[] = [];
   const notes: string[] = [];
-  for (const { child, where } of children.succeeded) {
-    const result = batchResultOf(child, where);
+  for (const { result, where } of results) {
     const wrongVersion = result.version !== version;
     if (wrongVersion) notes.push(`${where} was scored by version ${result.version}, not ${version}`);
+    if (result instanceof ScoredRows) {
+      const { indexes, values, errors, output } = result;
+      for (let k = 0; k < indexes.length; k++) {
+        const index = indexes[k]!;
+        if (wrongVersion) rows.set({ index, error: wrongVersionError(result.version, version) });
+        else if (Number.isNaN(values[k])) rows.set({ index, error: errors.get(k)! });
+        else rows.setValue(index, output, values[k]!);
+      }
+      continue;
+    }
     for (const row of result.results) {
       const index = (row as { index?: unknown })?.index;
       if (!Number.isSafeInteger(index) || (index as number) < 0) {
@@ -63,10 +83,7 @@ export function collectOutcomes(
         continue;
       }
       const outcome: BatchRowResult = wrongVersion
-        ? {
-            index: index as number,
-            error: `scored by version ${result.version}, not the job's version ${version}`,
-          }
+        ? { index: index as number, error: wrongVersionError(result.version, version) }
         : 'outputs' in row && typeof row.outputs === 'object' && row.outputs !== null
           ? row
           : {
@@ -76,11 +93,13 @@ export function collectOutcomes(
                   ? (row as { error: string }).error
                   : 'no outputs in its result',
             };
-      byIndex.set(index as number, outcome);
+      rows.set(outcome);
     }
   }
-  const unrun = (located: readonly Located[], pending: boolean) => {
-    for (const { child } of located) {
+  const unrun = (unrunChildren: readonly Located[], pending: boolean) => {
+    for (const located of unrunChildren) {
+      // A line read as scored rows records no Input, Error or Cause.
+      const child: ChildExecution = located.child instanceof ScoredRows ? {} : located.child;
       const { error, cause } = pending
         ? { error: 'PENDING', cause: 'the map run stopped before this batch ran' }
         : failureOf(child);
@@ -95,13 +114,39 @@ export function collectOutcomes(
       });
       const reason = `its batch ${pending ? 'never ran' : 'failed'}: ${error}${cause ? `: ${cause}` : ''}`;
       for (const index of indexes ?? []) {
-        if (!byIndex.has(index)) byIndex.set(index, { index, error: reason });
+        if (!rows.has(index)) rows.set({ index, error: reason });
       }
     }
   };
   unrun(children.failed, false);
   unrun(children.pending, true);
-  return { byIndex, failedBatches, notes };
+  rows.nameOutputs(firstOutputs(results, rows));
+  return { rows, failedBatches, notes };
+}
+
+/**
+ * The output names: those of the first row, in the order rows first appear in the results, whose
+ * outcome has outputs (every row of one version has the same).
+ */
+function firstOutputs(
+  results: readonly { readonly result: BatchResult | ScoredRows }[],
+  rows: RowOutcomes,
+): readonly string[] {
+  for (const { result } of results) {
+    const indexes =
+      result instanceof ScoredRows
+        ? result.indexes
+        : result.results.map((row) => (row as { index?: unknown })?.index);
+    for (const index of indexes) {
+      const names = Number.isSafeInteger(index) ? rows.outputsOf(index as number) : undefined;
+      if (names) return names;
+    }
+  }
+  return [];
+}
+
+function wrongVersionError(scored: number, version: number): string {
+  return `scored by version ${scored}, not the job's version ${version}`;
 }
 
 export interface FailedRow {
@@ -111,7 +156,8 @@ export interface FailedRow {
 }
 
 export interface Assembled {
-  readonly output: string;
+  /** UTF-8. */
+  readonly output: Uint8Array;
   readonly failures: string;
   readonly rows: number;
   readonly succeeded: number;
@@ -133,44 +179,47 @@ const NO_RESULT = 'no result: its batch was not recorded by the map run';
 export function assembleCsv(input: string | Uint8Array, outcomes: Outcomes): Assembled {
   const decoded = typeof input === 'string' ? input : new TextDecoder().decode(input);
   const text = decoded.charCodeAt(0) === 0xfeff ? decoded.slice(1) : decoded;
-  const names = outputNamesOf(outcomes);
-  const out: string[] = [];
+  const { rows } = outcomes;
+  const names = rows.names;
+  const out = new TextBuilder(text.length * 2);
   const failedRows: FailedRow[] = [];
   // No row scored: no output names are known, and no output columns are added.
   const empty = ','.repeat(names.length);
   let columns = 0;
   let index = -1;
+  let found = 0;
   forEachCsvRecord(text, ',', (record) => {
     if (index < 0) {
       const header = fieldsOf(text, record, ',');
       columns = header.length;
       const taken = new Set(header);
       const outputColumns = names.map((n) => csvCell(taken.has(n) ? `${n}_output` : n));
-      out.push(
-        outputColumns.length > 0
-          ? `${text.slice(record.start, record.end)},${outputColumns.join(',')}`
-          : text.slice(record.start, record.end),
-      );
+      out.add(text.slice(record.start, record.end));
+      if (outputColumns.length > 0) out.add(`,${outputColumns.join(',')}`);
+      out.add('\n');
       index = 0;
       return;
     }
-    const row =
+    out.add(
       record.fields === undefined && record.count === columns
         ? text.slice(record.start, record.end)
-        : padded(fieldsOf(text, record, ','), columns);
-    const outcome = outcomes.byIndex.get(index);
-    if (outcome && 'outputs' in outcome) {
-      let line = row;
-      for (const name of names) line += `,${valueCell(outcome.outputs[name])}`;
-      out.push(line);
+        : padded(fieldsOf(text, record, ','), columns),
+    );
+    const outcome = rows.get(index);
+    if (outcome !== undefined) found++;
+    if (typeof outcome === 'number') {
+      out.add(`,${outcome}\n`);
+    } else if (outcome && 'outputs' in outcome) {
+      for (const name of names) out.add(`,${valueCell(outcome.outputs[name])}`);
+      out.add('\n');
     } else {
       failedRows.push({ line: record.line, index, reason: outcome?.error ?? NO_RESULT });
-      out.push(row + empty);
+      out.add(`${empty}\n`);
     }
     index++;
   });
   if (index < 0) throw new ValidationError('The input CSV is empty: it needs a header line');
-  return finish(out, index, failedRows, names, outcomes);
+  return finish(out.bytes(), index, found, failedRows, outcomes);
 }
 
 /** A row's fields as `columns` CSV cells: the extra cut, the missing empty (as the ItemReader reads them). */
@@ -181,59 +230,55 @@ function padded(fields: readonly string[], columns: number): string {
 /** One line per input line, in order, and the failures. */
 export function assembleJsonl(input: string | Uint8Array, outcomes: Outcomes): Assembled {
   const text = typeof input === 'string' ? input : new TextDecoder().decode(input);
-  const names = outputNamesOf(outcomes);
-  const out: string[] = [];
+  const { rows } = outcomes;
+  const names = rows.names;
+  const out = new TextBuilder(text.length);
   const failedRows: FailedRow[] = [];
   let index = 0;
+  let found = 0;
   text.split('\n').forEach((raw, i) => {
     if (raw.trim() === '') return;
-    const outcome = outcomes.byIndex.get(index);
-    if (outcome && 'outputs' in outcome) {
+    const outcome = rows.get(index);
+    if (outcome !== undefined) found++;
+    if (typeof outcome === 'number') {
+      out.add(`${JSON.stringify([outcome])}\n`);
+    } else if (outcome && 'outputs' in outcome) {
       const values = outcome.outputs;
-      out.push(JSON.stringify(names.length === 1 ? values[names[0]!] : values));
+      // A row without the output named has an empty line.
+      out.add(`${JSON.stringify(names.length === 1 ? values[names[0]!] : values) ?? ''}\n`);
     } else {
       const reason = outcome?.error ?? NO_RESULT;
       failedRows.push({ line: i + 1, index, reason });
-      out.push(JSON.stringify({ error: reason }));
+      out.add(`${JSON.stringify({ error: reason })}\n`);
     }
     index++;
   });
-  return finish(out, index, failedRows, names, outcomes);
+  return finish(out.bytes(), index, found, failedRows, outcomes);
 }
 
+/** `found`: the input's rows that have an outcome (the others of `outcomes.rows` lie beyond it). */
 function finish(
-  out: string[],
+  out: Uint8Array,
   rows: number,
+  found: number,
   failedRows: FailedRow[],
-  outputNames: string[],
   outcomes: Outcomes,
 ): Assembled {
   const notes = [...outcomes.notes];
-  let beyond = 0;
-  for (const index of outcomes.byIndex.keys()) if (index >= rows) beyond++;
+  const beyond = outcomes.rows.size - found;
   if (beyond > 0) notes.push(`${beyond} results name rows beyond the input's ${rows} rows`);
-  const failures = [
-    'line,index,reason',
-    ...failedRows.map((f) => `${f.line},${f.index},${csvCell(f.reason)}`),
-  ];
+  let failures = 'line,index,reason\n';
+  for (const f of failedRows) failures += `${f.line},${f.index},${csvCell(f.reason)}\n`;
   return {
-    output: out.length > 0 ? `${out.join('\n')}\n` : '',
-    failures: `${failures.join('\n')}\n`,
+    output: out,
+    failures,
     rows,
     succeeded: rows - failedRows.length,
     failed: failedRows.length,
     failedRows,
-    outputNames,
+    outputNames: [...outcomes.rows.names],
     notes,
   };
-}
-
-/** The output names, from the first row that has outputs (every row of one version has the same). */
-function outputNamesOf(outcomes: Outcomes): string[] {
-  for (const outcome of outcomes.byIndex.values()) {
-    if ('outputs' in outcome) return Object.keys(outcome.outputs);
-  }
-  return [];
 }
 
 /** An output value as one CSV cell: a single number as such, anything larger as JSON text. */
