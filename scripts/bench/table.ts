@@ -94,10 +94,18 @@ export function printTable(r: Record<string, any>) {
   if (bj?.rowsPerSecond !== undefined)
     rows.push([
       `local batch job (${bj.rows} rows)`,
-      `${Math.round(bj.rowsPerSecond)} rows/s`,
-      `${Math.round(bj.floorRowsPerSecond ?? 0)} rows/s (${bj.floorWhat ?? 'in-process predict'})`,
-      `${bj.ratio}×`,
+      `${Math.round(bj.rowsPerSecond)} rows/s (${bj.threads} threads scoring)`,
+      `${Math.round(bj.floorRowsPerSecond ?? 0)} rows/s (the same job in one thread)`,
+      ratio(bj.ratio, bj.ratioInterval),
       '≥ 0.5×',
+    ]);
+  if (bj?.rowsPerSecondInOneThread !== undefined)
+    rows.push([
+      '  scored in one thread',
+      `${Math.round(bj.rowsPerSecondInOneThread)} rows/s`,
+      '',
+      `${bj.oneThreadRatio}×`,
+      '',
     ]);
   const a = r.artifacts;
   if (a)
