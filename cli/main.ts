@@ -16,7 +16,12 @@ import {
   parseVersion,
 } from '../functions/shared/registry/layout.js';
 import type { ModelRegistry } from '../functions/shared/registry/registry.js';
-import { describeMove } from '../functions/shared/registry/routes.js';
+import {
+  type Canary,
+  describeMove,
+  describeRoutes,
+  type Shadow,
+} from '../functions/shared/registry/routes.js';
 import { createRuntime } from '../layers/tfjs-runtime/runtime.js';
 import { batchCommand } from './batch.js';
 import { consoleCommand } from './console-command.js';
@@ -104,12 +109,26 @@ export function buildProgram(): Command {
         (await registry.listModels()).map(async (name) => {
           const states = Object.entries(await registry.aliasStates(name));
           const aliases: Record<string, number> = {};
+          // An alias's canary and shadow, beside `aliases` (whose shape scripts rely on): only
+          // the aliases that have one, the key left out when none has.
+          const routes: Record<string, { canary?: Canary; shadow?: Shadow }> = {};
           const damaged: Record<string, string> = {};
           for (const [alias, state] of states) {
-            if ('version' in state) aliases[alias] = state.version;
-            else damaged[alias] = state.damaged;
+            if (!('version' in state)) {
+              damaged[alias] = state.damaged;
+              continue;
+            }
+            aliases[alias] = state.version;
+            const { canary, shadow } = state;
+            if (canary || shadow)
+              routes[alias] = { ...(canary ? { canary } : {}), ...(shadow ? { shadow } : {}) };
           }
-          return { name, aliases, ...(states.length > Object.keys(aliases).length ? { damaged } : {}) };
+          return {
+            name,
+            aliases,
+            ...(Object.keys(routes).length ? { routes } : {}),
+            ...(Object.keys(damaged).length ? { damaged } : {}),
+          };
         }),
       );
       if (opts.json) return out(JSON.stringify(models, null, 2));
@@ -121,7 +140,9 @@ export function buildProgram(): Command {
           ...models.map((m) => [
             m.name,
             [
-              ...Object.entries(m.aliases).map(([a, v]) => `${a}→v${v}`),
+              ...Object.entries(m.aliases).map(
+                ([a, v]) => `${a}→${describeRoutes({ to: v, ...m.routes?.[a] })}`,
+              ),
               ...Object.entries(m.damaged ?? {}).map(([a, why]) => `${a}→damaged: ${why}`),
             ].join(' '),
           ]),

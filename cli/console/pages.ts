@@ -6,6 +6,7 @@
  * The pages read better whole, in one module longer than most, because they share one layout and the same
  * small views (values, aliases, events, forms); split, each part would import all the others.
  */
+import type { AliasState } from '../../functions/shared/registry/aliases.js';
 import type { AliasEvent, AliasPointer, VersionMetadata } from '../../functions/shared/registry/types.js';
 import type { VersionFigures } from '../../functions/shared/rollout/figures.js';
 import { type Html, html } from './html.js';
@@ -85,7 +86,7 @@ export function valueView(value: unknown, depth = 0): Html {
 export interface ModelSummary {
   readonly name: string;
   readonly description?: string;
-  readonly aliases: Readonly<Record<string, { version: number } | { damaged: string }>>;
+  readonly aliases: Readonly<Record<string, AliasState>>;
 }
 
 export function modelsPage(frame: Frame, models: readonly ModelSummary[]): Html {
@@ -102,13 +103,33 @@ ${models.map(
     html`<tr><td><a href="${paths.model(m.name)}">${m.name}</a></td><td>${Object.entries(m.aliases).map(
       ([alias, state]) =>
         'version' in state
-          ? html`<span class="alias">${alias} → <a href="${paths.version(m.name, state.version)}">v${state.version}</a></span> `
+          ? html`<span class="alias">${alias} → <a href="${paths.version(m.name, state.version)}">v${state.version}</a>${routesOf(m.name, state)}</span> `
           : html`<span class="alias damaged">${alias}: damaged (${state.damaged})</span> `,
     )}</td><td>${m.description ?? ''}</td></tr>`,
 )}
 </tbody></table>`
 }`,
   );
+}
+
+/** ` (canary v4 10%, shadow v5 5%)` as `aiaas models` writes it, each version a link; nothing without routes. */
+function routesOf(
+  model: string,
+  state: {
+    readonly canary?: { version: number; weight: number };
+    readonly shadow?: { version: number; sample: number };
+  },
+): Html | undefined {
+  const beside = [
+    state.canary
+      ? html`canary <a href="${paths.version(model, state.canary.version)}">v${state.canary.version}</a> ${state.canary.weight}%`
+      : undefined,
+    state.shadow
+      ? html`shadow <a href="${paths.version(model, state.shadow.version)}">v${state.shadow.version}</a> ${state.shadow.sample}%`
+      : undefined,
+  ].filter((part): part is Html => part !== undefined);
+  if (beside.length === 0) return undefined;
+  return beside.length === 1 ? html` (${beside[0]})` : html` (${beside[0]}, ${beside[1]})`;
 }
 
 // ---- model page ----------------------------------------------------------------------------------

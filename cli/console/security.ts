@@ -1,9 +1,10 @@
 /**
  * The console's guards, each a pure check on one request: the Host header must name the loopback
  * address the request arrived on (a page of another site resolving its name to 127.0.0.1 — DNS
- * rebinding — is refused); a state-changing request must come from the console's own origin
- * (Origin, else Sec-Fetch-Site, when the browser sends them) and carry the session token, compared
- * in constant time. The token is random per console (one per `aiaas console` / `npm start` run),
+ * rebinding — is refused: hostProblem, in cli/loopback-host.ts, shared with the function-URL
+ * server); a state-changing request must come from the console's own origin (Origin, else
+ * Sec-Fetch-Site, when the browser sends them) and carry the session token, compared in constant
+ * time. The token is random per console (one per `aiaas console` / `npm start` run),
  * embedded in the forms of its pages, which no other site can read.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
@@ -21,21 +22,6 @@ export function tokenMatches(token: string, given: unknown): boolean {
   const b = Buffer.from(given);
   // Lengths are not secret (the token's is fixed); the comparison of equal lengths is constant-time.
   return a.length === b.length && timingSafeEqual(a, b);
-}
-
-/** The Host values a loopback listener on `port` answers to. */
-export function allowedHosts(port: number): string[] {
-  return [`127.0.0.1:${port}`, `localhost:${port}`];
-}
-
-/** Why a request's Host is refused, or undefined when it names the listener (DNS rebinding guard). */
-export function hostProblem(req: IncomingMessage): string | undefined {
-  const host = req.headers.host;
-  const port = req.socket.localPort;
-  if (!host) return 'the request has no Host header';
-  if (port === undefined || !allowedHosts(port).includes(host.toLowerCase()))
-    return `the console answers only to ${allowedHosts(port ?? 0).join(' or ')}, not Host ${JSON.stringify(host.slice(0, 100))}`;
-  return undefined;
 }
 
 /**

@@ -24,6 +24,7 @@ import {
 import { servedVersions } from '../../functions/shared/registry/moves.js';
 import type { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import type { VersionMetadata } from '../../functions/shared/registry/types.js';
+import { hostProblem } from '../loopback-host.js';
 import { ROOT } from '../paths.js';
 import { curves, historyOf } from './curves.js';
 import type { ModelFunctions } from './functions.js';
@@ -53,14 +54,7 @@ import {
   type TryAnswer,
   versionPage,
 } from './pages.js';
-import {
-  hostProblem,
-  newSessionToken,
-  originProblem,
-  PAGE_HEADERS,
-  tokenMatches,
-  UNTRUSTED_HEADERS,
-} from './security.js';
+import { newSessionToken, originProblem, PAGE_HEADERS, tokenMatches, UNTRUSTED_HEADERS } from './security.js';
 import { requestBody, tryForm } from './try-it.js';
 
 export interface ConsoleOptions {
@@ -297,7 +291,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
   ): Promise<Answer | undefined> {
     const owned = path === '/' || path.startsWith('/models/') || path.startsWith('/_console/');
     if (!owned) return undefined;
-    const problem = hostProblem(req);
+    const problem = hostProblem(req, 'the console');
     if (problem) throw new HttpError(403, problem);
     let name: string | undefined;
     let match: RegExpExecArray | null = null;

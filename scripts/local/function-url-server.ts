@@ -3,11 +3,14 @@
  * into the payload-2.0 events a real function URL sends and invokes the built inference bundle, one
  * handler instance per model (as one Lambda function per model would). Only models the registry
  * holds get a function; its own errors are generic 500s and registry outages 503s, as a function's.
+ * Every request must name this loopback listener in its Host header (cli/loopback-host.ts, the
+ * console's guard too): a page of another site whose name resolves to 127.0.0.1 gets a 403.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { hostProblem } from '../../cli/loopback-host.js';
 import { DIST } from '../../cli/paths.js';
 import { MAX_BODY_BYTES } from '../../functions/inference/api.js';
 import type { InferenceConfig } from '../../functions/inference/config.js';
@@ -175,6 +178,13 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
   // Callbacks rather than async functions on the request path: each promise and microtask hop
   // showed up in the warm profile (docs/benchmarks.md, round 2).
   function serve(req: IncomingMessage, res: ServerResponse): void {
+    // Before any route, the console's included: DNS rebinding would let a page of another site
+    // call a model, read the registry or move an alias.
+    const foreignHost = hostProblem(req, 'The local function-URL server');
+    if (foreignHost) {
+      send(res, jsonResult(403, { error: foreignHost }));
+      return;
+    }
     // The raw path and query, as a function URL passes them (no URL normalisation).
     const raw = req.url ?? '/';
     if (!raw.startsWith('/v1/') && !raw.startsWith('/fn/') && !raw.startsWith('/_aiaas/')) {

@@ -9,6 +9,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostProblem } from '../../cli/loopback-host.js';
 import { type BatchJobInput, batchStateMachineName } from '../../functions/shared/batch/events.js';
 import type { Manifest } from '../../functions/shared/manifest.js';
 import type { ModelRegistry } from '../../functions/shared/registry/registry.js';
@@ -250,6 +251,8 @@ export async function startStepFunctionsApi(options: StepFunctionsApiOptions): P
       };
       void (async () => {
         try {
+          const foreignHost = hostProblem(req, 'The local Step Functions API');
+          if (foreignHost) throw new ApiError('AccessDeniedException', foreignHost, 403);
           if (size > MAX_BODY) throw new ApiError('ValidationException', 'Request body too large');
           const target = String(req.headers['x-amz-target'] ?? '');
           const operation = operations[target.replace(/^AWSStepFunctions\./, '')];

@@ -129,9 +129,10 @@ describe('local stack', () => {
     // (scripts/local/function-url-server.ts): each must
     // still reach its own request, in order on a connection.
     const inputs = Array.from({ length: 12 }, (_, i) => [i, -i, 0.5 * i]);
-    const { hostname: host, port } = new URL(stack.server.url);
+    // `host` is 127.0.0.1:<port>, the Host the server answers to (cli/loopback-host.ts).
+    const { hostname, host, port } = new URL(stack.server.url);
     const raw = await new Promise<string>((resolve, reject) => {
-      const socket = connect(Number(port), host, () => {
+      const socket = connect(Number(port), hostname, () => {
         socket.write(
           inputs
             .map((x) => {

@@ -1,6 +1,7 @@
 /**
  * The registry's maintenance paths against s3rver on loopback, through the module and the real CLI:
- * `aiaas gc` (LastModified as S3 lists it, real deletes) and a damaged alias object.
+ * `aiaas gc` (LastModified as S3 lists it, real deletes), a damaged alias object, and an alias's
+ * canary and shadow as `aiaas models` shows them.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -107,5 +108,50 @@ describe('a damaged alias object on s3rver', () => {
     expect((await cli('promote', 'broken', '2', '--why', 'repair')).stdout).toMatch(/broken@live: v1 → v2/);
     expect((await registry.getAlias('broken', 'live'))?.version).toBe(2);
     expect((await cli('models')).stdout).toMatch(/broken\s+live→v2 staging→v2/);
+  });
+});
+
+describe('an alias with a canary and a shadow on s3rver', () => {
+  it('is shown by `aiaas models` beside the served version, `--json` keeping `aliases` as it was', async () => {
+    const { registry } = s3;
+    for (const tag of ['a', 'b', 'c', 'd']) await registry.publish('routed', files(tag), input);
+    await registry.setAlias('routed', 'live', 2);
+    await registry.setAlias('routed', 'staging', 1);
+    const canary = await registry.changeRoutes('routed', 'live', {
+      op: 'set-canary',
+      version: 3,
+      weight: 10,
+    });
+    const shadow = await registry.changeRoutes('routed', 'live', { op: 'set-shadow', version: 4, sample: 5 });
+
+    expect((await cli('models')).stdout).toMatch(
+      /routed\s+live→v2 \(canary v3 10%, shadow v4 5%\) staging→v1\n/,
+    );
+    // `aliases` is unchanged for scripts that read it; the routes come beside it, without the
+    // pointer's shortcuts (file lists, inline bytes), and only for the aliases that have them.
+    expect(JSON.parse((await cli('models', '--json')).stdout)).toContainEqual({
+      name: 'routed',
+      aliases: { live: 2, staging: 1 },
+      routes: {
+        live: {
+          canary: { version: 3, weight: 10, since: canary.at },
+          shadow: { version: 4, sample: 5, since: shadow.at },
+        },
+      },
+    });
+
+    // A route that is not well formed is no route (the function serves v2 alone): not shown.
+    const pointer = JSON.parse(
+      new TextDecoder().decode((await registry.store.get(keys.alias('routed', 'live')))?.body),
+    );
+    await registry.store.put(
+      keys.alias('routed', 'live'),
+      JSON.stringify({ ...pointer, canary: { ...pointer.canary, weight: 150 }, shadow: undefined }),
+    );
+    expect((await cli('models')).stdout).toMatch(/routed\s+live→v2 staging→v1\n/);
+    expect(JSON.parse((await cli('models', '--json')).stdout)).toContainEqual({
+      name: 'routed',
+      aliases: { live: 2, staging: 1 },
+    });
   });
 });

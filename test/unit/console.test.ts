@@ -16,9 +16,10 @@ import {
   parseFunctionUrlFlags,
 } from '../../cli/console/functions.js';
 import { escapeHtml, html } from '../../cli/console/html.js';
-import { hostProblem, originProblem, tokenMatches } from '../../cli/console/security.js';
+import { originProblem, tokenMatches } from '../../cli/console/security.js';
 import { createConsole } from '../../cli/console/server.js';
 import { requestBody, tryForm } from '../../cli/console/try-it.js';
+import { hostProblem } from '../../cli/loopback-host.js';
 import { keys } from '../../functions/shared/registry/layout.js';
 import { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import type { Signature } from '../../functions/shared/registry/types.js';
@@ -129,11 +130,20 @@ const req = (headers: Record<string, string>, localPort = 8080) =>
 
 describe('guards', () => {
   it('answer only to the loopback listener by name (DNS rebinding)', () => {
-    expect(hostProblem(req({ host: '127.0.0.1:8080' }))).toBeUndefined();
-    expect(hostProblem(req({ host: 'localhost:8080' }))).toBeUndefined();
-    expect(hostProblem(req({ host: 'evil.example:8080' }))).toMatch(/not Host "evil.example:8080"/);
-    expect(hostProblem(req({ host: '127.0.0.1:9999' }))).toBeDefined();
-    expect(hostProblem(req({}))).toMatch(/no Host/);
+    const problem = (r: IncomingMessage) => hostProblem(r, 'the console');
+    expect(problem(req({ host: '127.0.0.1:8080' }))).toBeUndefined();
+    expect(problem(req({ host: 'localhost:8080' }))).toBeUndefined();
+    expect(problem(req({ host: 'LocalHost:8080' }))).toBeUndefined();
+    expect(problem(req({ host: 'evil.example:8080' }))).toBe(
+      'the console answers only to 127.0.0.1:8080 or localhost:8080, not Host "evil.example:8080"',
+    );
+    expect(problem(req({ host: '127.0.0.1:9999' }))).toBeDefined();
+    expect(problem(req({ host: '127.0.0.1' }))).toBeDefined();
+    expect(problem(req({}))).toMatch(/no Host/);
+    // On port 80 a URL leaves the port out, and so does the Host a client sends.
+    expect(problem(req({ host: '127.0.0.1' }, 80))).toBeUndefined();
+    expect(problem(req({ host: 'localhost' }, 80))).toBeUndefined();
+    expect(problem(req({ host: 'evil.example' }, 80))).toMatch(/not Host "evil.example"/);
   });
 
   it('take state-changing requests from the same origin only', () => {

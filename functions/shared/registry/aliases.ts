@@ -19,7 +19,7 @@ import { IntegrityError } from '../errors.js';
 import { isInlineVersion } from './inline.js';
 import { isFileList, parseJson } from './integrity.js';
 import { DEFAULT_ALIAS, isAliasName, keys } from './layout.js';
-import { canaryRoute, shadowRoute } from './routes.js';
+import { type Canary, canaryRoute, type Shadow, shadowRoute } from './routes.js';
 import type { ObjectReader, StoredObject } from './store.js';
 import type { AliasPointer, CanaryRoute, FileDigest, InlineVersion, ShadowRoute } from './types.js';
 
@@ -29,8 +29,13 @@ export type PointerRead =
   | { readonly state: 'ok'; readonly pointer: AliasPointer & { etag: string } }
   | { readonly state: 'damaged'; readonly etag: string; readonly reason: string };
 
-/** What `aliasStates` reports for one alias. */
-export type AliasState = { readonly version: number } | { readonly damaged: string };
+/**
+ * What `aliasStates` reports for one alias: the version it serves and its routes beside it (the
+ * pointer's canary and shadow without their shortcuts; absent when none runs), or why it is damaged.
+ */
+export type AliasState =
+  | { readonly version: number; readonly canary?: Canary; readonly shadow?: Shadow }
+  | { readonly damaged: string };
 
 /**
  * The alias pointer, or undefined when the alias was never set. Throws IntegrityError, naming
@@ -80,8 +85,8 @@ export async function listAliases(store: ObjectReader, model: string): Promise<R
 }
 
 /**
- * Every alias of a model: the version it points to, or why its object is damaged (a promote
- * writes a fresh pointer over it). One damaged alias never hides the others.
+ * Every alias of a model: the version it points to and its canary and shadow, or why its object
+ * is damaged (a promote writes a fresh pointer over it). One damaged alias never hides the others.
  */
 export async function aliasStates(store: ObjectReader, model: string): Promise<Record<string, AliasState>> {
   const objects = await store.list(keys.aliasesRoot(model));
@@ -93,11 +98,20 @@ export async function aliasStates(store: ObjectReader, model: string): Promise<R
       .filter((name): name is string => !!name && isAliasName(name))
       .map(async (alias) => {
         const read = await readPointer(store, model, alias);
-        if (read.state === 'ok') out[alias] = { version: read.pointer.version };
+        if (read.state === 'ok') out[alias] = servedState(read.pointer);
         else if (read.state === 'damaged') out[alias] = { damaged: read.reason };
       }),
   );
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+/** An alias's state from its checked pointer; the routes' shortcuts (files, inline bytes) stay out of a summary. */
+function servedState({ version, canary, shadow }: AliasPointer): AliasState {
+  return {
+    version,
+    ...(canary ? { canary: { version: canary.version, weight: canary.weight, since: canary.since } } : {}),
+    ...(shadow ? { shadow: { version: shadow.version, sample: shadow.sample, since: shadow.since } } : {}),
+  };
 }
 
 /** A pointer that names its move (every pointer this registry writes does). */
