@@ -102,6 +102,15 @@ export interface S3Settings {
   readonly maxAttempts?: number;
 }
 
+/** Reads of one object whose body a reset connection cut off, before the read fails. */
+const BODY_ATTEMPTS = 3;
+
+/** A response body ended by the connection (reset or closed mid-way), not by a timeout or a bad answer. */
+function cutOff(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return code === 'ECONNRESET' || code === 'EPIPE' || (error as Error)?.message === 'aborted';
+}
+
 /**
  * An S3 client tuned for the registry: keep-alive sockets reused across warm invocations, bounded
  * timeouts, path-style addressing for local endpoints, and checksums only where S3 requires them
@@ -167,15 +176,22 @@ export class S3ObjectStore implements ObjectStore {
 
   private async fetch(key: string, ifNoneMatch?: string): Promise<StoredObject | 'unchanged' | undefined> {
     try {
-      const out = await this.client.send(
-        new GetObjectCommand({
-          Bucket: this.bucket,
-          Key: key,
-          IfNoneMatch: ifNoneMatch || undefined,
-        }),
-      );
-      const body = out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
-      return { body, etag: out.ETag ?? '' };
+      for (let attempt = 1; ; attempt++) {
+        const out = await this.client.send(
+          new GetObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            IfNoneMatch: ifNoneMatch || undefined,
+          }),
+        );
+        try {
+          const body = out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
+          return { body, etag: out.ETag ?? '' };
+        } catch (error) {
+          // The SDK's retries end at the headers: a body cut off by a reset connection is asked again.
+          if (attempt >= BODY_ATTEMPTS || !cutOff(error)) throw error;
+        }
+      }
     } catch (error) {
       const status = statusOf(error);
       // s3rver and S3 both answer 304 for a matching If-None-Match; the SDK surfaces it as an error.
