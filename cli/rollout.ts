@@ -68,98 +68,121 @@ function said(model: string, event: AliasEvent): string {
   return `${model}@${event.alias}: ${describeRoutes(event)} (history #${event.seq})`;
 }
 
-export function rolloutCommands(program: Command, io: Io) {
-  program
-    .command('canary')
-    .description(
-      'run a second version on a share of the requests (with <version> --weight), change its weight, promote it or abort it',
-    )
-    .argument('<model>', 'model name', io.modelArg)
-    .argument('[version]', 'the canary version (to start one, or change which)', io.versionArg)
-    .option('-w, --weight <percent>', 'share of the requests the canary answers, 0-100', percentArg)
-    .option('--promote', 'make the canary the served version (the canary ends; a shadow goes on)')
-    .option('--abort', 'end the canary: every request goes to the served version')
-    .option('-a, --alias <alias>', "alias (default: the manifest's, else live)", io.aliasArg)
-    .option('--why <reason>', 'reason recorded in the alias history')
-    .action(
-      async (
-        model: string,
-        version: number | undefined,
-        opts: { weight?: number; promote?: boolean; abort?: boolean; alias?: string; why?: string },
-      ) => {
-        const chosen = [opts.weight !== undefined, !!opts.promote, !!opts.abort].filter(Boolean).length;
-        if (chosen !== 1) {
-          throw new ValidationError(
-            'say one of: --weight <percent> (with a version to start a canary), --promote or --abort',
-          );
-        }
-        if (version !== undefined && opts.weight === undefined) {
-          throw new ValidationError(
-            `--${opts.promote ? 'promote' : 'abort'} acts on the running canary: leave out the version`,
-          );
-        }
-        const change: RouteChange = opts.promote
-          ? { op: 'promote-canary' }
-          : opts.abort
-            ? { op: 'abort-canary' }
-            : version !== undefined
-              ? { op: 'set-canary', version, weight: opts.weight! }
-              : { op: 'canary-weight', weight: opts.weight! };
-        const why =
-          opts.why ??
-          (opts.promote
-            ? 'canary promoted by hand'
-            : opts.abort
-              ? 'canary aborted by hand'
-              : 'canary set by hand');
-        const { registry } = resolveTarget();
-        const event = await registry.changeRoutes(model, opts.alias ?? aliasOf(model), change, {
-          why,
-          memoryMiB: memoryOf(model),
-        });
-        io.out(said(model, event));
-      },
-    );
+const ALIAS_HELP = "alias (default: the manifest's, else live)";
 
-  program
-    .command('shadow')
-    .description(
-      'run a version beside the served one on a sample of requests, comparing answers (never returned)',
-    )
+/** A move asked for on the command line, and the reason recorded when --why does not give one. */
+interface RouteRequest {
+  readonly change: RouteChange;
+  readonly why: string;
+}
+
+/** The options every route command takes besides its own (`O`). */
+interface RouteOptions {
+  alias?: string;
+  why?: string;
+}
+
+/**
+ * A command that moves an alias's routes: `<model> [version]`, its own options, then --alias and
+ * --why. Its action reads the request (a usage error before the registry is asked), makes the move
+ * through the registry's changeRoutes and prints the event.
+ */
+function routeCommand<O>(
+  program: Command,
+  io: Io,
+  spec: {
+    name: string;
+    description: string;
+    versionHelp: string;
+    options: (command: Command) => Command;
+    request: (version: number | undefined, opts: O) => RouteRequest;
+  },
+): void {
+  const command = program
+    .command(spec.name)
+    .description(spec.description)
     .argument('<model>', 'model name', io.modelArg)
-    .argument('[version]', 'the shadow version', io.versionArg)
-    .option('-s, --sample <percent>', 'share of the requests the shadow also runs on, 0-100', percentArg)
-    .option('--stop', 'end the shadow')
-    .option('-a, --alias <alias>', "alias (default: the manifest's, else live)", io.aliasArg)
+    .argument('[version]', spec.versionHelp, io.versionArg);
+  spec
+    .options(command)
+    .option('-a, --alias <alias>', ALIAS_HELP, io.aliasArg)
     .option('--why <reason>', 'reason recorded in the alias history')
-    .action(
-      async (
-        model: string,
-        version: number | undefined,
-        opts: { sample?: number; stop?: boolean; alias?: string; why?: string },
-      ) => {
-        if ((opts.sample !== undefined) === !!opts.stop) {
-          throw new ValidationError('say one of: <version> --sample <percent>, or --stop');
-        }
-        if (opts.sample !== undefined && version === undefined) {
-          throw new ValidationError(
-            'name the shadow version: aiaas shadow <model> <version> --sample <percent>',
-          );
-        }
-        if (opts.stop && version !== undefined) {
-          throw new ValidationError('--stop acts on the running shadow: leave out the version');
-        }
-        const change: RouteChange = opts.stop
-          ? { op: 'stop-shadow' }
-          : { op: 'set-shadow', version: version!, sample: opts.sample! };
-        const { registry } = resolveTarget();
-        const event = await registry.changeRoutes(model, opts.alias ?? aliasOf(model), change, {
-          why: opts.why ?? (opts.stop ? 'shadow stopped by hand' : 'shadow set by hand'),
-          memoryMiB: memoryOf(model),
-        });
-        io.out(said(model, event));
-      },
+    .action(async (model: string, version: number | undefined, opts: O & RouteOptions) => {
+      const { change, why } = spec.request(version, opts);
+      const { registry } = resolveTarget();
+      const event = await registry.changeRoutes(model, opts.alias ?? aliasOf(model), change, {
+        why: opts.why ?? why,
+        memoryMiB: memoryOf(model),
+      });
+      io.out(said(model, event));
+    });
+}
+
+/** `aiaas canary`: exactly one of --weight (with a version: start or change the canary), --promote, --abort. */
+function canaryRequest(
+  version: number | undefined,
+  opts: { weight?: number; promote?: boolean; abort?: boolean },
+): RouteRequest {
+  const chosen = [opts.weight !== undefined, !!opts.promote, !!opts.abort].filter(Boolean).length;
+  if (chosen !== 1) {
+    throw new ValidationError(
+      'say one of: --weight <percent> (with a version to start a canary), --promote or --abort',
     );
+  }
+  if (version !== undefined && opts.weight === undefined) {
+    throw new ValidationError(
+      `--${opts.promote ? 'promote' : 'abort'} acts on the running canary: leave out the version`,
+    );
+  }
+  if (opts.promote) return { change: { op: 'promote-canary' }, why: 'canary promoted by hand' };
+  if (opts.abort) return { change: { op: 'abort-canary' }, why: 'canary aborted by hand' };
+  const change: RouteChange =
+    version !== undefined
+      ? { op: 'set-canary', version, weight: opts.weight! }
+      : { op: 'canary-weight', weight: opts.weight! };
+  return { change, why: 'canary set by hand' };
+}
+
+/** `aiaas shadow`: a version with --sample (start or change the shadow), or --stop without one. */
+function shadowRequest(version: number | undefined, opts: { sample?: number; stop?: boolean }): RouteRequest {
+  if ((opts.sample !== undefined) === !!opts.stop) {
+    throw new ValidationError('say one of: <version> --sample <percent>, or --stop');
+  }
+  if (opts.sample !== undefined && version === undefined) {
+    throw new ValidationError('name the shadow version: aiaas shadow <model> <version> --sample <percent>');
+  }
+  if (opts.stop && version !== undefined) {
+    throw new ValidationError('--stop acts on the running shadow: leave out the version');
+  }
+  return opts.stop
+    ? { change: { op: 'stop-shadow' }, why: 'shadow stopped by hand' }
+    : { change: { op: 'set-shadow', version: version!, sample: opts.sample! }, why: 'shadow set by hand' };
+}
+
+export function rolloutCommands(program: Command, io: Io) {
+  routeCommand(program, io, {
+    name: 'canary',
+    description:
+      'run a second version on a share of the requests (with <version> --weight), change its weight, promote it or abort it',
+    versionHelp: 'the canary version (to start one, or change which)',
+    options: (command) =>
+      command
+        .option('-w, --weight <percent>', 'share of the requests the canary answers, 0-100', percentArg)
+        .option('--promote', 'make the canary the served version (the canary ends; a shadow goes on)')
+        .option('--abort', 'end the canary: every request goes to the served version'),
+    request: canaryRequest,
+  });
+  routeCommand(program, io, {
+    name: 'shadow',
+    description:
+      'run a version beside the served one on a sample of requests, comparing answers (never returned)',
+    versionHelp: 'the shadow version',
+    options: (command) =>
+      command
+        .option('-s, --sample <percent>', 'share of the requests the shadow also runs on, 0-100', percentArg)
+        .option('--stop', 'end the shadow'),
+    request: shadowRequest,
+  });
 
   const rollout = program.command('rollout').description("an alias's canary and shadow, and their figures");
   rollout
@@ -168,7 +191,7 @@ export function rolloutCommands(program: Command, io: Io) {
       'per version of the alias: role, requests, errors, p50/p99 latency, shadow disagreement (local stack, else CloudWatch)',
     )
     .argument('<model>', 'model name', io.modelArg)
-    .option('-a, --alias <alias>', "alias (default: the manifest's, else live)", io.aliasArg)
+    .option('-a, --alias <alias>', ALIAS_HELP, io.aliasArg)
     .option(
       '--since <when>',
       "window start: 30s, 15m, 2h, 1d or an ISO time (default: the canary's step, else 1h)",

@@ -5,13 +5,11 @@
  * Its role reads metrics and moves that one alias only; the alarms watch its runs, the schedule's
  * deliveries and every version's server errors.
  */
-import { Aws, Duration, Stack, TimeZone } from 'aws-cdk-lib';
-import { Alarm, ComparisonOperator, type IAlarmAction, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
-import { type Grant, Grant as IamGrant, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Architecture, LoggingFormat, Runtime, SystemLogLevel } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
-import type { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
-import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import { Duration, TimeZone } from 'aws-cdk-lib';
+import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { type Grant, Grant as IamGrant, type Role } from 'aws-cdk-lib/aws-iam';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import type { LogGroup } from 'aws-cdk-lib/aws-logs';
 import {
   type IScheduleTarget,
   Schedule,
@@ -21,51 +19,25 @@ import {
 } from 'aws-cdk-lib/aws-scheduler';
 import { type IQueue, Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { AIAAS_ALIAS, AIAAS_BUCKET, AIAAS_MODEL, AIAAS_MODEL_SPEC } from '../../functions/shared/env.js';
+import { AIAAS_ALIAS, AIAAS_MODEL_SPEC } from '../../functions/shared/env.js';
 import { acknowledge } from '../nag.js';
 import { paths } from '../paths.js';
-import { FunctionAlarms, VersionAlarms } from './function-alarms.js';
-import {
-  APPLICATION_LOG_LEVEL,
-  assertEnvironmentFits,
-  DEFAULT_LOG_RETENTION,
-  FUNCTION_BUNDLING,
-  type FunctionLogLevel,
-  functionLogGroup,
-  functionRole,
-} from './function-defaults.js';
+import { type FunctionAlarms, VersionAlarms } from './function-alarms.js';
 import { RegistryGrants } from './registry-grants.js';
+import {
+  type ScheduledFunctionProps,
+  scheduledFunction,
+  scheduledFunctionAlarms,
+  schedulerRole,
+} from './scheduled-function.js';
 
-export interface RolloutFunctionProps {
-  /** The model's name in the registry (`models/<name>/`). */
-  readonly modelName: string;
+export interface RolloutFunctionProps extends ScheduledFunctionProps {
   /**
    * The alias whose canary the function steps: the only alias it may move.
    *
    * @default 'live'
    */
   readonly aliasName?: string;
-  /**
-   * The registry bucket. When it belongs to another stack, import it by name in this one
-   * (`Bucket.fromBucketName`), as ModelStack does, so no cross-stack export ties the two stacks.
-   */
-  readonly registryBucket: IBucket;
-  /**
-   * The model's manifest entry with its rollout plan, passed to the function as AIAAS_MODEL_SPEC
-   * (JSON).
-   */
-  readonly modelSpec: unknown;
-  /**
-   * When the function looks at the rollout: an EventBridge Scheduler `rate(...)` or `cron(...)`
-   * expression. A run with no canary to step reads the alias pointer and ends.
-   */
-  readonly schedule: string;
-  /**
-   * Time zone of a cron schedule.
-   *
-   * @default 'UTC'
-   */
-  readonly scheduleTimezone?: string;
   /**
    * Where the schedule puts the runs it could not start (the function missing, its invocation
    * refused or throttled beyond the retry policy). An alarm fires when a run lands there.
@@ -87,30 +59,12 @@ export interface RolloutFunctionProps {
    */
   readonly timeout?: Duration;
   /**
-   * How long the function's logs are kept.
-   *
-   * @default RetentionDays.ONE_MONTH
-   */
-  readonly logRetention?: RetentionDays;
-  /**
-   * Lowest level logged, by Powertools and by Lambda's application log filter.
-   *
-   * @default 'INFO'
-   */
-  readonly logLevel?: FunctionLogLevel;
-  /**
    * CloudWatch namespace of the inference function's metrics, which the function reads and the
    * version alarm watches.
    *
    * @default 'aiaas'
    */
   readonly metricsNamespace?: string;
-  /**
-   * Where the alarms are sent.
-   *
-   * @default - no actions
-   */
-  readonly alarmActions?: readonly IAlarmAction[];
 }
 
 /**
@@ -119,7 +73,8 @@ export interface RolloutFunctionProps {
  * or compare-and-swap that pointer and append to that history (RegistryGrants.rollout); nothing
  * else of the registry, and no deletes. Lambda does not retry a failed run (the next scheduled run
  * is the retry); the schedule's role may invoke this function (and send to its dead-letter queue)
- * only.
+ * only. `schedule` says when the function looks at the rollout: a run with no canary to step reads
+ * the alias pointer and ends.
  */
 export class RolloutFunction extends Construct {
   readonly function: NodejsFunction;
@@ -147,12 +102,25 @@ export class RolloutFunction extends Construct {
   constructor(scope: Construct, id: string, props: RolloutFunctionProps) {
     super(scope, id);
     const aliasName = props.aliasName ?? 'live';
-    const logLevel = props.logLevel ?? 'INFO';
     const namespace = props.metricsNamespace ?? 'aiaas';
-    const spec = JSON.stringify(props.modelSpec);
 
-    this.role = functionRole(this, 'Role', `aiaas rollout of model ${props.modelName}, alias ${aliasName}`);
-    this.logGroup = functionLogGroup(this, 'Logs', props.logRetention ?? DEFAULT_LOG_RETENTION, this.role);
+    ({
+      role: this.role,
+      logGroup: this.logGroup,
+      function: this.function,
+    } = scheduledFunction(this, props, {
+      kind: 'rollout',
+      description: `aiaas rollout: model ${props.modelName}, alias ${aliasName}`,
+      roleDescription: `aiaas rollout of model ${props.modelName}, alias ${aliasName}`,
+      entry: paths.rolloutEntry,
+      memorySize: props.memorySize ?? 256,
+      timeout: props.timeout ?? Duration.seconds(30),
+      // A late run is not worth starting: the next scheduled run reads fresh figures.
+      maxEventAge: Duration.minutes(1),
+      serviceName: `aiaas-rollout-${props.modelName}`,
+      metricsNamespace: namespace,
+      environment: { [AIAAS_ALIAS]: aliasName, [AIAAS_MODEL_SPEC]: JSON.stringify(props.modelSpec) },
+    }));
     this.registryGrant = RegistryGrants.fromBucket(props.registryBucket).rollout(
       this.role,
       props.modelName,
@@ -170,40 +138,6 @@ export class RolloutFunction extends Construct {
       'cloudwatch:GetMetricData supports no resource-level permissions or condition keys (the Service Authorization Reference lists none), so its Resource must be "*"; the statement allows that one read-only action and nothing else.',
     );
 
-    const environment: Record<string, string> = {
-      [AIAAS_BUCKET]: props.registryBucket.bucketName,
-      [AIAAS_MODEL]: props.modelName,
-      [AIAAS_ALIAS]: aliasName,
-      [AIAAS_MODEL_SPEC]: spec,
-      POWERTOOLS_SERVICE_NAME: `aiaas-rollout-${props.modelName}`,
-      POWERTOOLS_METRICS_NAMESPACE: namespace,
-      POWERTOOLS_LOG_LEVEL: logLevel,
-      NODE_OPTIONS: '--enable-source-maps',
-    };
-    assertEnvironmentFits(environment, 'rollout', props.modelName);
-
-    this.function = new NodejsFunction(this, 'Function', {
-      description: `aiaas rollout: model ${props.modelName}, alias ${aliasName}`,
-      entry: paths.rolloutEntry,
-      handler: 'handler',
-      runtime: Runtime.NODEJS_24_X,
-      architecture: Architecture.ARM_64,
-      memorySize: props.memorySize ?? 256,
-      timeout: props.timeout ?? Duration.seconds(30),
-      role: this.role,
-      logGroup: this.logGroup,
-      loggingFormat: LoggingFormat.JSON,
-      applicationLogLevelV2: APPLICATION_LOG_LEVEL[logLevel],
-      systemLogLevelV2: SystemLogLevel.INFO,
-      environment,
-      // A failed or late run is not worth repeating: the next scheduled run reads fresh figures.
-      retryAttempts: 0,
-      maxEventAge: Duration.minutes(1),
-      projectRoot: paths.root,
-      depsLockFilePath: paths.lockFile,
-      bundling: FUNCTION_BUNDLING,
-    });
-
     this.deadLetterQueue =
       props.deadLetterQueue ??
       new Queue(this, 'UndeliveredRuns', {
@@ -219,40 +153,13 @@ export class RolloutFunction extends Construct {
       );
     }
 
-    // Scheduler's confused-deputy guard: only schedules of this account's default group may assume it.
-    const stack = Stack.of(this);
-    this.schedulerRole = new Role(this, 'SchedulerRole', {
-      description: `EventBridge Scheduler: invoke the aiaas rollout function of model ${props.modelName}`,
-      assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
-        conditions: {
-          StringEquals: {
-            'aws:SourceAccount': Aws.ACCOUNT_ID,
-            'aws:SourceArn': stack.formatArn({
-              service: 'scheduler',
-              resource: 'schedule-group',
-              resourceName: 'default',
-            }),
-          },
-        },
-      }),
+    this.schedulerRole = schedulerRole(this, {
+      kind: 'rollout',
+      modelName: props.modelName,
+      target: this.function,
+      deadLetterQueue: this.deadLetterQueue,
+      scheduleGroup: 'default',
     });
-    // The role may invoke this function (its unqualified ARN, which the schedule targets) and send
-    // to the dead-letter queue, nothing more. aws-scheduler-targets' LambdaInvoke would also grant
-    // `<function ARN>:*` (every version and alias), a wildcard this schedule never uses.
-    this.schedulerRole.addToPrincipalPolicy(
-      new PolicyStatement({
-        sid: 'InvokeRolloutFunction',
-        actions: ['lambda:InvokeFunction'],
-        resources: [this.function.functionArn],
-      }),
-    );
-    this.schedulerRole.addToPrincipalPolicy(
-      new PolicyStatement({
-        sid: 'SendUndeliveredRuns',
-        actions: ['sqs:SendMessage'],
-        resources: [this.deadLetterQueue.queueArn],
-      }),
-    );
     const target: IScheduleTarget = {
       bind: () => ({
         arn: this.function.functionArn,
@@ -277,13 +184,7 @@ export class RolloutFunction extends Construct {
     // The role must exist with its policy before the schedule first fires.
     this.schedule.node.addDependency(this.schedulerRole);
 
-    this.alarms = new FunctionAlarms(this, 'Alarms', {
-      fn: this.function,
-      subject: `aiaas model "${props.modelName}" rollout`,
-      // A throttled run is a skipped look: the next one is due within the schedule's interval.
-      throttles: false,
-      ...(props.alarmActions ? { actions: props.alarmActions } : {}),
-    });
+    this.alarms = scheduledFunctionAlarms(this, 'rollout', this.function, props);
     this.undeliveredAlarm = new Alarm(this, 'UndeliveredRunsAlarm', {
       metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
         period: Duration.minutes(5),
