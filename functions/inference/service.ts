@@ -7,7 +7,9 @@
  * Beside the live version the function holds the alias's canary and shadow versions, when it
  * carries them (served.ts routes requests between them). A re-check that reads a changed pointer
  * loads only what it does not hold yet: a promoted canary becomes the live version as it is loaded,
- * a weight or sample change loads nothing, and a version no longer named is freed. A canary or
+ * a weight or sample change loads nothing, and a version no longer named is freed. The versions a
+ * pointer needs load at once and its set is installed whole once they have settled, so the first
+ * answer waits for the longest load, not their sum. A canary or
  * shadow that fails to load, or that would not fit in the function's memory beside the others
  * (functions/shared/rollout/memory.ts), is logged and not served; the live version goes on
  * answering everything.
@@ -32,7 +34,7 @@ import { AiaasError, ModelUnavailableError, RegistryUnavailableError } from '../
 import { isInlineVersion } from '../shared/registry/inline.js';
 import { isFileList } from '../shared/registry/integrity.js';
 import type { RegistryReader } from '../shared/registry/registry.js';
-import type { AliasPointer, CanaryRoute, ShadowRoute } from '../shared/registry/types.js';
+import type { AliasPointer, CanaryRoute, FileDigest, ShadowRoute } from '../shared/registry/types.js';
 import { filesBytes, fitsInMemory } from '../shared/rollout/memory.js';
 import type { TfRuntime } from '../shared/runtime/types.js';
 import type { Log } from './log.js';
@@ -114,6 +116,14 @@ type Pointer = AliasPointer & { readonly etag: string };
 interface Rejected {
   readonly rejected: string;
   readonly error: unknown;
+}
+
+/** A canary's or shadow's version as it starts to load: its size for the memory rule, and its load. */
+interface RouteLoad {
+  readonly version: number;
+  readonly bytes: number;
+  /** Never rejects: undefined when the version does not load, 'retry' when the registry failed (both logged). */
+  readonly loaded: Promise<Served | undefined | 'retry'>;
 }
 
 /** See the module comment. */
@@ -262,7 +272,7 @@ export class InferenceService {
   }
 
   /**
-   * Loads the version the alias names, with nothing loaded yet, then its canary and shadow. The
+   * Loads the version the alias names, with nothing loaded yet, and its canary and shadow beside it. The
    * live version's failure is the answer (503) for `retryAfterMs`, then the next request tries
    * again; a canary's or shadow's is only logged. Callers see a message that names the model and
    * the version, never the registry's details (logged here, once per attempt).
@@ -282,17 +292,16 @@ export class InferenceService {
           cause: new Error(rejectedWhy),
         });
       }
-      const live = await this.tryLoad(pointer);
-      if ('rejected' in live) {
-        throw new ModelUnavailableError(unservable(model, pointer.version), { cause: live.error });
+      const next = await this.withRoutes(pointer, this.tryLoad(pointer), listedFiles(pointer), undefined);
+      if ('rejected' in next) {
+        throw new ModelUnavailableError(unservable(model, pointer.version), { cause: next.error });
       }
-      const next = await this.withRoutes(pointer, live, undefined);
       if (epoch !== this.epoch) {
         for (const executor of executorsOf(next)) executor.dispose();
         throw new ModelUnavailableError(`Model "${model}" was unloaded while it loaded; retry`);
       }
       this.state = { kind: 'serving', served: next, checkedAt: this.now(), failures: 0 };
-      log.info('model loaded', { alias, version: live.version, runtime: live.executor.runtime });
+      log.info('model loaded', { alias, version: next.live.version, runtime: next.live.executor.runtime });
       this.logRoutes(undefined, next);
       return next;
     } catch (error) {
@@ -375,15 +384,14 @@ export class InferenceService {
           version: set.live.version,
         });
         return set;
-      case 'retagged':
-        // The same live version; its canary or shadow may have changed.
-        return this.withRoutes(pointer as Pointer, set.live, set);
+      case 'retagged': // the same live version; its canary or shadow may have changed
       case 'promoted': {
         const target = pointer as Pointer;
         // A promoted canary (or shadow) is already loaded: it becomes the live version as it is.
         const held = heldVersion(set, target.version);
-        const next = held ?? (await this.tryLoad(target));
-        if (!('rejected' in next)) return this.withRoutes(target, next, set);
+        const live = held ? Promise.resolve(held) : this.tryLoad(target);
+        const next = await this.withRoutes(target, live, held?.metadata.files ?? listedFiles(target), set);
+        if (!('rejected' in next)) return next;
         log.error('new version failed to load; still serving the previous one', {
           alias,
           serving: set.live.version,
@@ -396,71 +404,108 @@ export class InferenceService {
   }
 
   /**
-   * The set `pointer` names around its `live` version: its canary and shadow, taken from `held`
-   * (what the function holds now) when there, else loaded. A route that does not fit in memory,
-   * or whose version does not load, is left out (and logged); one the registry failed to give
-   * leaves the set `incomplete`, so the next re-check tries again.
+   * The set `pointer` names around its `live` version (held, or loading; `liveFiles`: its files,
+   * when known before it loads): its canary and shadow, taken from `held` (what the function holds
+   * now) when there, else loaded. Their memory checks go in turn, the loads at once. A route that
+   * does not fit in memory, or whose version does not load, is left out (and logged); one the
+   * registry failed to give leaves the set `incomplete`, so the next re-check tries again. A live
+   * version that fails is the outcome (rejected, or its registry failure thrown): no route starts
+   * loading once it has failed, and what loaded beside it is freed.
    */
-  private async withRoutes(pointer: Pointer, live: Served, held: ServedSet | undefined): Promise<ServedSet> {
-    const { log } = this.options;
+  private async withRoutes(
+    pointer: Pointer,
+    live: Promise<Served | Rejected>,
+    liveFiles: Readonly<Record<string, FileDigest>> | undefined,
+    held: ServedSet | undefined,
+  ): Promise<ServedSet | Rejected> {
     // Checked by the registry's read (aliases.ts): well formed, neither one the live version.
-    const routes = { canary: pointer.canary, shadow: pointer.shadow };
-    const kept: Served[] = [live];
-    let incomplete = false;
-    let canary: ServedSet['canary'];
-    if (routes.canary) {
-      const side = await this.side('canary', routes.canary, kept, held);
-      if (side === 'retry') incomplete = true;
-      else if (side) {
-        canary = { served: side, weight: routes.canary.weight };
-        kept.push(side);
-      }
+    const { canary, shadow } = pointer;
+    // Once the live version has failed, no route starts loading (stop()); tryLoad throws only the
+    // registry's failure, kept as a value until the one settle point below.
+    let failed = false;
+    const outcome = live.then(
+      (l) => {
+        failed = 'rejected' in l;
+        return l;
+      },
+      (error: RegistryUnavailableError) => {
+        failed = true;
+        return error;
+      },
+    );
+    let files = liveFiles;
+    // A pointer written before pointers listed files: the live version's size is known once loaded.
+    if (files === undefined && this.options.memoryMiB !== undefined && (canary || shadow)) {
+      const l = await outcome;
+      if (!('executor' in l)) return liveFailed(l, [], held);
+      files = l.metadata.files;
     }
-    let shadow: ServedSet['shadow'];
-    if (routes.shadow) {
-      const side = await this.side('shadow', routes.shadow, kept, held);
-      if (side === 'retry') incomplete = true;
-      else if (side) {
-        // The same shadow keeps its runner: its timings and log budget carry over.
-        const runner =
-          held?.shadow?.runner.served === side ? held.shadow.runner : new ShadowRunner(side, log, this.now);
-        shadow = { runner, sample: routes.shadow.sample };
-      }
-    }
-    return { etag: pointer.etag, live, canary, shadow, ...(incomplete ? { incomplete: true } : {}) };
+    const size = { version: pointer.version, bytes: filesBytes(files ?? {}) };
+    const stop = () => failed;
+    const c = canary && (await this.startRoute('canary', canary, size, held, stop));
+    const s =
+      shadow &&
+      (await this.startRoute('shadow', shadow, size, held, stop, typeof c === 'object' ? c : undefined));
+    const loadOf = (r: RouteLoad | 'retry' | undefined) => (typeof r === 'object' ? r.loaded : r);
+    const [l, cv, sv] = await Promise.all([outcome, loadOf(c), loadOf(s)]);
+    if (!('executor' in l)) return liveFailed(l, [cv, sv], held);
+    // The same shadow keeps its runner: its timings and log budget carry over.
+    const kept = held?.shadow?.runner;
+    const runner =
+      typeof sv !== 'object'
+        ? undefined
+        : kept?.served === sv
+          ? kept
+          : new ShadowRunner(sv, this.options.log, this.now);
+    return {
+      etag: pointer.etag,
+      live: l,
+      canary: canary && typeof cv === 'object' ? { served: cv, weight: canary.weight } : undefined,
+      shadow: shadow && runner ? { runner, sample: shadow.sample } : undefined,
+      ...(cv === 'retry' || sv === 'retry' ? { incomplete: true } : {}),
+    };
   }
 
   /**
-   * A canary's or shadow's version, beside `kept`: held already, or loaded; undefined when it does
-   * not fit in memory or does not load (logged), 'retry' when the registry failed.
+   * A canary's or shadow's version, checked against memory beside the live version (and a shadow
+   * beside the canary) and then started: held already, or loaded unless `stop()` (the live version
+   * failed). Undefined when it does not fit (logged), 'retry' when the registry failed.
    */
-  private async side(
+  private async startRoute(
     role: 'canary' | 'shadow',
     route: CanaryRoute | ShadowRoute,
-    kept: readonly Served[],
+    live: { readonly version: number; readonly bytes: number },
     held: ServedSet | undefined,
-  ): Promise<Served | undefined | 'retry'> {
+    stop: () => boolean,
+    canary?: RouteLoad,
+  ): Promise<RouteLoad | undefined | 'retry'> {
     const { log, alias, model, registry, memoryMiB } = this.options;
     const { version } = route;
-    const shared = kept.find((s) => s.version === version);
-    if (shared) return shared;
+    if (canary?.version === version) return canary;
     const files = isFileList(route.files) ? route.files : undefined;
     const inline =
       route.inline !== undefined && isInlineVersion(route.inline, model, version, files)
         ? route.inline
         : undefined;
+    let bytes = 0;
     try {
       if (memoryMiB !== undefined) {
         const listed = files ?? inline?.metadata.files ?? (await registry.getMetadata(model, version)).files;
-        const sizes = [...kept.map((s) => filesBytes(s.metadata.files)), filesBytes(listed)];
-        const fit = fitsInMemory(sizes, memoryMiB);
+        bytes = filesBytes(listed);
+        const beside = canary ? [live, canary] : [live];
+        let fit = fitsInMemory([...beside.map((b) => b.bytes), bytes], memoryMiB);
+        // A shadow that fits only without the canary waits to see whether the canary loads.
+        if (!fit.fits && canary && typeof (await canary.loaded) !== 'object') {
+          beside.pop();
+          fit = fitsInMemory([live.bytes, bytes], memoryMiB);
+        }
         if (!fit.fits) {
           log.error(
             `${role} version not loaded: it does not fit in the function's memory beside the others`,
             {
               alias,
               [role]: version,
-              versions: [...kept.map((s) => s.version), version],
+              versions: [...beside.map((b) => b.version), version],
               needMiB: fit.needMiB,
               memoryMiB,
             },
@@ -468,40 +513,48 @@ export class InferenceService {
           return undefined;
         }
       }
-      const loaded = heldVersion(held, version);
-      if (loaded) return loaded;
-      return await loadVersion(
-        {
-          model,
-          alias,
-          version,
-          seq: 0,
-          eventId: '',
-          updatedAt: route.since,
-          etag: `${role}:${version}`,
-          ...(files ? { files } : {}),
-          ...(inline ? { inline } : {}),
-        },
-        this.source,
-      );
     } catch (error) {
-      if (error instanceof RegistryUnavailableError) {
-        log.warn(`${role} version not loaded yet: the registry failed; the next check tries again`, {
-          alias,
-          [role]: version,
-          reason: error.message,
-          cause: describeCause(error),
-        });
-        return 'retry';
-      }
-      log.error(`${role} version failed to load; not served (the live version answers everything)`, {
+      return this.notLoaded(role, version, error);
+    }
+    const holding = heldVersion(held, version);
+    if (holding) return { version, bytes, loaded: Promise.resolve(holding) };
+    if (stop()) return undefined; // the live version failed: nothing is served beside it
+    const loaded = loadVersion(
+      {
+        model,
+        alias,
+        version,
+        seq: 0,
+        eventId: '',
+        updatedAt: route.since,
+        etag: `${role}:${version}`,
+        ...(files ? { files } : {}),
+        ...(inline ? { inline } : {}),
+      },
+      this.source,
+    ).catch((error: unknown) => this.notLoaded(role, version, error));
+    return { version, bytes, loaded };
+  }
+
+  /** Logs why a canary's or shadow's version is not served: 'retry' when the registry failed. */
+  private notLoaded(role: 'canary' | 'shadow', version: number, error: unknown): 'retry' | undefined {
+    const { log, alias } = this.options;
+    if (error instanceof RegistryUnavailableError) {
+      log.warn(`${role} version not loaded yet: the registry failed; the next check tries again`, {
         alias,
         [role]: version,
-        reason: failureReason(error),
+        reason: error.message,
         cause: describeCause(error),
       });
-      return undefined;
+      return 'retry';
     }
+    log.error(`${role} version failed to load; not served (the live version answers everything)`, {
+      alias,
+      [role]: version,
+      reason: failureReason(error),
+      cause: describeCause(error),
+    });
+    return undefined;
   }
 
   /** One line per route that started, changed or stopped between `before` and `after`. */
@@ -560,6 +613,26 @@ export class InferenceService {
       });
     }
   }
+}
+
+/** The files a pointer lists for its version (their sizes, for the memory rule), if it lists them. */
+function listedFiles(pointer: AliasPointer): Readonly<Record<string, FileDigest>> | undefined {
+  return pointer.files ?? pointer.inline?.metadata.files;
+}
+
+/**
+ * A live version that failed, once what loaded beside it is freed (a version `held` is kept): its
+ * rejection, or its registry failure thrown as itself.
+ */
+function liveFailed(
+  failure: Rejected | RegistryUnavailableError,
+  beside: readonly (Served | 'retry' | undefined)[],
+  held: ServedSet | undefined,
+): Rejected {
+  for (const s of new Set(beside))
+    if (typeof s === 'object' && heldVersion(held, s.version) !== s) s.executor.dispose();
+  if (failure instanceof RegistryUnavailableError) throw failure;
+  return failure;
 }
 
 /** The versions a set holds (a canary that is also the shadow once). */

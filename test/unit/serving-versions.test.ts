@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS, route } from '../../functions/inference/api.js';
 import { configFromEnv } from '../../functions/inference/config.js';
 import { choiceOf } from '../../functions/inference/served.js';
-import { InferenceService, type Log, type ServiceResult } from '../../functions/inference/service.js';
+import { InferenceService, type ServiceResult } from '../../functions/inference/service.js';
 import { RegistryUnavailableError, ValidationError } from '../../functions/shared/errors.js';
 import { keys } from '../../functions/shared/registry/layout.js';
 import { ModelRegistry } from '../../functions/shared/registry/registry.js';
@@ -19,6 +19,7 @@ import type { StoredObject } from '../../functions/shared/registry/store.js';
 import type { AliasPointer } from '../../functions/shared/registry/types.js';
 import type { TfRuntime } from '../../functions/shared/runtime/types.js';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
+import { linesLog } from '../support/log.js';
 import { MemoryObjectStore } from '../support/memory-store.js';
 import { linear, publishLinear } from '../support/models.js';
 
@@ -57,11 +58,7 @@ async function setup(options: { memoryMiB?: number } = {}) {
   await publishLinear(runtime, registry, 'm', W[2], B[2]);
   await publishLinear(runtime, registry, 'm', W[3], B[3]);
   const lines: string[] = [];
-  const log: Log = {
-    info: (m, e) => lines.push(`info ${m} ${JSON.stringify(e ?? {})}`),
-    warn: (m, e) => lines.push(`warn ${m} ${JSON.stringify(e ?? {})}`),
-    error: (m, e) => lines.push(`error ${m} ${JSON.stringify(e ?? {})}`),
-  };
+  const log = linesLog(lines);
   let now = 0;
   let draw = 0.5;
   const service = new InferenceService({
