@@ -125,15 +125,14 @@ export function defineAiaas(app: App, options: AiaasAppOptions): AiaasStacks {
         new SnsAction(Topic.fromTopicArn(stack, 'AlarmTopic', options.alarmTopicArn)),
       ];
       // Alarm actions are wired after construction so the topic import lives in the model stack.
-      for (const alarms of [stack.inference.alarms, stack.retraining?.alarms]) {
-        for (const alarm of [alarms?.errors, alarms?.throttles, alarms?.p99Duration]) {
-          for (const action of actions) {
-            alarm?.addAlarmAction(action);
-            alarm?.addOkAction(action);
-          }
+      const { alarms } = stack.inference;
+      for (const alarm of [alarms.errors, alarms.throttles, alarms.p99Duration]) {
+        for (const action of actions) {
+          alarm?.addAlarmAction(action);
+          alarm?.addOkAction(action);
         }
       }
-      for (const alarm of stack.rollout?.allAlarms ?? []) {
+      for (const alarm of [...(stack.retraining?.allAlarms ?? []), ...(stack.rollout?.allAlarms ?? [])]) {
         for (const action of actions) {
           alarm.addAlarmAction(action);
           alarm.addOkAction(action);

@@ -1,8 +1,10 @@
 import { Duration } from 'aws-cdk-lib';
+import type { Alarm } from 'aws-cdk-lib/aws-cloudwatch';
 import type { Grant, Role } from 'aws-cdk-lib/aws-iam';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { LogGroup } from 'aws-cdk-lib/aws-logs';
 import { CfnSchedule } from 'aws-cdk-lib/aws-scheduler';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { AIAAS_MODEL_SPEC, AIAAS_RUNTIME_MODULE } from '../../functions/shared/env.js';
 import { paths } from '../paths.js';
@@ -13,6 +15,8 @@ import {
   scheduledFunction,
   scheduledFunctionAlarms,
   schedulerRole,
+  undeliveredRunsAlarm,
+  undeliveredRunsQueue,
 } from './scheduled-function.js';
 import { TfjsRuntimeLayer } from './tfjs-runtime-layer.js';
 
@@ -62,10 +66,12 @@ export interface RetrainingFunctionProps extends ScheduledFunctionProps {
 }
 
 /**
- * A model's retraining function and its schedule. The function may read the model's dataset
- * prefix and read/write only `models/<name>/`; it runs one at a time only if asked to
- * (`reservedConcurrency: 1`), and is not retried by Lambda (a failed run waits for the next schedule, and the error alarm fires).
- * The schedule's role may invoke this function and nothing else.
+ * A model's retraining function, its schedule and its alarms. The function may read the model's
+ * dataset prefix and read/write only `models/<name>/`; it runs one at a time only if asked to
+ * (`reservedConcurrency: 1`), and is not retried by Lambda (a failed run waits for the next
+ * schedule, and the error alarm fires). The schedule's role may invoke this function (and send to
+ * its dead-letter queue) only; a run the schedule could not start lands in that queue, and its
+ * alarm fires.
  */
 export class RetrainingFunction extends Construct {
   readonly function: NodejsFunction;
@@ -73,9 +79,18 @@ export class RetrainingFunction extends Construct {
   readonly logGroup: LogGroup;
   readonly schedule: CfnSchedule;
   readonly schedulerRole: Role;
+  readonly deadLetterQueue: IQueue;
+  /** The function's errors (a failed run). */
   readonly alarms: FunctionAlarms;
+  /** Runs the schedule could not start (messages in the dead-letter queue). */
+  readonly undeliveredAlarm: Alarm;
   /** The role's registry access: its dataset prefix and its model's root (RegistryGrants.retrain). */
   readonly registryGrant: Grant;
+
+  /** Every alarm of the retraining: its errors and undelivered runs. */
+  get allAlarms(): readonly Alarm[] {
+    return [this.alarms.errors, this.undeliveredAlarm];
+  }
 
   constructor(scope: Construct, id: string, props: RetrainingFunctionProps) {
     super(scope, id);
@@ -108,10 +123,12 @@ export class RetrainingFunction extends Construct {
       datasetPrefix,
     );
 
+    this.deadLetterQueue = undeliveredRunsQueue(this, props);
     this.schedulerRole = schedulerRole(this, {
       kind: 'retraining',
       modelName: props.modelName,
       target: this.function,
+      deadLetterQueue: this.deadLetterQueue,
     });
     const window = props.flexibleWindow ?? Duration.minutes(15);
     this.schedule = new CfnSchedule(this, 'Schedule', {
@@ -127,13 +144,16 @@ export class RetrainingFunction extends Construct {
         arn: this.function.functionArn,
         roleArn: this.schedulerRole.roleArn,
         input: JSON.stringify({ source: 'aiaas.schedule', model: props.modelName }),
-        // Training is long and not worth repeating blindly: a failure waits for the next run.
+        // Training is long and not worth repeating blindly: a failure waits for the next run; a run
+        // Scheduler could not hand to Lambda goes to the dead-letter queue, and its alarm fires.
         retryPolicy: { maximumRetryAttempts: 0, maximumEventAgeInSeconds: 3600 },
+        deadLetterConfig: { arn: this.deadLetterQueue.queueArn },
       },
     });
     // The role must exist with its policy before the schedule first fires.
     this.schedule.node.addDependency(this.schedulerRole);
 
     this.alarms = scheduledFunctionAlarms(this, 'retraining', this.function, props);
+    this.undeliveredAlarm = undeliveredRunsAlarm(this, 'retraining', this.deadLetterQueue, props);
   }
 }

@@ -6,7 +6,7 @@
  * deliveries and every version's server errors.
  */
 import { Duration, TimeZone } from 'aws-cdk-lib';
-import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import type { Alarm } from 'aws-cdk-lib/aws-cloudwatch';
 import { type Grant, Grant as IamGrant, type Role } from 'aws-cdk-lib/aws-iam';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { LogGroup } from 'aws-cdk-lib/aws-logs';
@@ -17,7 +17,7 @@ import {
   ScheduleTargetInput,
   TimeWindow,
 } from 'aws-cdk-lib/aws-scheduler';
-import { type IQueue, Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { AIAAS_ALIAS, AIAAS_MODEL_SPEC } from '../../functions/shared/env.js';
 import { acknowledge } from '../nag.js';
@@ -29,6 +29,8 @@ import {
   scheduledFunction,
   scheduledFunctionAlarms,
   schedulerRole,
+  undeliveredRunsAlarm,
+  undeliveredRunsQueue,
 } from './scheduled-function.js';
 
 export interface RolloutFunctionProps extends ScheduledFunctionProps {
@@ -38,13 +40,6 @@ export interface RolloutFunctionProps extends ScheduledFunctionProps {
    * @default 'live'
    */
   readonly aliasName?: string;
-  /**
-   * Where the schedule puts the runs it could not start (the function missing, its invocation
-   * refused or throttled beyond the retry policy). An alarm fires when a run lands there.
-   *
-   * @default - a queue of this construct: SQS-managed encryption, TLS only, messages kept 14 days
-   */
-  readonly deadLetterQueue?: IQueue;
   /**
    * Memory of the function in MiB.
    *
@@ -138,27 +133,12 @@ export class RolloutFunction extends Construct {
       'cloudwatch:GetMetricData supports no resource-level permissions or condition keys (the Service Authorization Reference lists none), so its Resource must be "*"; the statement allows that one read-only action and nothing else.',
     );
 
-    this.deadLetterQueue =
-      props.deadLetterQueue ??
-      new Queue(this, 'UndeliveredRuns', {
-        encryption: QueueEncryption.SQS_MANAGED,
-        enforceSSL: true,
-        retentionPeriod: Duration.days(14),
-      });
-    if (!props.deadLetterQueue) {
-      acknowledge(
-        this.deadLetterQueue,
-        'AwsSolutions-SQS3',
-        'This queue is itself a dead-letter queue: the EventBridge Scheduler schedule of this construct sends it the runs it could not deliver (cdk-nag recognises only SQS redrive policies as DLQ use).',
-      );
-    }
-
+    this.deadLetterQueue = undeliveredRunsQueue(this, props);
     this.schedulerRole = schedulerRole(this, {
       kind: 'rollout',
       modelName: props.modelName,
       target: this.function,
       deadLetterQueue: this.deadLetterQueue,
-      scheduleGroup: 'default',
     });
     const target: IScheduleTarget = {
       bind: () => ({
@@ -185,21 +165,7 @@ export class RolloutFunction extends Construct {
     this.schedule.node.addDependency(this.schedulerRole);
 
     this.alarms = scheduledFunctionAlarms(this, 'rollout', this.function, props);
-    this.undeliveredAlarm = new Alarm(this, 'UndeliveredRunsAlarm', {
-      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-        period: Duration.minutes(5),
-        statistic: 'Maximum',
-      }),
-      threshold: 1,
-      evaluationPeriods: 1,
-      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: TreatMissingData.NOT_BREACHING,
-      alarmDescription: `aiaas model "${props.modelName}" rollout: the schedule could not start a run (see its dead-letter queue)`,
-    });
-    for (const action of props.alarmActions ?? []) {
-      this.undeliveredAlarm.addAlarmAction(action);
-      this.undeliveredAlarm.addOkAction(action);
-    }
+    this.undeliveredAlarm = undeliveredRunsAlarm(this, 'rollout', this.deadLetterQueue, props);
     this.versionAlarms = new VersionAlarms(this, 'VersionAlarms', {
       modelName: props.modelName,
       subject: `aiaas model "${props.modelName}"`,

@@ -1,12 +1,14 @@
 /**
  * What a model's scheduled functions (RetrainingFunction, RolloutFunction) share: their common
  * props, the function on a role and log group of its own (never retried by Lambda: the next
- * scheduled run is the retry), the role EventBridge Scheduler invokes it with, and its alarms.
+ * scheduled run is the retry), the role EventBridge Scheduler invokes it with (only schedules of
+ * this account's default group may assume it), the dead-letter queue the schedule puts the runs it
+ * could not start in, and the alarms (failed runs, undelivered runs).
  * Helpers rather than a construct, so each resource keeps its id in the caller's scope (and with
  * it its logical id and path).
  */
-import { Aws, type Duration, Stack } from 'aws-cdk-lib';
-import type { IAlarmAction } from 'aws-cdk-lib/aws-cloudwatch';
+import { Aws, Duration, Stack } from 'aws-cdk-lib';
+import { Alarm, ComparisonOperator, type IAlarmAction, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import {
   Architecture,
@@ -19,9 +21,10 @@ import {
 import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
-import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import { type IQueue, Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { AIAAS_BUCKET, AIAAS_MODEL } from '../../functions/shared/env.js';
+import { acknowledge } from '../nag.js';
 import { paths } from '../paths.js';
 import { FunctionAlarms } from './function-alarms.js';
 import {
@@ -53,6 +56,13 @@ export interface ScheduledFunctionProps {
    * @default 'UTC'
    */
   readonly scheduleTimezone?: string;
+  /**
+   * Where the schedule puts the runs it could not start (the function missing, its invocation
+   * refused or throttled beyond the retry policy). An alarm fires when a run lands there.
+   *
+   * @default - a queue of this construct: SQS-managed encryption, TLS only, messages kept 14 days
+   */
+  readonly deadLetterQueue?: IQueue;
   /**
    * How long the function's logs are kept.
    *
@@ -168,43 +178,42 @@ export function scheduledFunction(
   return { role, logGroup, function: fn };
 }
 
+/** The group of every aiaas schedule: EventBridge Scheduler's own, which every account has. */
+export const SCHEDULE_GROUP = 'default';
+
 export interface SchedulerRoleOptions {
   readonly kind: ScheduledFunctionKind;
   readonly modelName: string;
   /** The function the schedule invokes. */
   readonly target: IFunction;
+  /** Where the schedule sends the runs it could not start (undeliveredRunsQueue); the role may send to it. */
+  readonly deadLetterQueue: IQueue;
   /**
-   * Where the schedule sends the runs it could not start; the role may send to it.
+   * Only schedules of this schedule group of this account may assume the role (aws:SourceArn with
+   * aws:SourceAccount, Scheduler's confused-deputy guard).
    *
-   * @default - no dead-letter queue
-   */
-  readonly deadLetterQueue?: IQueue;
-  /**
-   * Only schedules of this schedule group may assume the role (aws:SourceArn, Scheduler's
-   * confused-deputy guard).
-   *
-   * @default - any schedule of this account (aws:SourceAccount alone)
+   * @default SCHEDULE_GROUP ('default'), where a schedule that names no group is
    */
   readonly scheduleGroup?: string;
 }
 
 /**
  * The role (`SchedulerRole` in `scope`) a schedule invokes the target with: assumed by EventBridge
- * Scheduler for this account only; it may invoke that function (its unqualified ARN, which the
- * schedule targets) and send to the dead-letter queue, nothing more. aws-scheduler-targets'
- * LambdaInvoke would also grant `<function ARN>:*` (every version and alias), a wildcard a schedule
- * of the unqualified function never uses. The schedule should depend on the role, so that the role
- * exists with its policy before the schedule first fires.
+ * Scheduler for schedules of this account's schedule group only; it may invoke that function (its
+ * unqualified ARN, which the schedule targets) and send to the dead-letter queue, nothing more.
+ * aws-scheduler-targets' LambdaInvoke would also grant `<function ARN>:*` (every version and
+ * alias), a wildcard a schedule of the unqualified function never uses. The schedule should depend
+ * on the role, so that the role exists with its policy before the schedule first fires.
  */
 export function schedulerRole(scope: Construct, options: SchedulerRoleOptions): Role {
-  const conditions: Record<string, string> = { 'aws:SourceAccount': Aws.ACCOUNT_ID };
-  if (options.scheduleGroup !== undefined) {
-    conditions['aws:SourceArn'] = Stack.of(scope).formatArn({
+  const conditions: Record<string, string> = {
+    'aws:SourceAccount': Aws.ACCOUNT_ID,
+    'aws:SourceArn': Stack.of(scope).formatArn({
       service: 'scheduler',
       resource: 'schedule-group',
-      resourceName: options.scheduleGroup,
-    });
-  }
+      resourceName: options.scheduleGroup ?? SCHEDULE_GROUP,
+    }),
+  };
   const role = new Role(scope, 'SchedulerRole', {
     description: `EventBridge Scheduler: invoke the aiaas ${options.kind} function of model ${options.modelName}`,
     assumedBy: new ServicePrincipal('scheduler.amazonaws.com', { conditions: { StringEquals: conditions } }),
@@ -216,16 +225,61 @@ export function schedulerRole(scope: Construct, options: SchedulerRoleOptions): 
       resources: [options.target.functionArn],
     }),
   );
-  if (options.deadLetterQueue) {
-    role.addToPrincipalPolicy(
-      new PolicyStatement({
-        sid: 'SendUndeliveredRuns',
-        actions: ['sqs:SendMessage'],
-        resources: [options.deadLetterQueue.queueArn],
-      }),
-    );
-  }
+  role.addToPrincipalPolicy(
+    new PolicyStatement({
+      sid: 'SendUndeliveredRuns',
+      actions: ['sqs:SendMessage'],
+      resources: [options.deadLetterQueue.queueArn],
+    }),
+  );
   return role;
+}
+
+/**
+ * The dead-letter queue of the schedule: `props.deadLetterQueue`, else a queue of its own
+ * (`UndeliveredRuns` in `scope`) with SQS-managed encryption, TLS only, messages kept 14 days.
+ */
+export function undeliveredRunsQueue(scope: Construct, props: ScheduledFunctionProps): IQueue {
+  if (props.deadLetterQueue) return props.deadLetterQueue;
+  const queue = new Queue(scope, 'UndeliveredRuns', {
+    encryption: QueueEncryption.SQS_MANAGED,
+    enforceSSL: true,
+    retentionPeriod: Duration.days(14),
+  });
+  acknowledge(
+    queue,
+    'AwsSolutions-SQS3',
+    'This queue is itself a dead-letter queue: the EventBridge Scheduler schedule of this construct sends it the runs it could not deliver (cdk-nag recognises only SQS redrive policies as DLQ use).',
+  );
+  return queue;
+}
+
+/**
+ * The alarm (`UndeliveredRunsAlarm` in `scope`) on runs the schedule could not start: a message in
+ * its dead-letter queue. Sent to `props.alarmActions`, as the function's alarms are.
+ */
+export function undeliveredRunsAlarm(
+  scope: Construct,
+  kind: ScheduledFunctionKind,
+  queue: IQueue,
+  props: ScheduledFunctionProps,
+): Alarm {
+  const alarm = new Alarm(scope, 'UndeliveredRunsAlarm', {
+    metric: queue.metricApproximateNumberOfMessagesVisible({
+      period: Duration.minutes(5),
+      statistic: 'Maximum',
+    }),
+    threshold: 1,
+    evaluationPeriods: 1,
+    comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    treatMissingData: TreatMissingData.NOT_BREACHING,
+    alarmDescription: `aiaas model "${props.modelName}" ${kind}: the schedule could not start a run (see its dead-letter queue)`,
+  });
+  for (const action of props.alarmActions ?? []) {
+    alarm.addAlarmAction(action);
+    alarm.addOkAction(action);
+  }
+  return alarm;
 }
 
 /**

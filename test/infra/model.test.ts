@@ -472,6 +472,9 @@ describe('retraining', () => {
         RoleArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^RetrainingSchedulerRole'), 'Arn'] },
         Input: Match.serializedJson({ source: 'aiaas.schedule', model: 'diabetes' }),
         RetryPolicy: { MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 3600 },
+        DeadLetterConfig: {
+          Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^RetrainingUndeliveredRuns'), 'Arn'] },
+        },
       },
     });
     diabetes.hasResourceProperties('AWS::IAM::Role', {
@@ -479,7 +482,12 @@ describe('retraining', () => {
         Statement: [
           Match.objectLike({
             Principal: { Service: 'scheduler.amazonaws.com' },
-            Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+            Condition: {
+              StringEquals: {
+                'aws:SourceAccount': { Ref: 'AWS::AccountId' },
+                'aws:SourceArn': Match.anyValue(),
+              },
+            },
           }),
         ],
       },
@@ -489,6 +497,12 @@ describe('retraining', () => {
         Effect: 'Allow',
         Action: 'lambda:InvokeFunction',
         Resource: { 'Fn::GetAtt': ['RetrainingFunction', 'Arn'] },
+      }),
+      // And send to its dead-letter queue (test/infra/retraining-function.test.ts).
+      expect.objectContaining({
+        Effect: 'Allow',
+        Action: 'sqs:SendMessage',
+        Resource: { 'Fn::GetAtt': [expect.stringMatching(/^RetrainingUndeliveredRuns/), 'Arn'] },
       }),
     ]);
   });

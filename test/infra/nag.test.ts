@@ -15,7 +15,7 @@ describe('cdk-nag AwsSolutions', () => {
     expect(report.success).toBe(true);
   });
 
-  it('acknowledges only the per-model object wildcards, each with a reason', () => {
+  it('acknowledges only the per-model object wildcards and the schedule dead-letter queue, each with a reason', () => {
     const acknowledged = app.node
       .findAll()
       .flatMap((construct) =>
@@ -25,7 +25,7 @@ describe('cdk-nag AwsSolutions', () => {
     expect(acknowledged.length).toBeGreaterThan(0);
     for (const [id, reason] of acknowledged) {
       expect(id).toMatch(
-        /AwsSolutions-IAM5\[Resource::arn:.*\/(models|datasets)\/diabetes\/((versions|aliases)\/(\*\/history\/)?)?\*\]$/,
+        /AwsSolutions-SQS3$|AwsSolutions-IAM5\[Resource::arn:.*\/(models|datasets)\/diabetes\/((versions|aliases)\/(\*\/history\/)?)?\*\]$/,
       );
       expect(String(reason).length).toBeGreaterThan(40);
     }
