@@ -19,22 +19,14 @@ import { DIST } from '../../../cli/paths.js';
 import { loadVersion } from '../../../functions/inference/version-load.js';
 import { keys } from '../../../functions/shared/registry/layout.js';
 import { RegistryReader } from '../../../functions/shared/registry/registry.js';
+import { PIMA_HEADER } from '../../../functions/shared/training/synthetic.js';
 import { localBatchDefinition } from '../../local/batch/definition.js';
 import { runLocalBatchJob } from '../../local/batch/executor.js';
 import { type BenchContext, log } from '../setup.js';
 import { interval, median, pairedRatios, round } from '../stats.js';
 
-/** The example model's CSV columns (models/manifest.json), in input order. */
-const FEATURES = [
-  'pregnancies',
-  'glucose',
-  'blood_pressure',
-  'skin_thickness',
-  'insulin',
-  'bmi',
-  'diabetes_pedigree',
-  'age',
-];
+/** The example model's CSV columns (models/manifest.json), in input order: the data set's, less its label. */
+const FEATURES = PIMA_HEADER.filter((column) => column !== 'outcome');
 
 const quiet = { info() {}, warn() {}, error() {} };
 
