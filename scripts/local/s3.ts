@@ -4,9 +4,10 @@
  * s3rver neither checks SigV4 nor enforces conditional writes: tests of those add their own checks.
  */
 import { mkdirSync } from 'node:fs';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import S3rver from 's3rver';
+import { loopbackNameProblem } from '../../cli/loopback-host.js';
 import { AIAAS_BUCKET, AIAAS_S3_ENDPOINT } from '../../functions/shared/env.js';
 import { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import { createS3Client, S3ObjectStore } from '../../functions/shared/registry/store.js';
@@ -58,6 +59,7 @@ export async function startLocalS3(options: {
     configureBuckets: [{ name: bucket, configs: [] }],
   });
   const address = (await server.run()) as AddressInfo;
+  guardHost((server as unknown as { httpServer: Server }).httpServer);
   const endpoint = `http://127.0.0.1:${address.port}`;
   const client = createS3Client({ endpoint, credentials: LOCAL_CREDENTIALS, region: 'us-east-1' });
   return {
@@ -71,4 +73,29 @@ export async function startLocalS3(options: {
       await server.close();
     },
   };
+}
+
+/**
+ * s3rver answers any Host: a request that does not name 127.0.0.1 or localhost (a page rebinding
+ * its own name to this machine) gets S3's AccessDenied before s3rver sees it.
+ */
+function guardHost(http: Server): void {
+  const listeners = http.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
+  http.removeAllListeners('request');
+  http.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const problem = loopbackNameProblem(req, 'The local S3');
+    if (problem) {
+      req.resume();
+      res.writeHead(403, { 'content-type': 'application/xml' });
+      res.end(
+        `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>${escapeXml(problem)}</Message></Error>`,
+      );
+      return;
+    }
+    for (const listener of listeners) listener.call(http, req, res);
+  });
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
