@@ -5,11 +5,11 @@
  * on every route (predict, the function URL root, the model list, the figures, the console), and
  * its request never reaches a model's function. Real HTTP on loopback, s3rver, the built bundle.
  */
-import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime } from '../../layers/tfjs-runtime/runtime.js';
 import { linear, publishLinear } from '../support/models.js';
+import { rawRequest } from '../support/raw-request.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 const MODEL = 'known';
@@ -30,29 +30,13 @@ afterAll(async () => {
 
 /** One request with the Host header given (fetch would send its own). */
 function call(method: string, path: string, host: string, body?: string) {
-  return new Promise<{ status: number; type: string; text: string }>((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        method,
-        path,
-        headers: { host, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          text += chunk;
-        });
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), text }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+  return rawRequest(
+    port,
+    method,
+    path,
+    { host, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body,
+  );
 }
 
 const since = new Date(Date.now() - 60_000).toISOString();

@@ -5,12 +5,12 @@
  * fault tests') still reach it. Real s3rver, real HTTP.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FaultProxy } from '../../scripts/local/fault-proxy.js';
 import { type LocalS3, startLocalS3 } from '../../scripts/local/s3.js';
+import { rawRequest } from '../support/raw-request.js';
 
 let dir: string;
 let s3: LocalS3;
@@ -27,18 +27,7 @@ afterAll(async () => {
 });
 
 function call(method: string, path: string, host: string, body?: string) {
-  return new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path, headers: { host } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        text += chunk;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
+  return rawRequest(port, method, path, { host }, body);
 }
 
 describe('the local S3: the Host guard', () => {
@@ -65,17 +54,10 @@ describe('the local S3: the Host guard', () => {
     const url = await proxy.start();
     try {
       const viaProxy = new URL(url);
-      const answer = await new Promise<string>((resolve, reject) => {
-        request({ host: '127.0.0.1', port: Number(viaProxy.port), path: `/${s3.bucket}/probe` }, (res) => {
-          let text = '';
-          res.on('data', (c: Buffer) => {
-            text += c.toString();
-          });
-          res.on('end', () => resolve(text));
-        })
-          .on('error', reject)
-          .end();
-      });
+      const viaPort = Number(viaProxy.port);
+      const answer = (
+        await rawRequest(viaPort, 'GET', `/${s3.bucket}/probe`, { host: `127.0.0.1:${viaPort}` })
+      ).text;
       expect(answer).toBe('x');
     } finally {
       await proxy.close();

@@ -4,11 +4,11 @@
  * of another site whose name resolves to 127.0.0.1 (DNS rebinding) cannot start or read batch jobs.
  * Real HTTP on loopback, with the SDK's client for the allowed case; no job is run.
  */
-import { request } from 'node:http';
 import { ListStateMachinesCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelRegistry } from '../../functions/shared/registry/registry.js';
 import { type StepFunctionsApi, startStepFunctionsApi } from '../../scripts/local/step-functions-api.js';
+import { rawRequest } from '../support/raw-request.js';
 
 let api: StepFunctionsApi;
 let port: number;
@@ -31,27 +31,13 @@ afterAll(async () => {
 });
 
 function call(host: string, target: string, body: string) {
-  return new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/',
-        headers: { host, 'x-amz-target': target, 'content-type': 'application/x-amz-json-1.0' },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          text += chunk;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+  return rawRequest(
+    port,
+    'POST',
+    '/',
+    { host, 'x-amz-target': target, 'content-type': 'application/x-amz-json-1.0' },
+    body,
+  );
 }
 
 describe('the local Step Functions API: the Host guard', () => {
